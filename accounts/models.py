@@ -1,0 +1,101 @@
+"""Users, roles, permissions and API clients."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
+from django.db import models
+
+permission_name_validator = RegexValidator(
+    r"^[a-z0-9_.-]+(:[a-z0-9_.*-]+)*$",
+    "Use lower-case words joined by ':', like read:tasks or manage:integrations.",
+)
+role_name_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_.-]*$",
+    "Use lower-case letters, digits, '-', '_' or '.', like developer or ops-admin.",
+)
+
+
+class Permission(models.Model):
+    """A named capability routes can require, like `read:tasks`."""
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[permission_name_validator],
+        help_text="What the holder may do, as action:resource, e.g. read:tasks.",
+    )
+    description = models.CharField(max_length=255, blank=True, help_text="Shown to admins only.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.Model):
+    """A named group of permissions given to users and API clients."""
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[role_name_validator],
+        help_text="Short name used in tokens and route rules, e.g. developer.",
+    )
+    description = models.CharField(max_length=255, blank=True, help_text="Shown to admins only.")
+    permissions = models.ManyToManyField(
+        Permission,
+        blank=True,
+        related_name="roles",
+        help_text="Everything a holder of this role may do.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person who calls the gateway or administers it."""
+
+    roles = models.ManyToManyField(
+        Role,
+        blank=True,
+        related_name="users",
+        help_text="The user's roles; their permissions are the union of the roles' permissions.",
+    )
+
+
+class ApiClient(models.Model):
+    """A program that calls the gateway with API keys."""
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[role_name_validator],
+        help_text="Short name of the calling program, e.g. billing-batch.",
+    )
+    description = models.CharField(max_length=255, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_clients",
+        help_text="The person responsible for this client.",
+    )
+    roles = models.ManyToManyField(Role, blank=True, related_name="api_clients")
+    is_active = models.BooleanField(
+        default=True, help_text="Inactive clients are refused at once, whatever key they send."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,242 @@
+"""Errors as RFC 9457 problem+json: the gateway's exception classes and their one renderer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+
+logger = logging.getLogger("gateway.errors")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:gateway:problem:"
+
+
+class GatewayError(drf.APIException):
+    """Base of every error the gateway raises itself; carries its own status, code and title."""
+
+    status_code = 500
+    default_code = "internal_error"
+    default_detail = "The gateway could not complete the request."
+    title = "Internal server error"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.default_detail, self.default_code)
+        self.headers = headers or {}
+
+
+class BadRequest(GatewayError):
+    """The request (often its path) is malformed."""
+
+    status_code = 400
+    default_code = "bad_request"
+    default_detail = "The request is malformed."
+    title = "Bad request"
+
+
+class RouteNotFound(GatewayError):
+    """No route matches the path."""
+
+    status_code = 404
+    default_code = "route_not_found"
+    default_detail = "No route matches this path."
+    title = "Not found"
+
+
+class MethodNotAllowed(GatewayError):
+    """A route matches the path but not the method."""
+
+    status_code = 405
+    default_code = "method_not_allowed"
+    default_detail = "This path does not accept that method."
+    title = "Method not allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    """The request body is larger than GATEWAY_MAX_BODY_SIZE."""
+
+    status_code = 413
+    default_code = "payload_too_large"
+    default_detail = "The request body is larger than the gateway accepts."
+    title = "Payload too large"
+
+
+class UpstreamUnavailable(GatewayError):
+    """The upstream refused the connection or broke it before answering."""
+
+    status_code = 502
+    default_code = "upstream_unavailable"
+    default_detail = "The upstream service could not be reached."
+    title = "Bad gateway"
+
+
+class UpstreamInvalidResponse(GatewayError):
+    """The upstream sent something that is not a valid HTTP response."""
+
+    status_code = 502
+    default_code = "upstream_invalid_response"
+    default_detail = "The upstream service sent an invalid response."
+    title = "Bad gateway"
+
+
+class UpstreamTimeout(GatewayError):
+    """The upstream did not answer within the route's timeout."""
+
+    status_code = 504
+    default_code = "upstream_timeout"
+    default_detail = "The upstream service did not answer in time."
+    title = "Gateway timeout"
+
+
+class ServiceUnavailable(GatewayError):
+    """The gateway cannot serve the request right now (circuit open, no healthy target...)."""
+
+    status_code = 503
+    default_code = "service_unavailable"
+    default_detail = "The service is temporarily unavailable."
+    title = "Service unavailable"
+
+
+_DRF_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+}
+
+
+def problem_body(
+    *, status: int, code: str, title: str, detail: str, request_id: str | None
+) -> dict[str, Any]:
+    """Return an RFC 9457 problem document."""
+    return {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+
+
+def _validation_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Flatten DRF's nested validation detail into `{"field", "message", "type"}` items."""
+    errors: list[dict[str, str]] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            field = f"{prefix}.{key}" if prefix else str(key)
+            errors.extend(_validation_errors(value, field))
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            nested = isinstance(value, dict | list)
+            field = f"{prefix}[{index}]" if nested else prefix
+            errors.extend(_validation_errors(value, field))
+    else:
+        code = getattr(detail, "code", "invalid")
+        errors.append({"field": prefix or "non_field_errors", "message": str(detail), "type": code})
+    return errors
+
+
+def _request_id(context: dict[str, Any]) -> str | None:
+    request = context.get("request")
+    return getattr(request, "request_id", None) if request is not None else None
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF exception handler: render any exception as problem+json, never leaking its text."""
+    request_id = _request_id(context)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    if not isinstance(exc, drf.APIException):
+        logger.exception("unhandled error (request_id=%s)", request_id)
+        exc = GatewayError()
+
+    status = exc.status_code
+    headers = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, GatewayError):
+        code, title, detail = exc.default_code, exc.title, str(exc.detail)
+        body = problem_body(
+            status=status, code=code, title=title, detail=detail, request_id=request_id
+        )
+    elif isinstance(exc, drf.ValidationError):
+        body = problem_body(
+            status=status,
+            code="validation_error",
+            title="Validation error",
+            detail="The request has invalid fields; see errors.",
+            request_id=request_id,
+        )
+        body["errors"] = _validation_errors(exc.detail)
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        body = problem_body(
+            status=status,
+            code=str(code),
+            title=_DRF_TITLES.get(status, "Error"),
+            detail=str(exc.detail),
+            request_id=request_id,
+        )
+    if isinstance(exc, drf.Throttled) and exc.wait is not None:
+        headers.setdefault("Retry-After", str(max(1, int(exc.wait + 0.999))))
+    return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """Always answer with the view's first renderer: a gateway never 406s a client."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        """Pick the first parser that handles the request's content type."""
+        for parser in parsers:
+            if request.content_type.startswith(parser.media_type.split(";")[0]):
+                return parser
+        return None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        """Pick the first renderer."""
+        renderer = renderers[0]
+        return renderer, renderer.media_type
+
+
+def problem_response(
+    request: HttpRequest, *, status: int, code: str, title: str, detail: str
+) -> HttpResponse:
+    """Plain Django problem+json response, for views outside DRF."""
+    body = problem_body(
+        status=status,
+        code=code,
+        title=title,
+        detail=detail,
+        request_id=getattr(request, "request_id", None),
+    )
+    return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django 404 handler: problem+json."""
+    return problem_response(
+        request, status=404, code="not_found", title="Not found", detail="Nothing lives here."
+    )
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    """Django 500 handler: problem+json without any exception text."""
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail=GatewayError.default_detail,
+    )

@@ -1,0 +1,34 @@
+"""Cross-cutting middleware: the request id every response echoes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponseBase
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+
+
+def request_id_for(client_value: str | None) -> str:
+    """Keep a well-formed client request id, else generate one."""
+    if client_value and _WELL_FORMED_ID.match(client_value):
+        return client_value
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Give every request an id (`request.request_id`) and echo it as `X-Request-ID`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        """Assign the id before the view runs and echo it on the way out."""
+        request_id = request_id_for(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response

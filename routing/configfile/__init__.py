@@ -1,0 +1,1 @@
+"""The YAML config file: validation, diff against the live config, atomic import, export."""

@@ -1,0 +1,229 @@
+"""The live config (from the database) as a ConfigSpec, and applying a spec to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.models import ApiClient, Permission, Role
+from quotas.models import Quota
+from routing.configfile.spec import ConfigSpec, QuotaKey, RouteKey
+from routing.configfile.validate import ConfigError, ConfigInvalid
+from routing.models import Route, Service, Target
+
+
+def _service_spec(service: Service) -> dict[str, Any]:
+    health = None
+    if service.health_check_path:
+        health = {
+            "path": service.health_check_path,
+            "interval_ms": service.health_check_interval_ms or 10_000,
+        }
+    return {
+        "name": service.name,
+        "url": service.url or None,
+        "targets": sorted(
+            ({"url": t.url, "weight": t.weight} for t in service.targets.all()),
+            key=lambda t: str(t["url"]),
+        ),
+        "openapi": service.openapi,
+        "health_check": health,
+        "connect_timeout_ms": service.connect_timeout_ms,
+        "description": service.description,
+    }
+
+
+def _route_spec(route: Route) -> dict[str, Any]:
+    breaker = None
+    if route.circuit_breaker_threshold:
+        breaker = {
+            "threshold": route.circuit_breaker_threshold,
+            "timeout_ms": route.circuit_breaker_timeout_ms or 60_000,
+        }
+    rate_limit = None
+    if route.rate_limit_requests:
+        rate_limit = {
+            "requests": route.rate_limit_requests,
+            "period": route.rate_limit_period,
+            "burst": route.rate_limit_burst,
+            "algorithm": route.rate_limit_algorithm,
+            "headers": route.rate_limit_headers,
+        }
+    return {
+        "path": route.path,
+        "methods": route.method_list,
+        "service": route.service.name,
+        "strip_prefix": route.strip_prefix,
+        "timeout_ms": route.timeout_ms,
+        "retry": route.retry,
+        "circuit_breaker": breaker,
+        "rate_limit": rate_limit,
+        "authentication": route.authentication,
+        "permissions": sorted(p.name for p in route.permissions.all()),
+        "roles": sorted(r.name for r in route.roles.all()),
+        "priority": route.priority,
+        "enabled": route.enabled,
+        "description": route.description,
+    }
+
+
+def live_spec() -> ConfigSpec:
+    """The database's config in canonical form."""
+    spec = ConfigSpec()
+    for service in Service.objects.prefetch_related("targets"):
+        spec.services[service.name] = _service_spec(service)
+    routes = Route.objects.select_related("service").prefetch_related("permissions", "roles")
+    for route in routes:
+        spec.routes[(route.path, route.methods)] = _route_spec(route)
+    for role in Role.objects.prefetch_related("permissions"):
+        spec.roles[role.name] = {
+            "name": role.name,
+            "permissions": sorted(p.name for p in role.permissions.all()),
+            "description": role.description,
+        }
+    for quota in Quota.objects.select_related("role", "user", "client"):
+        spec.quotas[quota.subject] = {
+            "requests_per_day": quota.requests_per_day,
+            "requests_per_month": quota.requests_per_month,
+        }
+    return spec
+
+
+def check_references(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
+    """Errors for routes naming unknown services and quotas naming unknown users/clients."""
+    errors: list[ConfigError] = []
+    known_services = set(spec.services) if prune else set(spec.services) | set(live.services)
+    for route in spec.routes.values():
+        if route["service"] not in known_services:
+            hint = " (--prune removes services not in the file)" if prune else ""
+            errors.append(
+                ConfigError(
+                    f"{route['_location']}.service",
+                    None,
+                    f"service '{route['service']}' is not defined; add it under services:{hint}.",
+                )
+            )
+    user_model = get_user_model()
+    for (kind, name), quota in spec.quotas.items():
+        if kind == "user" and not user_model.objects.filter(username=name).exists():
+            errors.append(
+                ConfigError(
+                    f"{quota['_location']}.user",
+                    None,
+                    f"no user named '{name}'; create the user first.",
+                )
+            )
+        if kind == "client" and not ApiClient.objects.filter(name=name).exists():
+            errors.append(
+                ConfigError(
+                    f"{quota['_location']}.client",
+                    None,
+                    f"no API client named '{name}'; create the client first.",
+                )
+            )
+    if errors:
+        raise ConfigInvalid(errors)
+
+
+def _permissions(names: list[str]) -> list[Permission]:
+    return [Permission.objects.get_or_create(name=name)[0] for name in names]
+
+
+def _roles(names: list[str]) -> list[Role]:
+    return [Role.objects.get_or_create(name=name)[0] for name in names]
+
+
+def _apply_service(values: dict[str, Any]) -> None:
+    health = values["health_check"] or {}
+    service, _ = Service.objects.update_or_create(
+        name=values["name"],
+        defaults={
+            "url": values["url"] or "",
+            "openapi": values["openapi"],
+            "health_check_path": health.get("path", ""),
+            "health_check_interval_ms": health.get("interval_ms"),
+            "connect_timeout_ms": values["connect_timeout_ms"],
+            "description": values["description"],
+        },
+    )
+    wanted = {t["url"]: t["weight"] for t in values["targets"]}
+    service.targets.exclude(url__in=list(wanted)).delete()
+    for url, weight in wanted.items():
+        Target.objects.update_or_create(service=service, url=url, defaults={"weight": weight})
+
+
+def _apply_route(key: RouteKey, values: dict[str, Any]) -> None:
+    breaker = values["circuit_breaker"] or {}
+    rate = values["rate_limit"] or {}
+    route, _ = Route.objects.update_or_create(
+        path=key[0],
+        methods=key[1],
+        defaults={
+            "service": Service.objects.get(name=values["service"]),
+            "strip_prefix": values["strip_prefix"],
+            "timeout_ms": values["timeout_ms"],
+            "retry": values["retry"],
+            "circuit_breaker_threshold": breaker.get("threshold"),
+            "circuit_breaker_timeout_ms": breaker.get("timeout_ms"),
+            "rate_limit_requests": rate.get("requests"),
+            "rate_limit_period": rate.get("period", Route.RatePeriod.MINUTE),
+            "rate_limit_burst": rate.get("burst"),
+            "rate_limit_algorithm": rate.get("algorithm", Route.RateAlgorithm.TOKEN_BUCKET),
+            "rate_limit_headers": rate.get("headers", True),
+            "authentication": values["authentication"],
+            "priority": values["priority"],
+            "enabled": values["enabled"],
+            "description": values["description"],
+        },
+    )
+    route.permissions.set(_permissions(values["permissions"]))
+    route.roles.set(_roles(values["roles"]))
+
+
+def _apply_quota(key: QuotaKey, values: dict[str, Any]) -> None:
+    kind, name = key
+    subject: dict[str, Any]
+    if kind == "role":
+        subject = {"role": _roles([name])[0]}
+    elif kind == "user":
+        subject = {"user": get_user_model().objects.get(username=name)}
+    else:
+        subject = {"client": ApiClient.objects.get(name=name)}
+    Quota.objects.update_or_create(
+        **subject,
+        defaults={
+            "requests_per_day": values["requests_per_day"],
+            "requests_per_month": values["requests_per_month"],
+        },
+    )
+
+
+def apply_spec(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
+    """Make the database match `spec` in one transaction (changed entries only)."""
+    with transaction.atomic():
+        for name, role in spec.roles.items():
+            if live.roles.get(name) != role:
+                obj, _ = Role.objects.update_or_create(
+                    name=name, defaults={"description": role["description"]}
+                )
+                obj.permissions.set(_permissions(role["permissions"]))
+        for name, service in spec.services.items():
+            if live.services.get(name) != service:
+                _apply_service(service)
+        for key, route in spec.routes.items():
+            if live.routes.get(key) != _public(route):
+                _apply_route(key, route)
+        for key, quota in spec.quotas.items():
+            if live.quotas.get(key) != _public(quota):
+                _apply_quota(key, quota)
+        if prune:
+            for key in set(live.routes) - set(spec.routes):
+                Route.objects.filter(path=key[0], methods=key[1]).delete()
+            Service.objects.exclude(name__in=list(spec.services)).delete()
+
+
+def _public(values: dict[str, Any]) -> dict[str, Any]:
+    """Values without bookkeeping keys (like `_location`)."""
+    return {k: v for k, v in values.items() if not k.startswith("_")}

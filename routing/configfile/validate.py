@@ -1,0 +1,440 @@
+"""Parse and validate a config file into a ConfigSpec, collecting every error with its place."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from gateway_project.units import parse_duration_ms
+from routing.configfile.spec import ConfigSpec
+from routing.paths import pattern_errors
+from routing.upstream_urls import upstream_url_error
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+AUTHENTICATION_MODES = ("required", "optional", "none")
+RATE_KEYS = {
+    "requests_per_second": "second",
+    "requests_per_minute": "minute",
+    "requests_per_hour": "hour",
+}
+RATE_ALGORITHMS = ("token_bucket", "sliding_window")
+
+_SERVICE_KEYS = {
+    "name",
+    "url",
+    "targets",
+    "openapi",
+    "health_check",
+    "connect_timeout",
+    "description",
+}
+_ROUTE_KEYS = {
+    "path",
+    "service",
+    "methods",
+    "strip_prefix",
+    "timeout",
+    "retry",
+    "circuit_breaker",
+    "rate_limit",
+    "authentication",
+    "permissions",
+    "roles",
+    "priority",
+    "enabled",
+    "description",
+}
+_ROLE_KEYS = {"name", "permissions", "description"}
+_QUOTA_KEYS = {"role", "user", "client", "requests_per_day", "requests_per_month"}
+_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_TOP_KEYS = {"services", "routes", "roles", "quotas"}
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One problem in a config file, with where it is."""
+
+    location: str  # e.g. routes[2].timeout
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.location or '(file)'}: {self.message}"
+
+
+class ConfigInvalid(Exception):
+    """The config file has errors; nothing was changed."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__(f"{len(errors)} error(s) in the config file")
+        self.errors = errors
+
+
+def _line_map(node: yaml.Node, path: str, lines: dict[str, int], errors: list[ConfigError]) -> None:
+    """Record the line of every value under `node`; flag duplicate mapping keys."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            if key in seen:
+                errors.append(
+                    ConfigError(
+                        child, key_node.start_mark.line + 1, f"'{key}' is given twice; keep one."
+                    )
+                )
+            seen.add(key)
+            _line_map(value_node, child, lines, errors)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, f"{path}[{index}]", lines, errors)
+
+
+class _Checker:
+    """Walks the parsed document, building the spec and collecting errors."""
+
+    def __init__(self, lines: dict[str, int]) -> None:
+        self.lines = lines
+        self.errors: list[ConfigError] = []
+
+    def error(self, location: str, message: str) -> None:
+        """Record an error at `location`, finding its line (or its parent's)."""
+        probe = location
+        while probe and probe not in self.lines:
+            probe = probe.rsplit(".", 1)[0] if "." in probe else probe.rsplit("[", 1)[0]
+            if "[" not in probe and "." not in probe and probe not in self.lines:
+                break
+        self.errors.append(ConfigError(location, self.lines.get(probe), message))
+
+    def mapping(self, value: Any, location: str, allowed: set[str]) -> dict[str, Any] | None:
+        """`value` as a mapping with only `allowed` keys, else an error and None."""
+        if not isinstance(value, dict):
+            self.error(location, "must be a mapping of keys to values.")
+            return None
+        for key in value:
+            if key not in allowed:
+                self.error(
+                    f"{location}.{key}",
+                    f"unknown key '{key}'; expected one of: {', '.join(sorted(allowed))}.",
+                )
+        return value
+
+    def items(self, document: dict[str, Any], key: str) -> list[tuple[str, Any]]:
+        """The entries of the top-level list `key`, with their locations."""
+        value = document.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(key, "must be a list (each entry starting with '- ').")
+            return []
+        return [(f"{key}[{index}]", item) for index, item in enumerate(value)]
+
+    def name(self, value: Any, location: str, what: str) -> str | None:
+        """A required non-empty string."""
+        if not isinstance(value, str) or not value.strip():
+            self.error(location, f"{what} is required and must be text.")
+            return None
+        return value.strip()
+
+    def duration(self, value: Any, location: str) -> int | None:
+        """A duration in milliseconds, or None when absent."""
+        if value is None:
+            return None
+        try:
+            return parse_duration_ms(value)
+        except ValueError as error:
+            self.error(location, str(error))
+            return None
+
+    def count(self, value: Any, location: str, *, minimum: int = 0) -> int | None:
+        """A whole number at least `minimum`, or None when absent."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.error(location, f"must be a whole number of at least {minimum}.")
+            return None
+        return value
+
+    def flag(self, value: Any, location: str, default: bool) -> bool:
+        """A boolean, or `default` when absent."""
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(location, "must be true or false.")
+            return default
+        return value
+
+    def strings(self, value: Any, location: str) -> list[str]:
+        """A list of non-empty strings, sorted and de-duplicated."""
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.error(location, 'must be a list of names, like ["read:tasks"].')
+            return []
+        return sorted(set(value))
+
+    def text(self, value: Any, location: str) -> str:
+        """Optional free text."""
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.error(location, "must be text.")
+            return ""
+        return value
+
+
+def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+    entry = c.mapping(raw, loc, _SERVICE_KEYS)
+    if entry is None:
+        return None
+    name = c.name(entry.get("name"), f"{loc}.name", "A service name")
+    if name and not all(
+        (ch.isalnum() and ch.islower()) or ch.isdigit() or ch == "-" for ch in name
+    ):
+        c.error(f"{loc}.name", f"'{name}' must use lower-case letters, digits and '-'.")
+    url = entry.get("url")
+    targets_raw = entry.get("targets")
+    targets: list[dict[str, Any]] = []
+    if (url is None) == (targets_raw is None):
+        c.error(loc, "give either url: or targets:, not both and not neither.")
+    if url is not None:
+        problem = upstream_url_error(url) if isinstance(url, str) else "url must be text."
+        if problem:
+            c.error(f"{loc}.url", problem)
+    if targets_raw is not None:
+        if not isinstance(targets_raw, list) or not targets_raw:
+            c.error(f"{loc}.targets", "must be a non-empty list of {url, weight}.")
+        else:
+            for index, target in enumerate(targets_raw):
+                tloc = f"{loc}.targets[{index}]"
+                t = c.mapping(target, tloc, {"url", "weight"})
+                if t is None:
+                    continue
+                turl = t.get("url")
+                problem = (
+                    upstream_url_error(turl)
+                    if isinstance(turl, str)
+                    else "url is required and must be text."
+                )
+                if problem:
+                    c.error(f"{tloc}.url", problem)
+                weight = c.count(t.get("weight", 100), f"{tloc}.weight")
+                targets.append({"url": turl, "weight": 100 if weight is None else weight})
+            urls = [t["url"] for t in targets]
+            if len(set(urls)) != len(urls):
+                c.error(f"{loc}.targets", "lists the same url twice; give each target once.")
+    health = None
+    health_raw = entry.get("health_check")
+    if health_raw is not None:
+        h = c.mapping(health_raw, f"{loc}.health_check", {"path", "interval"})
+        if h is not None:
+            hpath = h.get("path")
+            if not isinstance(hpath, str) or not hpath.startswith("/"):
+                c.error(f"{loc}.health_check.path", "must be a path starting with '/'.")
+            interval = c.duration(h.get("interval", "10s"), f"{loc}.health_check.interval")
+            health = {"path": hpath, "interval_ms": interval}
+    openapi = entry.get("openapi")
+    if openapi is not None and (not isinstance(openapi, str) or not openapi.startswith("/")):
+        c.error(f"{loc}.openapi", "must be the path of the service's spec, like /openapi.json.")
+    return {
+        "name": name,
+        "url": url,
+        "targets": sorted(targets, key=lambda t: str(t["url"])),
+        "openapi": openapi or "",
+        "health_check": health,
+        "connect_timeout_ms": c.duration(entry.get("connect_timeout"), f"{loc}.connect_timeout"),
+        "description": c.text(entry.get("description"), f"{loc}.description"),
+    }
+
+
+def _check_rate_limit(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+    allowed = set(RATE_KEYS) | {"burst", "algorithm", "headers"}
+    entry = c.mapping(raw, loc, allowed)
+    if entry is None:
+        return None
+    given = [key for key in RATE_KEYS if key in entry]
+    if len(given) != 1:
+        c.error(
+            loc, "give exactly one of requests_per_second, requests_per_minute, requests_per_hour."
+        )
+        return None
+    requests = c.count(entry[given[0]], f"{loc}.{given[0]}", minimum=1)
+    burst = c.count(entry.get("burst"), f"{loc}.burst", minimum=1)
+    algorithm = entry.get("algorithm", "token_bucket")
+    if algorithm not in RATE_ALGORITHMS:
+        c.error(f"{loc}.algorithm", f"must be one of: {', '.join(RATE_ALGORITHMS)}.")
+    return {
+        "requests": requests,
+        "period": RATE_KEYS[given[0]],
+        "burst": burst,
+        "algorithm": algorithm,
+        "headers": c.flag(entry.get("headers"), f"{loc}.headers", True),
+    }
+
+
+def _check_route(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+    entry = c.mapping(raw, loc, _ROUTE_KEYS)
+    if entry is None:
+        return None
+    path = c.name(entry.get("path"), f"{loc}.path", "A route path")
+    if path:
+        for problem in pattern_errors(path):
+            c.error(f"{loc}.path", problem)
+    service = c.name(entry.get("service"), f"{loc}.service", "The route's service")
+    methods_raw = entry.get("methods")
+    methods: list[str] = []
+    if methods_raw is not None:
+        if not isinstance(methods_raw, list) or not methods_raw:
+            c.error(
+                f"{loc}.methods",
+                "must be a non-empty list like [GET, POST]; omit it to accept every method.",
+            )
+        else:
+            for method in methods_raw:
+                upper = str(method).upper()
+                if upper not in HTTP_METHODS:
+                    c.error(
+                        f"{loc}.methods",
+                        f"unknown method '{method}'; use {', '.join(HTTP_METHODS)}.",
+                    )
+                methods.append(upper)
+    authentication = entry.get("authentication", "required")
+    if authentication not in AUTHENTICATION_MODES:
+        c.error(f"{loc}.authentication", "must be required, optional or none.")
+    breaker = None
+    if entry.get("circuit_breaker") is not None:
+        bloc = f"{loc}.circuit_breaker"
+        b = c.mapping(entry["circuit_breaker"], bloc, {"threshold", "timeout"})
+        if b is not None:
+            threshold = c.count(b.get("threshold"), f"{bloc}.threshold", minimum=1)
+            if threshold is None and b.get("threshold") is None:
+                c.error(f"{bloc}.threshold", "is required: consecutive failures that open it.")
+            breaker = {
+                "threshold": threshold,
+                "timeout_ms": c.duration(b.get("timeout", "60s"), f"{bloc}.timeout"),
+            }
+    rate_limit = None
+    if entry.get("rate_limit") is not None:
+        rate_limit = _check_rate_limit(c, f"{loc}.rate_limit", entry["rate_limit"])
+    priority = entry.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        c.error(f"{loc}.priority", "must be a whole number (higher wins).")
+        priority = 0
+    return {
+        "path": path,
+        "methods": sorted(set(methods)),
+        "service": service,
+        "strip_prefix": c.flag(entry.get("strip_prefix"), f"{loc}.strip_prefix", False),
+        "timeout_ms": c.duration(entry.get("timeout"), f"{loc}.timeout"),
+        "retry": c.count(entry.get("retry", 0), f"{loc}.retry") or 0,
+        "circuit_breaker": breaker,
+        "rate_limit": rate_limit,
+        "authentication": authentication,
+        "permissions": c.strings(entry.get("permissions"), f"{loc}.permissions"),
+        "roles": c.strings(entry.get("roles"), f"{loc}.roles"),
+        "priority": priority,
+        "enabled": c.flag(entry.get("enabled"), f"{loc}.enabled", True),
+        "description": c.text(entry.get("description"), f"{loc}.description"),
+    }
+
+
+def _check_quota(c: _Checker, loc: str, raw: Any) -> tuple[tuple[str, str], dict[str, Any]] | None:
+    entry = c.mapping(raw, loc, _QUOTA_KEYS)
+    if entry is None:
+        return None
+    subjects = [kind for kind in ("role", "user", "client") if kind in entry]
+    if len(subjects) != 1:
+        c.error(loc, "give exactly one of role:, user: or client:.")
+        return None
+    kind = subjects[0]
+    name = c.name(entry[kind], f"{loc}.{kind}", f"The quota's {kind}")
+    per_day = c.count(entry.get("requests_per_day"), f"{loc}.requests_per_day", minimum=1)
+    per_month = c.count(entry.get("requests_per_month"), f"{loc}.requests_per_month", minimum=1)
+    if "requests_per_day" not in entry and "requests_per_month" not in entry:
+        c.error(loc, "give requests_per_day and/or requests_per_month.")
+    if name is None:
+        return None
+    return (kind, name), {"requests_per_day": per_day, "requests_per_month": per_month}
+
+
+def parse_config(text: str) -> ConfigSpec:
+    """Parse and validate config text; ConfigInvalid lists every problem."""
+    errors: list[ConfigError] = []
+    lines: dict[str, int] = {}
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            document = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigInvalid(
+            [ConfigError("", mark.line + 1 if mark else None, f"not valid YAML: {problem}.")]
+        ) from None
+    if node is not None:
+        _line_map(node, "", lines, errors)
+    if document is None:
+        document = {}
+    checker = _Checker(lines)
+    checker.errors.extend(errors)
+    if not isinstance(document, dict):
+        raise ConfigInvalid(
+            [
+                ConfigError(
+                    "", 1, "the file must be a mapping with services:, routes:, roles: and quotas:."
+                )
+            ]
+        )
+    checker.mapping(document, "", _TOP_KEYS)
+    spec = ConfigSpec()
+
+    for loc, raw in checker.items(document, "services"):
+        service = _check_service(checker, loc, raw)
+        if service and service["name"]:
+            if service["name"] in spec.services:
+                checker.error(f"{loc}.name", f"service '{service['name']}' is defined twice.")
+            spec.services[service["name"]] = service
+
+    for loc, raw in checker.items(document, "roles"):
+        entry = checker.mapping(raw, loc, _ROLE_KEYS)
+        if entry is None:
+            continue
+        name = checker.name(entry.get("name"), f"{loc}.name", "A role name")
+        if name:
+            if name in spec.roles:
+                checker.error(f"{loc}.name", f"role '{name}' is defined twice.")
+            spec.roles[name] = {
+                "name": name,
+                "permissions": checker.strings(entry.get("permissions"), f"{loc}.permissions"),
+                "description": checker.text(entry.get("description"), f"{loc}.description"),
+            }
+
+    for loc, raw in checker.items(document, "routes"):
+        route = _check_route(checker, loc, raw)
+        if route and route["path"]:
+            key = (route["path"], ",".join(route["methods"]))
+            if key in spec.routes:
+                checker.error(loc, f"route {key[1] or 'ANY'} {key[0]} is defined twice.")
+            route["_location"] = loc
+            spec.routes[key] = route
+
+    for loc, raw in checker.items(document, "quotas"):
+        quota = _check_quota(checker, loc, raw)
+        if quota:
+            key, values = quota
+            if key in spec.quotas:
+                checker.error(loc, f"a quota for {key[0]} '{key[1]}' is defined twice.")
+            values["_location"] = loc
+            spec.quotas[key] = values
+
+    if checker.errors:
+        raise ConfigInvalid(checker.errors)
+    return spec

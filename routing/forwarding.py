@@ -1,0 +1,132 @@
+"""What the proxy adds, keeps and drops in the headers it forwards both ways."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+
+from django.conf import settings
+
+# RFC 9110 section 7.6.1, plus the legacy proxy headers the contract names.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
+    }
+)
+# Headers the gateway sets itself towards the upstream; a client's copy is always dropped.
+GATEWAY_SET_REQUEST_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-request-id",
+        "traceparent",
+        "x-consumer-id",
+        "x-consumer-username",
+        "x-consumer-roles",
+        "x-consumer-permissions",
+    }
+)
+# Headers of the upstream's answer that the gateway's own server rewrites.
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"x-request-id"}
+
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def connection_listed(connection_value: str | None) -> set[str]:
+    """Header names listed in a Connection header (themselves hop-by-hop)."""
+    if not connection_value:
+        return set()
+    return {token.strip().lower() for token in connection_value.split(",") if token.strip()}
+
+
+def request_headers_from_meta(meta: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The client's end-to-end headers from a WSGI environ, minus what the gateway sets."""
+    dropped = HOP_BY_HOP | GATEWAY_SET_REQUEST_HEADERS
+    dropped |= connection_listed(str(meta.get("HTTP_CONNECTION", "")))
+    headers: list[tuple[str, str]] = []
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").lower()
+        elif key == "CONTENT_TYPE":
+            name = "content-type"
+        else:
+            continue
+        if name not in dropped and value != "":
+            headers.append((name, str(value)))
+    return headers
+
+
+def _is_trusted(address: str) -> bool:
+    networks = settings.GATEWAY_TRUSTED_PROXIES
+    if not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(remote_addr: str, forwarded_for: str | None) -> str:
+    """The caller's address: REMOTE_ADDR, or the first untrusted hop of a trusted chain."""
+    if not forwarded_for or not _is_trusted(remote_addr):
+        return remote_addr
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop):
+            return hop
+    return hops[0] if hops else remote_addr
+
+
+def forwarded_for(remote_addr: str, client_value: str | None) -> str:
+    """The X-Forwarded-For to send: the trusted chain (if any) plus our peer's address."""
+    if client_value and _is_trusted(remote_addr):
+        return f"{client_value}, {remote_addr}"
+    return remote_addr
+
+
+def traceparent_for(client_value: str | None) -> str:
+    """A W3C traceparent continuing the client's trace (new span id), or starting one."""
+    span_id = secrets.token_hex(8)
+    if client_value:
+        match = _TRACEPARENT.match(client_value.strip())
+        if match and match[1] != "ff" and set(match[2]) != {"0"} and set(match[3]) != {"0"}:
+            return f"00-{match[2]}-{span_id}-{match[4]}"
+    return f"00-{secrets.token_hex(16)}-{span_id}-01"
+
+
+def response_headers(
+    raw: Iterable[tuple[str, str]],
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Split an upstream answer's headers into (headers joined by name, Set-Cookie values)."""
+    pairs = list(raw)
+    dropped = DROPPED_RESPONSE_HEADERS | connection_listed(
+        ", ".join(value for name, value in pairs if name.lower() == "connection")
+    )
+    joined: dict[str, tuple[str, list[str]]] = {}
+    cookies: list[str] = []
+    for name, value in pairs:
+        lowered = name.lower()
+        if lowered in dropped:
+            continue
+        if lowered == "set-cookie":
+            cookies.append(value)  # never joined: Set-Cookie values may contain commas
+            continue
+        if lowered in joined:
+            joined[lowered][1].append(value)
+        else:
+            joined[lowered] = (name, [value])
+    return [(name, ", ".join(values)) for name, values in joined.values()], cookies

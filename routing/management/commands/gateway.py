@@ -1,0 +1,95 @@
+"""`manage.py gateway import|export|explain`: the gateway's command-line interface."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from routing.configfile.service import config_export, config_import
+from routing.configfile.validate import ConfigInvalid
+
+
+class Command(BaseCommand):
+    """Import, export and explain the gateway's configuration."""
+
+    help = "Import or export the gateway config, or explain how a request would be handled."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Define the import, export and explain subcommands."""
+        sub = parser.add_subparsers(dest="action", required=True)
+        importing = sub.add_parser("import", help="Load a YAML config file.")
+        importing.add_argument("file", help="The config file (YAML), or - for standard input.")
+        importing.add_argument(
+            "--dry-run", action="store_true", help="Print the diff, change nothing."
+        )
+        importing.add_argument(
+            "--prune", action="store_true", help="Delete services and routes not in the file."
+        )
+        exporting = sub.add_parser("export", help="Write the live config as YAML.")
+        exporting.add_argument("--output", help="Write to this file instead of standard output.")
+        explaining = sub.add_parser("explain", help="Show how a request would be handled.")
+        explaining.add_argument("method", help="HTTP method, e.g. GET.")
+        explaining.add_argument("path", help="Request path, e.g. /api/v1/rd/tasks?x=1.")
+        explaining.add_argument(
+            "--header",
+            action="append",
+            default=[],
+            metavar="'Name: value'",
+            help="A request header; repeat for several.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Run the chosen subcommand."""
+        action = options["action"]
+        if action == "import":
+            self._import(options["file"], dry_run=options["dry_run"], prune=options["prune"])
+        elif action == "export":
+            self._export(options.get("output"))
+        else:
+            self._explain(options["method"], options["path"], options["header"])
+
+    def _import(self, file_name: str, *, dry_run: bool, prune: bool) -> None:
+        try:
+            text = sys.stdin.read() if file_name == "-" else Path(file_name).read_text()
+        except OSError as error:
+            raise CommandError(f"Cannot read {file_name}: {error.strerror}.") from None
+        try:
+            result = config_import(text=text, dry_run=dry_run, prune=prune)
+        except ConfigInvalid as invalid:
+            for error in invalid.errors:
+                self.stderr.write(f"{file_name}: {error}")
+            raise CommandError(
+                f"{len(invalid.errors)} error(s) in {file_name}; nothing was changed."
+            ) from None
+        for line in result.changes:
+            self.stdout.write(line)
+        if not result.changes:
+            self.stdout.write("No changes: the live config already matches the file.")
+        elif dry_run:
+            self.stdout.write(f"Dry run: {len(result.changes)} change(s) not applied.")
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Applied {len(result.changes)} change(s)."))
+
+    def _export(self, output: str | None) -> None:
+        text = config_export()
+        if output:
+            Path(output).write_text(text)
+            self.stderr.write(f"Wrote {output}.")
+        else:
+            self.stdout.write(text, ending="")
+
+    def _explain(self, method: str, path: str, header_args: list[str]) -> None:
+        from routing.explain import explain_request
+
+        headers: dict[str, str] = {}
+        for raw in header_args:
+            name, sep, value = raw.partition(":")
+            if not sep or not name.strip():
+                raise CommandError(f"--header {raw!r} must look like 'Name: value'.")
+            headers[name.strip()] = value.strip()
+        report = explain_request(method=method.upper(), path=path, headers=headers)
+        for line in report.lines():
+            self.stdout.write(line)

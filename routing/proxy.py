@@ -1,0 +1,216 @@
+"""Turning a client's request into an upstream request, and the answer back."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import urllib3
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+
+from gateway_project.errors import BadRequest, PayloadTooLarge
+from routing.forwarding import (
+    forwarded_for,
+    request_headers_from_meta,
+    response_headers,
+    traceparent_for,
+)
+from routing.paths import BadPath, normalize_path
+from routing.table import CompiledRoute
+from routing.upstream import UpstreamRequest, upstream_client
+
+logger = logging.getLogger("gateway.proxy")
+
+_CHUNK = 64 * 1024
+# Answers up to this size are read whole and the connection freed at once; larger ones stream.
+_BUFFERED_RESPONSE_LIMIT = 256 * 1024
+
+
+@dataclass
+class Consumer:
+    """Who is calling, as the upstream is told in X-Consumer-* headers."""
+
+    id: str
+    username: str
+    roles: frozenset[str] = frozenset()
+    permissions: frozenset[str] = frozenset()
+    kind: str = "user"  # user | client | anonymous
+
+
+@dataclass
+class ProxyContext:
+    """What the pipeline learns about one request as it goes."""
+
+    path: str
+    route: CompiledRoute
+    consumer: Consumer | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False  # explain: run every check, consume no quota, call no upstream
+    explain_steps: list[str] = field(default_factory=list)  # what each check decided
+
+
+def raw_path(request: HttpRequest) -> str:
+    """The request path as the client sent it (percent-escapes intact)."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if raw:
+        if "://" in raw.split("?", 1)[0]:  # absolute-form request target
+            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
+        return str(raw).split("?", 1)[0]
+    # Servers without RAW_URI give a decoded PATH_INFO: re-encode it so escapes stay escaped.
+    return request.path_info.encode("utf-8").decode("latin-1").replace("%", "%25")
+
+
+def normalized_path(request: HttpRequest) -> str:
+    """The normalized request path; BadRequest for a hostile or malformed one."""
+    try:
+        return normalize_path(raw_path(request))
+    except BadPath as error:
+        raise BadRequest(f"Bad path: {error.reason}") from None
+
+
+class _LimitedReader:
+    """Reads exactly `length` bytes from a WSGI input stream, in chunks."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        """Read at most `size` bytes (all that is left when negative)."""
+        if self._left <= 0:
+            return b""
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._stream.read(size)
+        self._left -= len(data)
+        return bytes(data)
+
+
+def request_body(request: HttpRequest) -> tuple[IO[bytes] | bytes | None, int, bool]:
+    """The body to forward as (body, length, replayable); 413 before any upstream contact."""
+    limit = settings.GATEWAY_MAX_BODY_SIZE
+    stream = request.META["wsgi.input"]
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # Unknown length: spool (to disk past 1 MiB) up to the limit, then forward it.
+        spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        size = 0
+        while chunk := stream.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                spool.close()
+                raise PayloadTooLarge()
+            spool.write(chunk)
+        spool.seek(0)
+        return spool, size, True  # type: ignore[return-value]
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadRequest("Content-Length is not a number.") from None
+    if length < 0:
+        raise BadRequest("Content-Length is negative.")
+    if length > limit:
+        raise PayloadTooLarge()
+    if length == 0:
+        return None, 0, True
+    if length <= _CHUNK:
+        return stream.read(length), length, True
+    return _LimitedReader(stream, length), length, False  # type: ignore[return-value]
+
+
+def upstream_request(request: HttpRequest, context: ProxyContext) -> UpstreamRequest:
+    """Build the upstream request: path, query, end-to-end headers and the gateway's own."""
+    meta = request.META
+    body, length, replayable = request_body(request)
+    headers = dict(request_headers_from_meta(meta))
+    headers["content-length"] = str(length) if (body is not None or length) else "0"
+    if body is None and request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        del headers["content-length"]
+    remote = str(meta.get("REMOTE_ADDR", ""))
+    headers["x-forwarded-for"] = forwarded_for(remote, meta.get("HTTP_X_FORWARDED_FOR"))
+    headers["x-forwarded-proto"] = request.scheme or "http"
+    headers["x-forwarded-host"] = str(meta.get("HTTP_HOST", ""))
+    headers["x-request-id"] = getattr(request, "request_id", "")
+    headers["traceparent"] = traceparent_for(meta.get("HTTP_TRACEPARENT"))
+    consumer = context.consumer
+    if consumer is not None:
+        headers["x-consumer-id"] = consumer.id
+        headers["x-consumer-username"] = consumer.username
+        headers["x-consumer-roles"] = ",".join(sorted(consumer.roles))
+        headers["x-consumer-permissions"] = ",".join(sorted(consumer.permissions))
+    path = context.route.pattern.upstream_path(
+        context.path, strip_prefix=context.route.strip_prefix
+    )
+    query = meta.get("QUERY_STRING", "")
+    return UpstreamRequest(
+        method=str(request.method),
+        path=f"{path}?{query}" if query else path,
+        headers=headers,
+        body=body,
+        replayable=replayable,
+    )
+
+
+class _RepeatedHeadersMixin:
+    """Lets a response carry headers Django's header dict cannot repeat (Set-Cookie)."""
+
+    extra_headers: list[tuple[str, str]] = []
+
+    def items(self):  # type: ignore[no-untyped-def]
+        """Headers as the WSGI handler sends them, repeated ones included."""
+        return [*super().items(), *self.extra_headers]  # type: ignore[misc]
+
+
+class BufferedProxiedResponse(_RepeatedHeadersMixin, HttpResponse):
+    """A small upstream answer, read whole."""
+
+
+class StreamedProxiedResponse(_RepeatedHeadersMixin, StreamingHttpResponse):
+    """A large or unknown-length upstream answer, streamed through in chunks."""
+
+
+def _stream(upstream: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    finished = False
+    try:
+        yield from upstream.stream(_CHUNK, decode_content=False)
+        finished = True
+    except Exception:
+        # Too late for an error status: drop the connection so the client sees a short body.
+        logger.warning("upstream stream broke off", exc_info=True)
+        raise
+    finally:
+        if not finished:
+            upstream.close()
+        upstream.release_conn()
+
+
+def client_response(upstream: urllib3.BaseHTTPResponse, extra: dict[str, str]) -> HttpResponseBase:
+    """The client's answer from the upstream's: headers filtered, body streamed when large."""
+    headers, cookies = response_headers(upstream.headers.items())
+    length = upstream.headers.get("content-length")
+    response: BufferedProxiedResponse | StreamedProxiedResponse
+    if length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT:
+        try:
+            content = upstream.read(decode_content=False)
+        finally:
+            upstream.release_conn()
+        response = BufferedProxiedResponse(content, status=upstream.status)
+    else:
+        response = StreamedProxiedResponse(_stream(upstream), status=upstream.status)
+    del response["Content-Type"]  # Django's default; the upstream's own is copied below
+    for name, value in headers:
+        response[name] = value
+    for name, value in extra.items():
+        response[name] = value
+    response.extra_headers = [("Set-Cookie", cookie) for cookie in cookies]
+    return response
+
+
+def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
+    """Send the request upstream and turn the answer into the client's response."""
+    outgoing = upstream_request(request, context)
+    result = upstream_client().send(context.route, outgoing)
+    return client_response(result.response, context.response_headers)

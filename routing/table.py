@@ -1,0 +1,277 @@
+"""The compiled, in-memory route table and its per-process holder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from gateway_project.errors import MethodNotAllowed, RouteNotFound
+from routing.paths import CompiledPattern, compile_pattern
+
+logger = logging.getLogger("gateway.config")
+
+_PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTarget:
+    """One upstream address, split once so forwarding never parses URLs."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    base_path: str  # "" or "/prefix" without a trailing slash
+    weight: int
+
+    @classmethod
+    def from_url(cls, url: str, weight: int) -> CompiledTarget:
+        """Split `url` into the parts the upstream client needs."""
+        parts = urlsplit(url)
+        default_port = 443 if parts.scheme == "https" else 80
+        return cls(
+            url=url,
+            scheme=parts.scheme,
+            host=parts.hostname or "",
+            port=parts.port or default_port,
+            base_path=parts.path.rstrip("/"),
+            weight=weight,
+        )
+
+    @property
+    def host_header(self) -> str:
+        """The Host header the upstream expects."""
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSpec:
+    """A route's rate limit, as the limiter needs it."""
+
+    requests: int
+    period_seconds: int
+    burst: int
+    algorithm: str
+    send_headers: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerSpec:
+    """When a route's circuit opens and for how long."""
+
+    threshold: int
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSpec:
+    """A consumer's daily and monthly allowance."""
+
+    per_day: int | None
+    per_month: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledService:
+    """A service with its targets resolved (environment overrides applied)."""
+
+    name: str
+    targets: tuple[CompiledTarget, ...]
+    connect_timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    """Everything the proxy needs about a route, precomputed at compile time."""
+
+    id: int
+    pattern: CompiledPattern
+    methods: frozenset[str] | None  # None: every method
+    service: CompiledService
+    strip_prefix: bool
+    timeout_seconds: float
+    retries: int
+    authentication: str
+    permissions: frozenset[str]
+    roles: frozenset[str]
+    rate_limit: RateLimitSpec | None
+    circuit_breaker: CircuitBreakerSpec | None
+    priority: int
+
+    @property
+    def name(self) -> str:
+        """A readable label: methods and pattern."""
+        methods = ",".join(sorted(self.methods)) if self.methods else "ANY"
+        return f"{methods} {self.pattern.pattern}"
+
+    def allows(self, method: str) -> bool:
+        """Whether the route accepts `method`."""
+        return self.methods is None or method in self.methods
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """Routes sorted by precedence; matching is a scan with a cheap prefix pre-check."""
+
+    routes: tuple[CompiledRoute, ...]
+    version: int
+    quotas: dict[tuple[str, str], QuotaSpec] = field(default_factory=dict)
+
+    def match(self, method: str, path: str) -> CompiledRoute:
+        """The route for (method, normalized path); RouteNotFound or MethodNotAllowed."""
+        allowed: set[str] = set()
+        for route in self.routes:
+            if not path.startswith(route.pattern.literal_prefix):
+                continue
+            if route.pattern.match(path) is None:
+                continue
+            if route.allows(method):
+                return route
+            allowed |= route.methods or set()
+        if allowed:
+            raise MethodNotAllowed(headers={"Allow": ", ".join(sorted(allowed))})
+        raise RouteNotFound()
+
+
+def service_url_override(name: str) -> str | None:
+    """`GATEWAY_SERVICE_<NAME>_URL` for the service `name`, if set."""
+    return os.environ.get(f"GATEWAY_SERVICE_{name.upper().replace('-', '_')}_URL") or None
+
+
+def _methods(route_methods: list[str]) -> frozenset[str] | None:
+    if not route_methods:
+        return None
+    methods = set(route_methods)
+    if "GET" in methods:
+        methods.add("HEAD")  # a GET route answers HEAD, as every web server does
+    return frozenset(methods)
+
+
+def compile_table(version: int) -> RouteTable:
+    """Read the enabled routes, services and quotas from the database and compile them."""
+    from quotas.models import Quota
+    from routing.models import Route
+
+    services: dict[int, CompiledService] = {}
+    compiled: list[CompiledRoute] = []
+    default_connect = settings.GATEWAY_CONNECT_TIMEOUT_MS / 1000
+    routes = (
+        Route.objects.filter(enabled=True)
+        .select_related("service")
+        .prefetch_related("permissions", "roles", "service__targets")
+    )
+    for route in routes:
+        service = route.service
+        if service.pk not in services:
+            override = service_url_override(service.name)
+            if override or service.url:
+                targets = (CompiledTarget.from_url(override or service.url, 100),)
+            else:
+                targets = tuple(
+                    CompiledTarget.from_url(t.url, t.weight) for t in service.targets.all()
+                )
+            connect = (service.connect_timeout_ms or 0) / 1000 or default_connect
+            services[service.pk] = CompiledService(service.name, targets, connect)
+        rate_limit = None
+        if route.rate_limit_requests:
+            rate_limit = RateLimitSpec(
+                requests=route.rate_limit_requests,
+                period_seconds=_PERIOD_SECONDS[route.rate_limit_period],
+                burst=route.rate_limit_burst or route.rate_limit_requests,
+                algorithm=route.rate_limit_algorithm,
+                send_headers=route.rate_limit_headers,
+            )
+        breaker = None
+        if route.circuit_breaker_threshold:
+            breaker = CircuitBreakerSpec(
+                threshold=route.circuit_breaker_threshold,
+                timeout_seconds=(route.circuit_breaker_timeout_ms or 60_000) / 1000,
+            )
+        compiled.append(
+            CompiledRoute(
+                id=route.pk,
+                pattern=compile_pattern(route.path),
+                methods=_methods(route.method_list),
+                service=services[service.pk],
+                strip_prefix=route.strip_prefix,
+                timeout_seconds=(route.timeout_ms or settings.GATEWAY_DEFAULT_TIMEOUT_MS) / 1000,
+                retries=route.retry,
+                authentication=route.authentication,
+                permissions=frozenset(p.name for p in route.permissions.all()),
+                roles=frozenset(r.name for r in route.roles.all()),
+                rate_limit=rate_limit,
+                circuit_breaker=breaker,
+                priority=route.priority,
+            )
+        )
+    compiled.sort(key=lambda r: (-r.priority, r.pattern.specificity, r.pattern.pattern))
+    quotas = {
+        quota.subject: QuotaSpec(quota.requests_per_day, quota.requests_per_month)
+        for quota in Quota.objects.select_related("role", "user", "client")
+    }
+    return RouteTable(routes=tuple(compiled), version=version, quotas=quotas)
+
+
+class RouteTableHolder:
+    """Holds this process's compiled table and recompiles it when the config version moves."""
+
+    def __init__(self) -> None:
+        self._table: RouteTable | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> RouteTable:
+        """The current table, checking the version at most every GATEWAY_CONFIG_POLL."""
+        table = self._table
+        poll_seconds = settings.GATEWAY_CONFIG_POLL_MS / 1000
+        if table is not None and time.monotonic() - self._checked_at < poll_seconds:
+            return table
+        if table is not None and not self._lock.acquire(blocking=False):
+            return table  # another thread is refreshing; serve the table we have
+        if table is None:
+            self._lock.acquire()
+        try:
+            return self._refresh()
+        finally:
+            self._lock.release()
+
+    def _refresh(self) -> RouteTable:
+        from routing.config_version import current_version
+
+        table = self._table
+        try:
+            version = current_version()
+            if table is None or version != table.version:
+                table = compile_table(version)
+                logger.info(
+                    "compiled route table version %s (%d routes)", version, len(table.routes)
+                )
+        except Exception:
+            if table is None:
+                raise
+            # The database is unreachable: keep serving the last table we compiled.
+            logger.warning("config refresh failed; serving table version %s", table.version)
+        self._table = table
+        self._checked_at = time.monotonic()
+        return table
+
+    def invalidate(self) -> None:
+        """Check the version on the next request instead of waiting for the poll interval."""
+        self._checked_at = 0.0
+
+    def reset(self) -> None:
+        """Drop the compiled table; the next request compiles a fresh one (used by tests)."""
+        with self._lock:
+            self._table = None
+            self._checked_at = 0.0
+
+
+route_tables = RouteTableHolder()

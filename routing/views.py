@@ -1,0 +1,39 @@
+"""The proxy view: DRF's pipeline (authenticate, authorize, throttle) around forwarding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http.response import HttpResponseBase
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from routing.proxy import ProxyContext, forward, normalized_path
+from routing.table import route_tables
+
+
+class ProxyView(APIView):
+    """Matches the route, runs DRF's auth/permission/throttle steps, then forwards."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    throttle_classes: list[Any] = []
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        """No `Allow`/`Vary` of DRF's own on proxied answers: the upstream's headers rule."""
+        return {}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Match the route first: authentication and limits depend on it."""
+        path = normalized_path(request._request)
+        route = route_tables.get().match(str(request.method), path)
+        context = ProxyContext(path=path, route=route, dry_run=kwargs.pop("dry_run", False))
+        request.gateway = context  # type: ignore[attr-defined]
+        super().initial(request, *args, **kwargs)
+
+    def proxy(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Forward the request upstream and return its answer."""
+        return forward(request._request, request.gateway)  # type: ignore[attr-defined]
+
+    get = post = put = patch = delete = head = options = proxy

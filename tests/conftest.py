@@ -1,0 +1,64 @@
+"""Fixtures shared by the whole suite: a real upstream server and route factories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway_project.redis import redis_client, redis_key
+from routing.table import route_tables
+from tests.support.upstream import UpstreamServer
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[UpstreamServer]:
+    """One real HTTP upstream on loopback for the whole session."""
+    with UpstreamServer("upstream-a") as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(upstream_server: UpstreamServer) -> UpstreamServer:
+    """The session's upstream, with its record of received requests cleared."""
+    upstream_server.reset()
+    return upstream_server
+
+
+@pytest.fixture(autouse=True)
+def fresh_route_table() -> Iterator[None]:
+    """Every test compiles its own route table from its own database state."""
+    route_tables.reset()
+    yield
+    route_tables.reset()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_redis_namespace() -> Iterator[None]:
+    """Remove this run's Redis keys at the end of the session."""
+    yield
+    client = redis_client()
+    if client is not None:
+        keys = list(client.scan_iter(redis_key("*")))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+def make_route(db: Any) -> Any:
+    """Factory: `make_route(path, url, **route_fields)` creates a service and a route."""
+    from routing.models import Route, Service
+
+    counter = {"n": 0}
+
+    def factory(path: str, url: str, *, service: str | None = None, **fields: Any) -> Route:
+        counter["n"] += 1
+        name = service or f"svc-{counter['n']}"
+        svc, _ = Service.objects.get_or_create(name=name, defaults={"url": url})
+        fields.setdefault("authentication", Route.Authentication.NONE)
+        route = Route.objects.create(path=path, service=svc, **fields)
+        route_tables.reset()
+        return route
+
+    return factory
