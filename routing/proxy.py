@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -52,6 +53,12 @@ class ProxyContext:
     response_headers: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False  # explain: run every check, consume no quota, call no upstream
     explain_steps: list[str] = field(default_factory=list)  # what each check decided
+    # Filled in as the request goes, for the access log and metrics.
+    upstream_target: str | None = None
+    upstream_seconds: float | None = None
+    attempts: int = 0
+    limit_verdict: str | None = None
+    request_bytes: int = 0
 
 
 def raw_path(request: HttpRequest) -> str:
@@ -212,5 +219,12 @@ def client_response(upstream: urllib3.BaseHTTPResponse, extra: dict[str, str]) -
 def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
     """Send the request upstream and turn the answer into the client's response."""
     outgoing = upstream_request(request, context)
-    result = upstream_client().send(context.route, outgoing)
+    context.request_bytes = int(outgoing.headers.get("content-length", 0))
+    started = time.perf_counter()
+    try:
+        result = upstream_client().send(context.route, outgoing)
+    finally:
+        context.upstream_seconds = time.perf_counter() - started
+    context.upstream_target = result.target.url
+    context.attempts = result.attempts
     return client_response(result.response, context.response_headers)

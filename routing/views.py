@@ -30,6 +30,7 @@ class ProxyView(APIView):
         route = route_tables.get().match(str(request.method), path)
         context = ProxyContext(path=path, route=route, dry_run=kwargs.pop("dry_run", False))
         request.gateway = context  # type: ignore[attr-defined]
+        request._request.gateway = context  # type: ignore[attr-defined] # for middleware
         super().initial(request, *args, **kwargs)
 
     def proxy(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
