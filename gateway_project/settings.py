@@ -122,8 +122,7 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 # Short timeouts: a dead Redis must never hang a proxied request.
-                "SOCKET_CONNECT_TIMEOUT": env_duration_ms("REDIS_CONNECT_TIMEOUT", "250ms")
-                / 1000,
+                "SOCKET_CONNECT_TIMEOUT": env_duration_ms("REDIS_CONNECT_TIMEOUT", "250ms") / 1000,
                 "SOCKET_TIMEOUT": env_duration_ms("REDIS_TIMEOUT", "250ms") / 1000,
             },
             "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", "gw") or "gw",

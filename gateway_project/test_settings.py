@@ -21,3 +21,7 @@ if REDIS_URL:  # noqa: F405
 GATEWAY_CONFIG_POLL_MS = 60_000
 GATEWAY_RETRY_BACKOFF_MS = 1
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - WhiteNoise warns when missing
+
+# SQLite: a file-backed test database, so e2e gunicorn subprocesses can share it.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
