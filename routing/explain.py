@@ -44,8 +44,8 @@ class ExplainReport:
             if self.upstream:
                 out.append(f"upstream:   {self.upstream}")
             out.append(f"auth:       {route.authentication}")
-            out.append(f"roles:      {', '.join(sorted(route.roles)) or '-'} (any one)")
-            out.append(f"permissions:{' ' + ', '.join(sorted(route.permissions)) or ' -'} (all)")
+            out.append(f"roles:      {', '.join(sorted(route.roles)) or '-'} (any one needed)")
+            out.append(f"permissions: {', '.join(sorted(route.permissions)) or '-'} (all needed)")
             limit = route.rate_limit
             out.append(
                 f"rate limit: {limit.requests} per {limit.period_seconds}s, burst {limit.burst}"
