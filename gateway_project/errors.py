@@ -231,6 +231,20 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     )
 
 
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django 400 handler (e.g. a Host not in ALLOWED_HOSTS): problem+json."""
+    return problem_response(
+        request, status=400, code="bad_request", title="Bad request", detail="Bad request."
+    )
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django 403 handler: problem+json."""
+    return problem_response(
+        request, status=403, code="forbidden", title="Forbidden", detail="Access denied."
+    )
+
+
 def handler500(request: HttpRequest) -> HttpResponse:
     """Django 500 handler: problem+json without any exception text."""
     return problem_response(

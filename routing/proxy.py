@@ -194,12 +194,20 @@ def _stream(upstream: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         upstream.release_conn()
 
 
-def client_response(upstream: urllib3.BaseHTTPResponse, extra: dict[str, str]) -> HttpResponseBase:
+def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
+    if method == "HEAD" or upstream.status in (204, 304):
+        return True
+    length = upstream.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT
+
+
+def client_response(
+    upstream: urllib3.BaseHTTPResponse, *, method: str, extra: dict[str, str]
+) -> HttpResponseBase:
     """The client's answer from the upstream's: headers filtered, body streamed when large."""
     headers, cookies = response_headers(upstream.headers.items())
-    length = upstream.headers.get("content-length")
     response: BufferedProxiedResponse | StreamedProxiedResponse
-    if length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT:
+    if _has_small_body(upstream, method):
         try:
             content = upstream.read(decode_content=False)
         finally:
@@ -227,4 +235,6 @@ def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
         context.upstream_seconds = time.perf_counter() - started
     context.upstream_target = result.target.url
     context.attempts = result.attempts
-    return client_response(result.response, context.response_headers)
+    return client_response(
+        result.response, method=outgoing.method, extra=context.response_headers
+    )
