@@ -189,8 +189,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             detail=str(exc.detail),
             request_id=request_id,
         )
-    if isinstance(exc, drf.Throttled) and exc.wait is not None:
-        headers.setdefault("Retry-After", str(max(1, int(exc.wait + 0.999))))
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, drf.Throttled) and wait is not None:
+        headers.setdefault("Retry-After", str(max(1, int(wait + 0.999))))
     return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 

@@ -34,7 +34,7 @@ def _secret_key() -> str:
     if generated.exists():
         return generated.read_text().strip()
     if DEBUG:
-        return "insecure-debug-only-key"  # noqa: S105 - DEBUG only, never served in production
+        return "insecure-debug-only-key"
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY (or SECRET_KEY_FILE), or run `make run`, "
         f"which generates one into {generated}."
@@ -108,7 +108,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "gateway.sqlite3",
+            "NAME": str(VAR_DIR / "gateway.sqlite3"),
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }

@@ -84,7 +84,26 @@ class RouteForm(forms.ModelForm):
 
     class Meta:
         model = Route
-        exclude = ("methods",)
+        fields = [
+            "path",
+            "service",
+            "enabled",
+            "description",
+            "strip_prefix",
+            "timeout_ms",
+            "retry",
+            "priority",
+            "authentication",
+            "permissions",
+            "roles",
+            "rate_limit_requests",
+            "rate_limit_period",
+            "rate_limit_burst",
+            "rate_limit_algorithm",
+            "rate_limit_headers",
+            "circuit_breaker_threshold",
+            "circuit_breaker_timeout_ms",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -112,7 +112,7 @@ def request_body(request: HttpRequest) -> tuple[IO[bytes] | bytes | None, int, b
                 raise PayloadTooLarge()
             spool.write(chunk)
         spool.seek(0)
-        return spool, size, True  # type: ignore[return-value]
+        return spool, size, True
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -166,7 +166,7 @@ class _RepeatedHeadersMixin:
 
     extra_headers: list[tuple[str, str]] = []
 
-    def items(self):  # type: ignore[no-untyped-def]
+    def items(self) -> list[tuple[str, str]]:
         """Headers as the WSGI handler sends them, repeated ones included."""
         return [*super().items(), *self.extra_headers]  # type: ignore[misc]
 
@@ -235,6 +235,4 @@ def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
         context.upstream_seconds = time.perf_counter() - started
     context.upstream_target = result.target.url
     context.attempts = result.attempts
-    return client_response(
-        result.response, method=outgoing.method, extra=context.response_headers
-    )
+    return client_response(result.response, method=outgoing.method, extra=context.response_headers)

@@ -178,6 +178,7 @@ def compile_table(version: int) -> RouteTable:
         service = route.service
         if service.pk not in services:
             override = service_url_override(service.name)
+            targets: tuple[CompiledTarget, ...]
             if override or service.url:
                 targets = (CompiledTarget.from_url(override or service.url, 100),)
             else:

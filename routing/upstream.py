@@ -124,7 +124,7 @@ class UpstreamClient:
         body = request.body
         if hasattr(body, "seek") and request.replayable:
             body.seek(0)  # type: ignore[union-attr]
-        return pool.urlopen(  # type: ignore[no-any-return]
+        return pool.urlopen(
             request.method,
             target.base_path + request.path,
             body=body,

@@ -8,7 +8,8 @@ from gateway_project.units import format_duration_ms, parse_duration_ms, parse_s
 
 
 @pytest.mark.parametrize(
-    "text, ms", [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("1.5s", 1500)]
+    "text, ms",
+    [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("1.5s", 1500)],
 )
 def test_durations_parse_to_milliseconds(text, ms):
     assert parse_duration_ms(text) == ms
@@ -26,7 +27,8 @@ def test_formatted_durations_parse_back(ms):
 
 
 @pytest.mark.parametrize(
-    "text, size", [(1024, 1024), ("1024", 1024), ("512KiB", 524288), ("10MiB", 10485760), ("1KB", 1000)]
+    "text, size",
+    [(1024, 1024), ("1024", 1024), ("512KiB", 524288), ("10MiB", 10485760), ("1KB", 1000)],
 )
 def test_sizes_parse_to_bytes(text, size):
     assert parse_size(text) == size

@@ -41,7 +41,11 @@ def test_example_config_imports_the_design_documents_three_routes():
     rd = Route.objects.get(path="/api/v1/rd/**")
     assert (rd.timeout_ms, rd.retry, rd.circuit_breaker_threshold) == (30_000, 3, 5)
     pm = Route.objects.get(path="/api/v1/pm/**")
-    assert (pm.rate_limit_requests, pm.rate_limit_burst, pm.rate_limit_period) == (100, 20, "minute")
+    assert (pm.rate_limit_requests, pm.rate_limit_burst, pm.rate_limit_period) == (
+        100,
+        20,
+        "minute",
+    )
 
 
 def test_reimporting_the_same_file_is_a_no_op():
@@ -153,9 +157,7 @@ routes:
 def test_quota_for_a_missing_user_fails_the_whole_import():
     before = _snapshot()
     with pytest.raises(ConfigInvalid):
-        config_import(
-            text=EXAMPLE.read_text() + "  - {user: ghost, requests_per_month: 5}\n"
-        )
+        config_import(text=EXAMPLE.read_text() + "  - {user: ghost, requests_per_month: 5}\n")
     assert _snapshot() == before
 
 

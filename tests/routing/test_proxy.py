@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _json(response):
-    return json.loads(b"".join(response.streaming_content) if response.streaming else response.content)
+    return json.loads(
+        b"".join(response.streaming_content) if response.streaming else response.content
+    )
 
 
 def _problem(response, status: int) -> dict:
@@ -27,7 +29,9 @@ def _problem(response, status: int) -> dict:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_method_path_query_headers_and_body_reach_the_upstream(client, make_route, upstream, method):
+def test_method_path_query_headers_and_body_reach_the_upstream(
+    client, make_route, upstream, method
+):
     make_route("/api/v1/rd/**", upstream.url)
     payload = b'{"title": "write tests"}' * 100
     response = client.generic(
@@ -318,7 +322,9 @@ def test_large_response_is_streamed(client, make_route, upstream):
     assert received == size
 
 
-def test_service_url_can_be_overridden_by_the_environment(client, make_route, upstream, monkeypatch):
+def test_service_url_can_be_overridden_by_the_environment(
+    client, make_route, upstream, monkeypatch
+):
     make_route("/svc/**", "http://127.0.0.1:9", service="billing-api")
     monkeypatch.setenv("GATEWAY_SERVICE_BILLING_API_URL", upstream.url)
     assert client.get("/svc/echo").status_code == 200
@@ -333,7 +339,9 @@ def test_proxied_request_in_steady_state_makes_no_database_query(
         assert client.get("/svc/echo").status_code == 200
 
 
-def test_unexpected_error_is_500_problem_without_its_text(client, make_route, upstream, monkeypatch):
+def test_unexpected_error_is_500_problem_without_its_text(
+    client, make_route, upstream, monkeypatch
+):
     make_route("/svc/**", upstream.url)
 
     def explode(*args, **kwargs):
