@@ -63,7 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway_project.middleware.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "gateway_project.middleware.ConsoleSecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,7 +183,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL}},
+    "loggers": {
+        "django": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
+        # Every proxied 4xx would be a warning line here; the access log records them instead.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # --- The gateway's own settings -------------------------------------------------------------

@@ -221,6 +221,9 @@ def client_response(
     for name, value in extra.items():
         response[name] = value
     response.extra_headers = [("Set-Cookie", cookie) for cookie in cookies]
+    # The upstream decides its own framing and security headers; Django's middleware must not.
+    response.gateway_proxied = True  # type: ignore[attr-defined]
+    response.xframe_options_exempt = True  # type: ignore[attr-defined]
     return response
 
 

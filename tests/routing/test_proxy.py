@@ -366,3 +366,11 @@ def test_head_answer_has_headers_but_no_body(client, make_route, upstream):
     assert response.status_code == 200
     assert response["Content-Length"] == "1000000"
     assert response.content == b""
+
+
+def test_console_security_headers_are_not_added_to_proxied_answers(client, make_route, upstream):
+    make_route("/svc/**", upstream.url)
+    response = client.get("/svc/echo")
+    assert not response.has_header("X-Frame-Options")
+    assert not response.has_header("Referrer-Policy")
+    assert client.get("/admin/login/").has_header("X-Frame-Options")
