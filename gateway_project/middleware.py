@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.security import SecurityMiddleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -38,9 +38,7 @@ class RequestIdMiddleware:
 class ConsoleSecurityMiddleware(SecurityMiddleware):
     """Django's security headers for the gateway's own pages, never on proxied answers."""
 
-    def process_response(
-        self, request: HttpRequest, response: HttpResponseBase
-    ) -> HttpResponseBase:
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         """Leave an upstream's answer as the upstream sent it."""
         if getattr(response, "gateway_proxied", False):
             return response

@@ -165,6 +165,9 @@ class _RepeatedHeadersMixin:
     """Lets a response carry headers Django's header dict cannot repeat (Set-Cookie)."""
 
     extra_headers: list[tuple[str, str]] = []
+    # The upstream decides its own framing and security headers; Django's middleware must not.
+    gateway_proxied = True
+    xframe_options_exempt = True
 
     def items(self) -> list[tuple[str, str]]:
         """Headers as the WSGI handler sends them, repeated ones included."""
@@ -221,9 +224,6 @@ def client_response(
     for name, value in extra.items():
         response[name] = value
     response.extra_headers = [("Set-Cookie", cookie) for cookie in cookies]
-    # The upstream decides its own framing and security headers; Django's middleware must not.
-    response.gateway_proxied = True  # type: ignore[attr-defined]
-    response.xframe_options_exempt = True  # type: ignore[attr-defined]
     return response
 
 
