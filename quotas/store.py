@@ -82,7 +82,7 @@ class RedisStore:
         self._prefix = prefix if prefix is not None else redis_key("")
 
     def _now_arg(self) -> str:
-        return "" if self._clock is None else str(int(self._clock() * _US))
+        return "" if self._clock is None else str(round(self._clock() * _US))
 
     def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
         """Check every policy; when all pass and `consume`, use one unit of each."""
@@ -110,7 +110,7 @@ class RedisStore:
 
     def _now_us(self) -> int:
         if self._clock is not None:
-            return int(self._clock() * _US)
+            return round(self._clock() * _US)
         seconds, micros = self._client.time()
         return int(seconds) * _US + int(micros)
 
@@ -202,7 +202,7 @@ class MemoryStore:
 
     def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
         """Check every policy; when all pass and `consume`, use one unit of each."""
-        now = int(self._clock() * _US)
+        now = round(self._clock() * _US)
         with self._lock:
             self._sweep(now)
             reads = [self._read(policy, now) for policy in policies]
@@ -293,7 +293,7 @@ class MemoryStore:
 
     def adjust_quota(self, *, consumer_key: str, kind: str, top_up: int | None) -> None:
         """Reset the current period's count (top_up None) or grant `top_up` more requests."""
-        now = int(self._clock() * _US)
+        now = round(self._clock() * _US)
         key = f"{quota_key(consumer_key, kind)}:{period_id(kind, now / _US)}"
         with self._lock:
             if top_up is None:
