@@ -81,7 +81,7 @@ class QuotaAdjustmentAdmin(_ReadOnlyAdmin):
 class AdjustQuotaForm(forms.Form):
     """What to do to the selected consumers' quotas, and why."""
 
-    action = forms.ChoiceField(choices=QuotaAdjustment.Action.choices)
+    operation = forms.ChoiceField(choices=QuotaAdjustment.Action.choices)
     period = forms.ChoiceField(choices=QuotaAdjustment.Period.choices)
     amount = forms.IntegerField(
         min_value=1, required=False, help_text="Top-ups: how many more requests to allow."
@@ -91,7 +91,7 @@ class AdjustQuotaForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         """A top-up needs an amount."""
         data = super().clean() or {}
-        if data.get("action") == QuotaAdjustment.Action.TOP_UP and not data.get("amount"):
+        if data.get("operation") == QuotaAdjustment.Action.TOP_UP and not data.get("amount"):
             self.add_error("amount", "Say how many requests to add.")
         return data
 
@@ -190,7 +190,7 @@ class _QuotaStatusAdmin(admin.ModelAdmin):
         form = AdjustQuotaForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
             data = form.cleaned_data
-            top_up = data["amount"] if data["action"] == QuotaAdjustment.Action.TOP_UP else None
+            top_up = data["amount"] if data["operation"] == QuotaAdjustment.Action.TOP_UP else None
             done = 0
             for consumer in queryset:
                 status = self._status(consumer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from contextlib import suppress
 from typing import Any
 
 from django.conf import settings
@@ -66,7 +67,8 @@ class _Flusher(threading.Thread):
             USAGE_FLUSH_ERRORS.inc()
             logger.warning("usage flush failed; counts stay pending", exc_info=True)
         finally:
-            close_old_connections()
+            with suppress(Exception):  # the thread must outlive a database outage
+                close_old_connections()
 
     def stop(self) -> None:
         """Stop the loop and flush what is left (at process exit)."""
