@@ -6,6 +6,7 @@ import calendar
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 TOKEN_BUCKET = "token_bucket"  # noqa: S105 - an algorithm name, not a secret
 SLIDING_WINDOW = "sliding_window"
@@ -14,6 +15,8 @@ MONTH = "month"
 KINDS = (TOKEN_BUCKET, SLIDING_WINDOW, DAY, MONTH)
 
 # Policy names as clients see them in RateLimit-Policy, RateLimit and 429 bodies.
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
 RATE_POLICY = "rate"
 DAY_POLICY = "day"
 MONTH_POLICY = "month"
@@ -157,10 +160,21 @@ def day_number(now: float) -> int:
     return int(now // 86_400)
 
 
+@lru_cache(maxsize=64)
+def _month_of_day(day: int) -> tuple[int, float, int]:
+    """(month id, end of month in epoch seconds, month length in seconds) of a day number."""
+    today = date.fromordinal(_EPOCH_ORDINAL + day)
+    next_year, next_month = (
+        (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    )
+    end = datetime(next_year, next_month, 1, tzinfo=UTC).timestamp()
+    length = calendar.monthrange(today.year, today.month)[1] * 86_400
+    return today.year * 12 + today.month - 1, end, length
+
+
 def month_number(now: float) -> int:
     """Months since year 0 (year * 12 + month - 1) of the UTC date at `now`."""
-    today = date.fromordinal(date(1970, 1, 1).toordinal() + day_number(now))
-    return today.year * 12 + today.month - 1
+    return _month_of_day(day_number(now))[0]
 
 
 def period_id(kind: str, now: float) -> int:
@@ -172,12 +186,9 @@ def period_end(kind: str, now: float) -> float:
     """Seconds since the epoch when the UTC day or month containing `now` ends."""
     if kind == DAY:
         return (day_number(now) + 1) * 86_400.0
-    year, month0 = divmod(month_number(now), 12)
-    year, month0 = (year + 1, 0) if month0 == 11 else (year, month0 + 1)
-    return datetime(year, month0 + 1, 1, tzinfo=UTC).timestamp()
+    return _month_of_day(day_number(now))[1]
 
 
 def month_seconds(now: float) -> int:
     """The length of the UTC month containing `now`, in seconds."""
-    year, month0 = divmod(month_number(now), 12)
-    return calendar.monthrange(year, month0 + 1)[1] * 86_400
+    return _month_of_day(day_number(now))[2]
