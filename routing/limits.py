@@ -17,6 +17,7 @@ from quotas.errors import LimitStoreUnavailable, QuotaExceeded, RateLimitExceede
 from quotas.metrics import REJECTIONS, STORE_ERRORS
 from quotas.policies import (
     MONTH,
+    SLIDING_WINDOW,
     TOKEN_BUCKET,
     Policy,
     Verdict,
@@ -144,10 +145,10 @@ def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
 def _refusal(verdict: Verdict, headers: dict[str, str]) -> RateLimitExceeded | QuotaExceeded:
     exceeded = verdict.exceeded
     retry = max(1, math.ceil(verdict.retry_after_seconds))
-    names = ", ".join(f'"{s.policy.name}" ({s.policy.describe()})' for s in exceeded)
-    quota = any(s.policy.kind not in (TOKEN_BUCKET, "sliding_window") for s in exceeded)
+    names = "; ".join(f'policy "{s.policy.name}" allows {s.policy.describe()}' for s in exceeded)
+    quota = any(s.policy.kind not in (TOKEN_BUCKET, SLIDING_WINDOW) for s in exceeded)
     what = "Quota exceeded" if quota else "Rate limit exceeded"
-    detail = f"{what}: policy {names}. Retry in {retry} s."
+    detail = f"{what}: {names}. Retry in {retry} s."
     error_class = QuotaExceeded if quota else RateLimitExceeded
     return error_class(detail, headers={**headers, "Retry-After": str(retry)})
 
