@@ -72,7 +72,9 @@ def _identity(request: Any, consumer: Consumer | None) -> tuple[str, str]:
     return consumer_key(consumer.kind, consumer.id), consumer.kind
 
 
-def _quota(quotas: dict[tuple[str, str], QuotaSpec], consumer: Consumer) -> tuple[Any, Any]:
+def _quota(
+    quotas: dict[tuple[str, str], QuotaSpec], consumer: Consumer
+) -> tuple[int | None, int | None]:
     own = quotas.get((consumer.kind, consumer.username))
     roles = [quotas[("role", role)] for role in consumer.roles if ("role", role) in quotas]
     return effective_quota(

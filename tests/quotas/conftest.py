@@ -16,7 +16,7 @@ from django.conf import settings
 from rest_framework.authentication import BaseAuthentication
 
 from gateway_project.redis import redis_client, redis_key
-from quotas.store import MemoryStore, RedisStore, use_store
+from quotas.store import MemoryStore, RedisStore
 from routing.proxy import Consumer
 from routing.views import ProxyView
 from tests.support.gateway_server import free_port
@@ -76,19 +76,6 @@ def store_factory(request: pytest.FixtureRequest) -> Iterator[Any]:
     yield make
     for prefix in prefixes:
         _drop(redis_client(), prefix)
-
-
-@pytest.fixture(autouse=True)
-def fresh_limit_store() -> Iterator[Any]:
-    """Every test starts with empty counters: a fresh store of the configured kind."""
-    client = redis_client()
-    prefix = _private_prefix()
-    store = RedisStore(client, prefix=prefix) if client is not None else MemoryStore()
-    use_store(store)
-    yield store
-    use_store(None)
-    if client is not None:
-        _drop(client, prefix)
 
 
 class HeaderConsumerAuthentication(BaseAuthentication):

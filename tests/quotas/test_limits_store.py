@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import threading
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -203,7 +204,7 @@ def test_lua_calendar_agrees_with_python_on_random_instants():
     instants = [rng.uniform(0, 4_102_444_800) for _ in range(200)]  # 1970..2100
     instants += [datetime(y, m, 1, tzinfo=UTC).timestamp() for y in (2000, 2100) for m in (2, 3)]
     for at in instants:
-        store = RedisStore(redis_client(), clock=lambda at=at: at, prefix="unused:")
+        store = RedisStore(redis_client(), clock=partial(float, at), prefix="unused:")
         policies = quota_policies(consumer_key="u:1", per_day=1, per_month=1)
         day, month = store.check(policies, consume=False).states
         assert day.reset_seconds == pytest.approx(period_end("day", at) - at, abs=1e-6)
