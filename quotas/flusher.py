@@ -14,6 +14,7 @@ from django.db import close_old_connections
 from gateway_project.redis import redis_client, redis_key
 from quotas.metrics import USAGE_FLUSH_ERRORS
 from quotas.services import usage_flush
+from quotas.store import StoreUnavailable
 
 logger = logging.getLogger("gateway.usage")
 
@@ -33,8 +34,11 @@ def _flush_lock(wait_seconds: float) -> Any:
 def flush_once(*, wait_seconds: float = 0.0) -> int | None:
     """Flush pending usage if no other node is flushing; rows touched, or None if skipped."""
     lock = _flush_lock(wait_seconds)
-    if lock is not None and not lock.acquire():
-        return None
+    try:
+        if lock is not None and not lock.acquire():
+            return None
+    except Exception as error:  # Redis down: nothing can be claimed either
+        raise StoreUnavailable(str(error)) from error
     try:
         return usage_flush()
     finally:

@@ -8,8 +8,10 @@ import signal
 import time
 
 import pytest
+from django.core.management import CommandError, call_command
 from prometheus_client import REGISTRY
 
+import quotas.flusher
 import routing.limits
 from gateway_project.redis import redis_client
 from quotas.policies import rate_policy
@@ -107,3 +109,12 @@ def test_the_gateways_redis_client_has_short_timeouts_and_no_retries():
         assert connection.retry.get_retries() == 0
     finally:
         pool.release(connection)
+
+
+def test_flush_usage_command_reports_a_stopped_redis_plainly(throwaway_redis, monkeypatch):
+    client = throwaway_redis.client()
+    use_store(RedisStore(client, prefix="gw:"))
+    monkeypatch.setattr(quotas.flusher, "redis_client", lambda: client)
+    throwaway_redis.stop()
+    with pytest.raises(CommandError, match="limit store is unavailable"):
+        call_command("flush_usage", "--wait", "0.1")
