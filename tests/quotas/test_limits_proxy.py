@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 
 from accounts.models import ApiClient, Role, User
 from quotas.models import Quota
@@ -176,3 +177,13 @@ def test_a_limited_request_in_steady_state_makes_no_database_query(
     with django_assert_num_queries(0):
         response = client.get("/api/v1/lim/echo", HTTP_X_TEST_CONSUMER=who)
     assert response["RateLimit-Remaining"] == "98"
+
+
+def test_a_per_second_bucket_refills_in_real_time(client, make_route, upstream):
+    limited_route(make_route, upstream, requests=1, period="second")
+    assert client.get("/api/v1/lim/echo").status_code == 200
+    refused = client.get("/api/v1/lim/echo")
+    assert refused.status_code == 429 and refused["Retry-After"] == "1"
+    time.sleep(1.05)  # the store's clock (Redis TIME, or this process's) gives the token back
+    assert client.get("/api/v1/lim/echo").status_code == 200
+    assert client.get("/api/v1/lim/echo").status_code == 429
