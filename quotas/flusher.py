@@ -62,11 +62,11 @@ class _Flusher(threading.Thread):
         while not self._stop_event.wait(self._interval):
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, wait_seconds: float = 0.0) -> None:
         """One guarded flush."""
         try:
             close_old_connections()
-            flush_once()
+            flush_once(wait_seconds=wait_seconds)
         except Exception:
             USAGE_FLUSH_ERRORS.inc()
             logger.warning("usage flush failed; counts stay pending", exc_info=True)
@@ -77,7 +77,7 @@ class _Flusher(threading.Thread):
     def stop(self) -> None:
         """Stop the loop and flush what is left (at process exit)."""
         self._stop_event.set()
-        self.flush()
+        self.flush(wait_seconds=5.0)  # let another worker's exit flush finish first
 
 
 _flusher: _Flusher | None = None

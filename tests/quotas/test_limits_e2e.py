@@ -8,7 +8,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db.models import Sum
 
+from quotas.models import Usage
 from routing.models import Route, Service
 from tests.quotas.conftest import needs_redis
 from tests.support.gateway_server import GatewayServer
@@ -35,6 +37,13 @@ def _limited_route(upstream, limit: int) -> None:
     )
 
 
+def _usage() -> tuple[int, int]:
+    totals = Usage.objects.filter(route_name="ANY /api/v1/e2e/**").aggregate(
+        requests=Sum("requests"), rejected=Sum("rejected")
+    )
+    return totals["requests"] or 0, totals["rejected"] or 0
+
+
 def _hammer(urls: list[str], attempts: int) -> list[tuple[int, dict[str, str], bytes]]:
     targets = [urls[i % len(urls)] + "/api/v1/e2e/echo" for i in range(attempts)]
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -57,6 +66,8 @@ def test_two_gateway_processes_sharing_redis_let_exactly_n_through(upstream):
     assert int(headers["Retry-After"]) > 0
     assert headers["RateLimit-Remaining"] == "0"
     assert upstream.count("/api/v1/e2e/") == limit
+    # Stopping the servers flushed their usage counts into the database.
+    assert _usage() == (limit, 120 - limit)
 
 
 def test_one_gateway_without_redis_is_exact_across_its_threads(upstream):
@@ -68,3 +79,5 @@ def test_one_gateway_without_redis_is_exact_across_its_threads(upstream):
         statuses = [status for status, _, _ in _hammer([server.url], 80)]
         assert statuses.count(200) == limit, server.log()
         assert statuses.count(429) == 80 - limit
+    # The counts lived in the worker; it flushed them into the database when it stopped.
+    assert _usage() == (limit, 80 - limit)
