@@ -8,6 +8,7 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from routing.limits import GatewayThrottle
 from routing.proxy import ProxyContext, forward, normalized_path
 from routing.table import route_tables
 
@@ -17,7 +18,7 @@ class ProxyView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
-    throttle_classes: list[Any] = []
+    throttle_classes: list[Any] = [GatewayThrottle]
 
     @property
     def default_response_headers(self) -> dict[str, str]:
