@@ -25,6 +25,18 @@ class ProxyView(APIView):
         """No `Allow`/`Vary` of DRF's own on proxied answers: the upstream's headers rule."""
         return {}
 
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        """Add the pipeline's headers (rate limits) to every answer, errors included."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        context: ProxyContext | None = getattr(request, "gateway", None)
+        if context is not None:
+            for name, value in context.response_headers.items():
+                if name not in response:
+                    response[name] = value
+        return response
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Match the route first: authentication and limits depend on it."""
         path = normalized_path(request._request)

@@ -187,3 +187,11 @@ def test_a_per_second_bucket_refills_in_real_time(client, make_route, upstream):
     time.sleep(1.05)  # the store's clock (Redis TIME, or this process's) gives the token back
     assert client.get("/api/v1/lim/echo").status_code == 200
     assert client.get("/api/v1/lim/echo").status_code == 429
+
+
+def test_gateway_errors_after_the_limit_check_carry_the_ratelimit_headers(client, make_route):
+    make_route("/api/v1/gone/**", "http://127.0.0.1:9", rate_limit_requests=5)
+    response = client.get("/api/v1/gone/echo")
+    assert response.status_code == 502
+    assert response["RateLimit-Limit"] == "5"
+    assert response["RateLimit-Remaining"] == "4"
