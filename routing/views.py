@@ -25,11 +25,11 @@ class ProxyView(APIView):
         """No `Allow`/`Vary` of DRF's own on proxied answers: the upstream's headers rule."""
         return {}
 
-    def finalize_response(
+    def finalize_response(  # type: ignore[override] # proxied answers are plain Django ones
         self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
         """Add the pipeline's headers (rate limits) to every answer, errors included."""
-        response = super().finalize_response(request, response, *args, **kwargs)
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[arg-type]
         context: ProxyContext | None = getattr(request, "gateway", None)
         if context is not None:
             for name, value in context.response_headers.items():
