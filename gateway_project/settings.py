@@ -195,3 +195,34 @@ GATEWAY_DEFAULT_TIMEOUT_MS = env_duration_ms("GATEWAY_DEFAULT_TIMEOUT", "30s")
 GATEWAY_UPSTREAM_POOL_SIZE = env_int("GATEWAY_UPSTREAM_POOL_SIZE", 32, minimum=1)
 GATEWAY_RETRY_BACKOFF_MS = env_duration_ms("GATEWAY_RETRY_BACKOFF", "50ms")
 AUTH_USER_MODEL = "accounts.User"
+
+# --- observability ---
+# Access log lines (JSON, stdout) follow LOG_LEVEL; TRACE_REQUESTS adds redacted headers.
+TRACE_REQUESTS = env_bool("TRACE_REQUESTS", False)
+# /metrics: open unless a token and/or address list is set (each one set must then pass).
+GATEWAY_METRICS_TOKEN = env_secret("GATEWAY_METRICS_TOKEN")
+GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks("GATEWAY_METRICS_ALLOWED_NETWORKS", [])
+# How often each worker flushes its dashboard aggregates (to Redis, or in-process without).
+GATEWAY_TRAFFIC_FLUSH_MS = env_duration_ms("GATEWAY_TRAFFIC_FLUSH", "5s")
+# OpenTelemetry export happens only when an endpoint is set; the SDK is never imported otherwise.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or None
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "api-gateway") or "api-gateway"
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("gateway_project.middleware.RequestIdMiddleware") + 1,
+    "gateway_project.observability.ObservabilityMiddleware",
+)
+LOGGING["formatters"]["access"] = {"format": "%(message)s"}  # type: ignore[index]
+LOGGING["handlers"]["access"] = {  # type: ignore[index]
+    "class": "logging.StreamHandler",
+    "stream": "ext://sys.stdout",
+    "formatter": "access",
+}
+LOGGING["loggers"]["gateway.access"] = {  # type: ignore[index]
+    "handlers": ["access"],
+    "level": LOG_LEVEL,
+    "propagate": False,
+}
+TEMPLATES[0]["OPTIONS"]["libraries"] = {  # type: ignore[index]
+    "traffic_dashboard": "gateway_project.dashboard_tags",
+}

@@ -1,0 +1,75 @@
+"""The access log: one JSON line per request on the `gateway.access` logger (stdout)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+logger = logging.getLogger("gateway.access")
+
+REDACTED = "[REDACTED]"
+# Headers that carry credentials; their values never reach a log line.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
+# Query parameters that commonly carry credentials (OAuth, API keys, signed URLs).
+SECRET_QUERY_PARAMS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "api_key",
+        "apikey",
+        "key",
+        "client_secret",
+        "code",
+        "password",
+        "secret",
+        "signature",
+        "sig",
+        "jwt",
+    }
+)
+
+
+def redacted_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers by lower-case name, credentials replaced (repeated names joined by ', ')."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        lowered = name.lower()
+        shown = REDACTED if lowered in SECRET_HEADERS else value
+        headers[lowered] = f"{headers[lowered]}, {shown}" if lowered in headers else shown
+    return headers
+
+
+def request_header_pairs(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The client's request headers from a WSGI environ."""
+    pairs = []
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            pairs.append((key[5:].replace("_", "-").lower(), str(value)))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            pairs.append((key.replace("_", "-").lower(), str(value)))
+    return pairs
+
+
+def redacted_query(query: str) -> str:
+    """The query string with credential-bearing parameters' values replaced."""
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    shown = [(name, REDACTED if name.lower() in SECRET_QUERY_PARAMS else v) for name, v in pairs]
+    return urlencode(shown)
+
+
+def write(record: dict[str, Any]) -> None:
+    """Emit one access log line (compact JSON, UTC timestamp added)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    stamped = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
+    logger.info(json.dumps(stamped, separators=(",", ":"), default=str))

@@ -1,0 +1,192 @@
+"""The access log: one JSON line per request, with the fields operators need and no secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from routing.proxy import Consumer
+from routing.views import ProxyView
+from tests.observability.conftest import sample
+from tests.support.gateway_server import free_port
+
+SECRET = "s3cr3t-value-never-logged"
+
+
+def test_each_proxied_request_writes_one_json_line_with_its_fields(
+    client, make_route, upstream, access_log
+):
+    make_route("/api/v1/logs/**", upstream.url, service="logs-svc")
+    response = client.get(
+        "/api/v1/logs//echo/./tasks",
+        HTTP_X_REQUEST_ID="req-log-0001",
+        HTTP_AUTHORIZATION=f"Bearer {SECRET}",
+        REMOTE_ADDR="127.0.0.9",
+    )
+    assert response.status_code == 200
+    assert len(access_log.lines) == 1
+    line = access_log.records()[0]
+    assert line["request_id"] == "req-log-0001"
+    assert line["method"] == "GET"
+    assert line["path"] == "/api/v1/logs/echo/tasks"  # normalized, not as sent
+    assert line["route"] == "ANY /api/v1/logs/**"
+    assert line["service"] == "logs-svc"
+    assert line["client"] == "127.0.0.9"
+    assert line["status"] == 200
+    assert line["bytes_in"] == 0
+    assert line["bytes_out"] == len(response.content)
+    assert line["upstream"] == upstream.url
+    assert line["retries"] == 0
+    assert 0 < line["upstream_ms"] <= line["total_ms"]
+    assert line["consumer"] is None and line["limit"] is None
+    assert len(line["trace_id"]) == 32
+    assert SECRET not in access_log.lines[0]
+
+
+def test_request_body_size_and_retries_are_logged(client, make_route, upstream, access_log):
+    make_route("/api/v1/retry/**", upstream.url, retry=2)
+    response = client.put(
+        "/api/v1/retry/flaky/1/item", data=b"x" * 300, content_type="application/octet-stream"
+    )
+    assert response.status_code == 200, response.content
+    line = access_log.records()[0]
+    assert line["method"] == "PUT"
+    assert line["bytes_in"] == 300
+    assert line["retries"] == 1
+
+
+def test_trace_requests_adds_headers_with_credentials_redacted(
+    client, make_route, upstream, access_log, settings
+):
+    settings.TRACE_REQUESTS = True
+    make_route("/api/v1/trace/**", upstream.url)
+    response = client.get(
+        f"/api/v1/trace/echo?page=2&access_token={SECRET}&token={SECRET}",
+        HTTP_AUTHORIZATION=f"Bearer {SECRET}",
+        HTTP_COOKIE=f"sessionid={SECRET}",
+        HTTP_X_API_KEY=SECRET,
+        HTTP_X_CUSTOM="visible",
+    )
+    assert response.status_code == 200
+    raw = access_log.lines[0]
+    assert SECRET not in raw
+    line = json.loads(raw)
+    assert line["request_headers"]["authorization"] == "[REDACTED]"
+    assert line["request_headers"]["cookie"] == "[REDACTED]"
+    assert line["request_headers"]["x-api-key"] == "[REDACTED]"
+    assert line["request_headers"]["x-custom"] == "visible"
+    assert line["response_headers"]["x-upstream"] == "upstream-a"
+    assert "page=2" in line["query"] and "access_token=%5BREDACTED%5D" in line["query"]
+
+
+def test_trace_requests_redacts_set_cookie_of_the_answer(client, db, access_log, settings):
+    settings.TRACE_REQUESTS = True
+    client.cookies["sessionid"] = SECRET
+    response = client.get("/health")
+    response.set_cookie("probe", SECRET)  # the answer as the log saw it carries no cookie
+    line = access_log.records()[0]
+    assert line["route"] == "(internal)"
+    assert line["request_headers"]["cookie"] == "[REDACTED]"
+    assert SECRET not in access_log.lines[0]
+
+
+def test_unmatched_path_is_logged_under_a_fixed_route_label(client, db, access_log):
+    response = client.get("/nothing/here/12345")
+    assert response.status_code == 404
+    line = access_log.records()[0]
+    assert line["route"] == "(unmatched)"
+    assert line["status"] == 404
+    assert line["error"] is None
+
+
+class _ConsumerAuth:
+    """Test authentication: names a consumer the way the identity step will."""
+
+    def authenticate(self, request: Any) -> None:
+        request.gateway.consumer = Consumer(id="42", username="alice", kind="user")
+
+    def authenticate_header(self, request: Any) -> str:
+        return "Bearer"
+
+
+class _RejectingThrottle:
+    """Test throttle: refuses and records a verdict the way the limits step will."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        request.gateway.limit_verdict = "rate_limit:alice"
+        return False
+
+    def wait(self) -> float:
+        return 3.0
+
+
+def test_consumer_and_limit_verdict_are_logged_and_rejection_counted(
+    client, make_route, upstream, access_log, monkeypatch
+):
+    monkeypatch.setattr(ProxyView, "authentication_classes", [_ConsumerAuth])
+    monkeypatch.setattr(ProxyView, "throttle_classes", [_RejectingThrottle])
+    make_route("/api/v1/limited/**", upstream.url)
+    route = "ANY /api/v1/limited/**"
+    before = sample("gateway_limit_rejections_total", route=route, policy="rate_limit")
+    response = client.get("/api/v1/limited/echo")
+    assert response.status_code == 429
+    line = access_log.records()[0]
+    assert line["consumer"] == "alice" and line["consumer_id"] == "42"
+    assert line["limit"] == "rate_limit:alice"
+    assert line["upstream"] is None and line["upstream_ms"] is None
+    after = sample("gateway_limit_rejections_total", route=route, policy="rate_limit")
+    assert after == before + 1
+    assert upstream.count("/") == 0
+
+
+def test_gateway_5xx_is_logged_with_request_id_and_cause_and_counted(
+    client, make_route, access_log, error_log
+):
+    make_route("/api/v1/down/**", f"http://127.0.0.1:{free_port()}", service="down-svc")
+    # A refused connection: the gateway answers 502 or 504 itself (the upstream never did).
+    codes = ("upstream_unavailable", "upstream_timeout")
+    errors_before = {code: sample("gateway_server_errors_total", code=code) for code in codes}
+    kinds_before = {
+        code: sample("gateway_upstream_errors_total", service="down-svc", kind=code[9:])
+        for code in codes
+    }
+    response = client.get("/api/v1/down/echo", HTTP_X_REQUEST_ID="req-down-0001")
+    assert response.status_code in (502, 504)
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    code = body["code"]
+    assert code in codes and body["request_id"] == "req-down-0001"
+    assert "Error" not in response.content.decode()  # no exception names or text
+    assert access_log.records()[0]["error"] == code
+    (message,) = [m for m in error_log.lines if "req-down-0001" in m]
+    assert f"code={code}" in message and "cause=Upstream" in message
+    assert sample("gateway_server_errors_total", code=code) == errors_before[code] + 1
+    assert (
+        sample("gateway_upstream_errors_total", service="down-svc", kind=code[9:])
+        == kinds_before[code] + 1
+    )
+
+
+def test_upstream_5xx_is_relayed_without_counting_as_a_gateway_error(
+    client, make_route, upstream, access_log
+):
+    make_route("/api/v1/relay/**", upstream.url)
+    before = sample("gateway_server_errors_total", code="http_500")
+    response = client.get("/api/v1/relay/status/500")
+    assert response.status_code == 500
+    assert access_log.records()[0]["error"] is None
+    assert sample("gateway_server_errors_total", code="http_500") == before
+
+
+def test_a_failing_log_handler_never_fails_the_request(client, make_route, upstream, access_log):
+    make_route("/api/v1/robust/**", upstream.url)
+
+    def broken(record: Any) -> None:
+        raise RuntimeError("disk full")
+
+    access_log.emit = broken  # type: ignore[method-assign]
+    access_log.handleError = broken  # type: ignore[method-assign]
+    before = sample("gateway_observability_failures_total", part="access_log")
+    response = client.get("/api/v1/robust/echo")
+    assert response.status_code == 200
+    assert sample("gateway_observability_failures_total", part="access_log") == before + 1
