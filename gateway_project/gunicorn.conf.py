@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from typing import Any
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # Without Redis the counters live in-process, so one worker keeps every limit exact.
@@ -27,7 +28,7 @@ header_map = "drop"
 # --- observability ---
 # prometheus-client's multiprocess mode: every worker writes its samples to files in one
 # directory that a scrape merges.  The variable must be set before a worker imports the app.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or ""
 _owns_metrics_dir = not _metrics_dir
 if not _metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
@@ -37,14 +38,14 @@ for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
     os.remove(_stale)  # samples of a previous run's (dead) workers
 
 
-def child_exit(server, worker):  # type: ignore[no-untyped-def]
+def child_exit(server: Any, worker: Any) -> None:
     """A worker died: its live gauges (in-flight, breaker, config version) stop counting."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(worker.pid)
 
 
-def on_exit(server):  # type: ignore[no-untyped-def]
+def on_exit(server: Any) -> None:
     """Remove the metrics directory this config created."""
     if _owns_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -133,7 +133,7 @@ def otlp_traces_endpoint() -> str | None:
 def active_tracer() -> _Tracer | None:
     """This process's tracer, built on first use after a fork; None when tracing is off."""
     if _state["pid"] == os.getpid():
-        return _state["tracer"]  # type: ignore[no-any-return]
+        return _state["tracer"]
     with _lock:
         if _state["pid"] != os.getpid():
             endpoint = otlp_traces_endpoint()
@@ -145,7 +145,7 @@ def active_tracer() -> _Tracer | None:
                     logger.exception("tracing disabled: could not set up the OTLP exporter")
             _state["tracer"] = tracer
             _state["pid"] = os.getpid()
-    return _state["tracer"]  # type: ignore[no-any-return]
+    return _state["tracer"]
 
 
 def begin(meta: dict[str, Any], method: str) -> TraceContext:

@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from routing.proxy import Consumer
+import pytest
+
 from routing.views import ProxyView
-from tests.observability.conftest import sample
 from tests.support.gateway_server import free_port
+from tests.support.observability import (
+    ConsumerAuth,
+    LineCapture,
+    RejectingThrottle,
+    captured,
+    sample,
+)
 
 SECRET = "s3cr3t-value-never-logged"
+
+
+@pytest.fixture
+def access_log() -> Iterator[LineCapture]:
+    """Every line the `gateway.access` logger writes during the test."""
+    with captured("gateway.access") as lines:
+        yield lines
+
+
+@pytest.fixture
+def error_log() -> Iterator[LineCapture]:
+    """Every line the `gateway.errors` logger writes during the test."""
+    with captured("gateway.errors") as lines:
+        yield lines
 
 
 def test_each_proxied_request_writes_one_json_line_with_its_fields(
@@ -99,32 +121,11 @@ def test_unmatched_path_is_logged_under_a_fixed_route_label(client, db, access_l
     assert line["error"] is None
 
 
-class _ConsumerAuth:
-    """Test authentication: names a consumer the way the identity step will."""
-
-    def authenticate(self, request: Any) -> None:
-        request.gateway.consumer = Consumer(id="42", username="alice", kind="user")
-
-    def authenticate_header(self, request: Any) -> str:
-        return "Bearer"
-
-
-class _RejectingThrottle:
-    """Test throttle: refuses and records a verdict the way the limits step will."""
-
-    def allow_request(self, request: Any, view: Any) -> bool:
-        request.gateway.limit_verdict = "rate_limit:alice"
-        return False
-
-    def wait(self) -> float:
-        return 3.0
-
-
 def test_consumer_and_limit_verdict_are_logged_and_rejection_counted(
     client, make_route, upstream, access_log, monkeypatch
 ):
-    monkeypatch.setattr(ProxyView, "authentication_classes", [_ConsumerAuth])
-    monkeypatch.setattr(ProxyView, "throttle_classes", [_RejectingThrottle])
+    monkeypatch.setattr(ProxyView, "authentication_classes", [ConsumerAuth])
+    monkeypatch.setattr(ProxyView, "throttle_classes", [RejectingThrottle])
     make_route("/api/v1/limited/**", upstream.url)
     route = "ANY /api/v1/limited/**"
     before = sample("gateway_limit_rejections_total", route=route, policy="rate_limit")
@@ -184,8 +185,8 @@ def test_a_failing_log_handler_never_fails_the_request(client, make_route, upstr
     def broken(record: Any) -> None:
         raise RuntimeError("disk full")
 
-    access_log.emit = broken  # type: ignore[method-assign]
-    access_log.handleError = broken  # type: ignore[method-assign]
+    access_log.emit = broken
+    access_log.handleError = broken
     before = sample("gateway_observability_failures_total", part="access_log")
     response = client.get("/api/v1/robust/echo")
     assert response.status_code == 200
