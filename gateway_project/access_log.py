@@ -67,9 +67,27 @@ def redacted_query(query: str) -> str:
     return urlencode(shown)
 
 
+# One encoder for every line: json.dumps with options would build a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_stamp: list[Any] = [0, ""]
+
+
+def _timestamp() -> str:
+    """UTC time to the millisecond; the seconds part is formatted once per second."""
+    now = time.time()
+    second = int(now)
+    if _stamp[0] != second:
+        _stamp[0], _stamp[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_stamp[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def enabled() -> bool:
+    """Whether access log lines are written at the current LOG_LEVEL."""
+    return logger.isEnabledFor(logging.INFO)
+
+
 def write(record: dict[str, Any]) -> None:
-    """Emit one access log line (compact JSON, UTC timestamp added)."""
+    """Emit one access log line (compact JSON, UTC timestamp first)."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    stamped = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
-    logger.info(json.dumps(stamped, separators=(",", ":"), default=str))
+    logger.info(_encode({"ts": _timestamp(), **record}))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -140,8 +142,22 @@ class SeriesCache:
 
 
 route_series = SeriesCache()
+_route_labels: dict[int, tuple[Any, str, str]] = {}
+
+
+def route_labels(route: Any) -> tuple[str, str]:
+    """(route label, service label) of a compiled route, computed once per route object."""
+    entry = _route_labels.get(id(route))
+    if entry is None or entry[0] is not route:
+        if len(_route_labels) > 4096:  # old tables' routes, after many config changes
+            _route_labels.clear()
+        entry = (route, route.name, route.service.name)
+        _route_labels[id(route)] = entry
+    return entry[1], entry[2]
+
+
 _policies: dict[str, Any] = {}
-_last_config_version: list[int] = [-1]
+_config_noted: list[float] = [-1.0, 0.0]  # version, monotonic time of the last look
 
 
 def count_limit_rejection(route: str, verdict: str | None) -> None:
@@ -179,10 +195,15 @@ def set_breaker_state(*, service: str, state: str) -> None:
     BREAKER_STATE.labels(service).set(BREAKER_STATES[state])
 
 
-def note_config_version(version: int) -> None:
-    """Publish the config version this worker serves (a cheap no-op when unchanged)."""
-    if version != _last_config_version[0]:
-        _last_config_version[0] = version
+def note_config_version(current: Callable[[], int], *, every_seconds: float = 1.0) -> None:
+    """Publish the config version this worker serves, looking at most once a second."""
+    now = time.monotonic()
+    if now - _config_noted[1] < every_seconds:
+        return
+    _config_noted[1] = now
+    version = current()
+    if version != _config_noted[0]:
+        _config_noted[0] = version
         CONFIG_VERSION.set(version)
 
 

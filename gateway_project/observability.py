@@ -27,6 +27,12 @@ def _content_length(meta: dict[str, Any]) -> int:
         return 0
 
 
+def _table_version() -> int:
+    from routing.table import route_tables
+
+    return route_tables.get().version
+
+
 def _gateway_produced(request: HttpRequest, response: HttpResponseBase) -> bool:
     """Whether the gateway wrote this answer itself (not relayed it from an upstream)."""
     if getattr(request, "gateway_error", None) is not None:
@@ -99,8 +105,8 @@ class ObservabilityMiddleware:
         method = str(request.method)
         context = getattr(request, "gateway", None)
         if context is not None:
-            route = context.route.name
-            service: str | None = context.route.service.name
+            route, service_label = metrics.route_labels(context.route)
+            service: str | None = service_label
             path = context.path
             bytes_in = context.request_bytes or _content_length(request.META)
         else:
@@ -123,35 +129,36 @@ class ObservabilityMiddleware:
         if route != metrics.INTERNAL:
             self._traffic(route, status, rejected, total, consumer_name)
         trace = getattr(request, "trace", None)
-        self._log(
-            request,
-            response,
-            {
-                "request_id": getattr(request, "request_id", None),
-                "trace_id": trace.trace_id if trace is not None else None,
-                "method": method,
-                "path": path,
-                "route": route,
-                "service": service,
-                "consumer": consumer_name,
-                "consumer_id": consumer.id if consumer is not None else None,
-                "client": client_address(
-                    str(request.META.get("REMOTE_ADDR", "")),
-                    request.META.get("HTTP_X_FORWARDED_FOR"),
-                ),
-                "status": status,
-                "bytes_in": bytes_in,
-                "bytes_out": sent,
-                "total_ms": round(total * 1000, 2),
-                "upstream_ms": (
-                    round(upstream_seconds * 1000, 2) if upstream_seconds is not None else None
-                ),
-                "upstream": getattr(context, "upstream_target", None),
-                "retries": max(context.attempts - 1, 0) if context is not None else 0,
-                "limit": verdict,
-                "error": error_code,
-            },
-        )
+        if access_log.enabled():
+            self._log_request(
+                request,
+                response,
+                {
+                    "request_id": getattr(request, "request_id", None),
+                    "trace_id": trace.trace_id if trace is not None else None,
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "service": service,
+                    "consumer": consumer_name,
+                    "consumer_id": consumer.id if consumer is not None else None,
+                    "client": client_address(
+                        str(request.META.get("REMOTE_ADDR", "")),
+                        request.META.get("HTTP_X_FORWARDED_FOR"),
+                    ),
+                    "status": status,
+                    "bytes_in": bytes_in,
+                    "bytes_out": sent,
+                    "total_ms": round(total * 1000, 2),
+                    "upstream_ms": (
+                        round(upstream_seconds * 1000, 2) if upstream_seconds is not None else None
+                    ),
+                    "upstream": getattr(context, "upstream_target", None),
+                    "retries": max(context.attempts - 1, 0) if context is not None else 0,
+                    "limit": verdict,
+                    "error": error_code,
+                },
+            )
         if trace is not None and trace.server_span is not None:
             self._end_spans(trace, context, route, service, method, path, status)
 
@@ -191,9 +198,7 @@ class ObservabilityMiddleware:
             if rejected:
                 metrics.count_limit_rejection(route, verdict)
             if service is not None:
-                from routing.table import route_tables
-
-                metrics.note_config_version(route_tables.get().version)
+                metrics.note_config_version(_table_version)
         except Exception:
             logger.warning("metrics failed", exc_info=True)
             metrics.count_failure("metrics")
@@ -214,7 +219,9 @@ class ObservabilityMiddleware:
             metrics.count_failure("traffic")
 
     @staticmethod
-    def _log(request: HttpRequest, response: HttpResponseBase, record: dict[str, Any]) -> None:
+    def _log_request(
+        request: HttpRequest, response: HttpResponseBase, record: dict[str, Any]
+    ) -> None:
         try:
             if settings.TRACE_REQUESTS:
                 record["query"] = access_log.redacted_query(request.META.get("QUERY_STRING", ""))

@@ -118,7 +118,7 @@ class _Tracer:
         trace.flags = f"{int(span_context.trace_flags):02x}"
 
 
-_state: dict[str, Any] = {"pid": None, "tracer": None}
+_state: dict[str, Any] = {"ready": False, "tracer": None}
 _lock = threading.Lock()
 
 
@@ -130,12 +130,21 @@ def otlp_traces_endpoint() -> str | None:
     return f"{base.rstrip('/')}/v1/traces" if base else None
 
 
+def _forget_tracer() -> None:
+    # The exporter's thread does not survive a fork: the child builds its own provider.
+    _state["ready"] = False
+    _state["tracer"] = None
+
+
+os.register_at_fork(after_in_child=_forget_tracer)
+
+
 def active_tracer() -> _Tracer | None:
     """This process's tracer, built on first use after a fork; None when tracing is off."""
-    if _state["pid"] == os.getpid():
+    if _state["ready"]:
         return _state["tracer"]
     with _lock:
-        if _state["pid"] != os.getpid():
+        if not _state["ready"]:
             endpoint = otlp_traces_endpoint()
             tracer = None
             if endpoint:
@@ -144,7 +153,7 @@ def active_tracer() -> _Tracer | None:
                 except Exception:
                     logger.exception("tracing disabled: could not set up the OTLP exporter")
             _state["tracer"] = tracer
-            _state["pid"] = os.getpid()
+            _state["ready"] = True
     return _state["tracer"]
 
 
@@ -198,7 +207,7 @@ def reset() -> None:
     with _lock:
         tracer = _state["tracer"]
         _state["tracer"] = None
-        _state["pid"] = None
+        _state["ready"] = False
     if tracer is not None:
         tracer.provider.shutdown()  # exports what is still queued, then stops the thread
 

@@ -169,7 +169,7 @@ class RedisStore:
 
 _memory_store = MemoryStore()
 buffer = TrafficBuffer()
-_flusher: dict[str, Any] = {"pid": None}
+_flusher: dict[str, Any] = {"started": False, "atexit": False}
 _flusher_lock = threading.Lock()
 
 
@@ -203,20 +203,30 @@ def _flush_forever(interval: float) -> None:
             logger.exception("traffic flusher failed")
 
 
+def _forget_flusher() -> None:
+    # A forked child has the buffer but not the thread: start its own on first use.
+    _flusher["started"] = False
+    buffer.drain()  # the parent flushes what it had; the child must not count it again
+
+
+os.register_at_fork(after_in_child=_forget_flusher)
+
+
 def ensure_flusher() -> None:
     """Start this process's flusher thread once (again after a fork)."""
-    if _flusher["pid"] == os.getpid():
+    if _flusher["started"]:
         return
     with _flusher_lock:
-        if _flusher["pid"] == os.getpid():
+        if _flusher["started"]:
             return
         interval = settings.GATEWAY_TRAFFIC_FLUSH_MS / 1000
         threading.Thread(
             target=_flush_forever, args=(interval,), name="traffic-flusher", daemon=True
         ).start()
-        if _flusher["pid"] is None:
+        if not _flusher["atexit"]:
             atexit.register(flush)  # a graceful worker exit keeps its last seconds
-        _flusher["pid"] = os.getpid()
+            _flusher["atexit"] = True
+        _flusher["started"] = True
 
 
 def record(

@@ -191,3 +191,31 @@ def test_a_failing_log_handler_never_fails_the_request(client, make_route, upstr
     response = client.get("/api/v1/robust/echo")
     assert response.status_code == 200
     assert sample("gateway_observability_failures_total", part="access_log") == before + 1
+
+
+def test_streamed_answer_is_logged_once_after_its_last_byte(
+    client, make_route, upstream, access_log
+):
+    make_route("/api/v1/stream/**", upstream.url)
+    size = 1024 * 1024  # past the buffering limit: streamed through
+    in_flight_before = sample("gateway_requests_in_flight")
+    response = client.get(f"/api/v1/stream/big/{size}")
+    assert response.streaming
+    assert access_log.lines == []  # nothing recorded before the body went out
+    body = b"".join(response.streaming_content)
+    response.close()
+    assert len(body) == size
+    (line,) = access_log.records()
+    assert line["bytes_out"] == size and line["status"] == 200
+    assert sample("gateway_requests_in_flight") == in_flight_before
+
+
+def test_observability_adds_no_database_query_to_a_proxied_request(
+    client, make_route, upstream, access_log, django_assert_num_queries
+):
+    make_route("/api/v1/noquery/**", upstream.url)
+    assert client.get("/api/v1/noquery/echo").status_code == 200  # compiles the route table
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert client.get("/api/v1/noquery/echo").status_code == 200
+    assert len(access_log.lines) == 4
