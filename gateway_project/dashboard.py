@@ -64,6 +64,8 @@ class WindowStats:
     consumers: list[tuple[str, int, float]]
     timeline: list[Bar]
     peak: int
+    axis_start: str
+    step: str
     chart_width: int = _CHART_WIDTH
     chart_height: int = _CHART_HEIGHT
 
@@ -136,7 +138,9 @@ def _timeline(buckets: list[Counter[str]], labels: list[str]) -> tuple[list[Bar]
     return bars, peak
 
 
-def _window(title: str, buckets: list[Counter[str]], labels: list[str]) -> WindowStats:
+def _window(
+    title: str, buckets: list[Counter[str]], labels: list[str], *, axis_start: str, step: str
+) -> WindowStats:
     total: Counter[str] = Counter()
     for bucket in buckets:
         total.update(bucket)
@@ -166,6 +170,8 @@ def _window(title: str, buckets: list[Counter[str]], labels: list[str]) -> Windo
         consumers=consumers,
         timeline=timeline,
         peak=peak,
+        axis_start=axis_start,
+        step=step,
     )
 
 
@@ -182,6 +188,6 @@ def traffic_windows(*, now: float | None = None) -> list[WindowStats]:
     minute_labels = [time.strftime("%H:%M", time.gmtime(m * 60)) for m in minutes]
     hour_labels = [time.strftime("%d %H:00", time.gmtime(h * 3600)) for h in hours]
     return [
-        _window("Last hour", minute_buckets, minute_labels),
-        _window("Last 24 hours", hour_buckets, hour_labels),
+        _window("Last hour", minute_buckets, minute_labels, axis_start="60 min ago", step="minute"),
+        _window("Last 24 hours", hour_buckets, hour_labels, axis_start="24 h ago", step="hour"),
     ]
