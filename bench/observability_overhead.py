@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,12 +46,12 @@ _own_ns: list[int] = []
 class TimedObservabilityMiddleware:
     """The real middleware, timing only its own CPU work (everything but the inner call)."""
 
-    def __init__(self, get_response):  # type: ignore[no-untyped-def]
+    def __init__(self, get_response: Any) -> None:
         from gateway_project.observability import ObservabilityMiddleware
 
         self.inner_ns = 0
 
-        def timed_inner(request):  # type: ignore[no-untyped-def]
+        def timed_inner(request: Any) -> Any:
             started = time.thread_time_ns()
             response = get_response(request)
             self.inner_ns = time.thread_time_ns() - started
@@ -58,7 +59,7 @@ class TimedObservabilityMiddleware:
 
         self.real = ObservabilityMiddleware(timed_inner)
 
-    def __call__(self, request):  # type: ignore[no-untyped-def]
+    def __call__(self, request: Any) -> Any:
         """Serve through the real middleware and record its own share of the time."""
         started = time.thread_time_ns()
         response = self.real(request)
@@ -87,7 +88,7 @@ def micro(count: int = 20_000, repeats: int = 5) -> tuple[float, float]:
     route = table.routes[0]
     answer = b"x" * 500
 
-    def view(request):  # type: ignore[no-untyped-def]
+    def view(request: Any) -> Any:
         context = ProxyContext(path="/bench/echo", route=route)
         context.upstream_seconds, context.attempts = 0.0008, 1
         context.upstream_target = route.service.targets[0].url

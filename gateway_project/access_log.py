@@ -9,6 +9,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from django.http import HttpRequest, HttpResponseBase
+
+from gateway_project.outcome import Outcome
+from routing.forwarding import client_address
+
 logger = logging.getLogger("gateway.access")
 
 REDACTED = "[REDACTED]"
@@ -79,6 +84,45 @@ def _timestamp() -> str:
     if _stamp[0] != second:
         _stamp[0], _stamp[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
     return f"{_stamp[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def record_for(
+    request: HttpRequest,
+    response: HttpResponseBase,
+    outcome: Outcome,
+    *,
+    trace_id: str | None,
+    with_headers: bool,
+) -> dict[str, Any]:
+    """The access log fields of one request (headers and query only `with_headers`)."""
+    upstream_seconds = outcome.upstream_seconds
+    record: dict[str, Any] = {
+        "request_id": getattr(request, "request_id", None),
+        "trace_id": trace_id,
+        "method": outcome.method,
+        "path": outcome.path,
+        "route": outcome.route,
+        "service": outcome.service,
+        "consumer": outcome.consumer_name,
+        "consumer_id": outcome.consumer_id,
+        "client": client_address(
+            str(request.META.get("REMOTE_ADDR", "")), request.META.get("HTTP_X_FORWARDED_FOR")
+        ),
+        "status": outcome.status,
+        "bytes_in": outcome.bytes_in,
+        "bytes_out": outcome.bytes_out,
+        "total_ms": round(outcome.total_seconds * 1000, 2),
+        "upstream_ms": round(upstream_seconds * 1000, 2) if upstream_seconds is not None else None,
+        "upstream": outcome.upstream_target,
+        "retries": max(outcome.attempts - 1, 0),
+        "limit": outcome.limit_verdict,
+        "error": outcome.error_code,
+    }
+    if with_headers:
+        record["query"] = redacted_query(request.META.get("QUERY_STRING", ""))
+        record["request_headers"] = redacted_headers(request_header_pairs(request.META))
+        record["response_headers"] = redacted_headers(response.items())
+    return record
 
 
 def enabled() -> bool:

@@ -97,3 +97,20 @@ def test_with_both_rules_set_both_must_pass(client, db, settings):
     assert (
         client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION=auth).status_code == 200
     )
+
+
+def test_breaker_state_and_config_version_are_published(client, make_route, upstream):
+    from gateway_project import metrics
+
+    metrics.set_breaker_state(service="breaker-svc", state="open")
+    make_route("/api/v1/version/**", upstream.url)
+    metrics._config_noted[1] = 0.0  # look at the version on this request, not a second later
+    assert client.get("/api/v1/version/echo").status_code == 200
+    text = client.get("/metrics").content.decode()
+    assert sample("gateway_circuit_breaker_state", service="breaker-svc") == 2
+    from routing.table import route_tables
+
+    assert sample("gateway_config_version") == route_tables.get().version
+    assert 'gateway_circuit_breaker_state{service="breaker-svc"} 2.0' in text
+    metrics.set_breaker_state(service="breaker-svc", state="closed")
+    assert sample("gateway_circuit_breaker_state", service="breaker-svc") == 0
