@@ -34,8 +34,12 @@ if not _metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 os.makedirs(_metrics_dir, exist_ok=True)
-for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
-    os.remove(_stale)  # samples of a previous run's (dead) workers
+# Samples of a previous run's (dead) workers go; a reload (HUP re-reads this file in the same
+# master) must keep the live workers' files.
+if os.environ.get("GATEWAY_METRICS_DIR_CLEANED") != _metrics_dir:
+    for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
+        os.remove(_stale)
+    os.environ["GATEWAY_METRICS_DIR_CLEANED"] = _metrics_dir
 
 
 def child_exit(server: Any, worker: Any) -> None:
