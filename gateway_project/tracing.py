@@ -21,6 +21,7 @@ logger = logging.getLogger("gateway.tracing")
 _HEX = frozenset("0123456789abcdef")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
+_SPAN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class TraceContext:
@@ -166,7 +167,9 @@ def begin(meta: dict[str, Any], method: str) -> TraceContext:
         trace = TraceContext(parsed[0], parsed[1], parsed[2])
     tracer = active_tracer()
     if tracer is not None:
-        trace.server_span = tracer.start_server_span(trace, f"gateway {method}")
+        # Span names stay a small set: an unknown method must not mint a new name.
+        name = method if method in _SPAN_METHODS else "OTHER"
+        trace.server_span = tracer.start_server_span(trace, f"gateway {name}")
     return trace
 
 
