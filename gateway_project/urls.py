@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from gateway_project import health
+from gateway_project.metrics_view import metrics_endpoint
 from routing.views import ProxyView
 
 handler400 = "gateway_project.errors.handler400"
@@ -18,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
+    path("metrics", metrics_endpoint, name="metrics"),
     # Everything else is a candidate for a configured route.
     re_path(r"", ProxyView.as_view(), name="proxy"),
 ]

@@ -14,7 +14,7 @@ from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from quotas.errors import LimitStoreUnavailable, QuotaExceeded, RateLimitExceeded
-from quotas.metrics import REJECTIONS, STORE_ERRORS
+from quotas.metrics import STORE_ERRORS
 from quotas.policies import (
     MONTH,
     SLIDING_WINDOW,
@@ -209,10 +209,8 @@ class GatewayThrottle(BaseThrottle):
         if verdict.allowed:
             context.limit_verdict = "allowed" if policies else "unlimited"
             return True
+        # The access log and gateway_limit_rejections_total{route,policy} read this.
         context.limit_verdict = "limited:" + ",".join(s.policy.name for s in verdict.exceeded)
-        if not dry_run:
-            for state in verdict.exceeded:
-                REJECTIONS.labels(policy=state.policy.name).inc()
         raise _refusal(verdict, headers)
 
 

@@ -141,7 +141,10 @@ def upstream_request(request: HttpRequest, context: ProxyContext) -> UpstreamReq
     headers["x-forwarded-proto"] = request.scheme or "http"
     headers["x-forwarded-host"] = str(meta.get("HTTP_HOST", ""))
     headers["x-request-id"] = getattr(request, "request_id", "")
-    headers["traceparent"] = traceparent_for(meta.get("HTTP_TRACEPARENT"))
+    trace = getattr(request, "trace", None)  # the observability middleware's trace context
+    headers["traceparent"] = (
+        trace.traceparent if trace is not None else traceparent_for(meta.get("HTTP_TRACEPARENT"))
+    )
     consumer = context.consumer
     if consumer is not None:
         headers["x-consumer-id"] = consumer.id

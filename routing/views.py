@@ -8,12 +8,13 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from gateway_project.tracing import TracedStepsMixin
 from routing.limits import GatewayThrottle
 from routing.proxy import ProxyContext, forward, normalized_path
 from routing.table import route_tables
 
 
-class ProxyView(APIView):
+class ProxyView(TracedStepsMixin, APIView):
     """Matches the route, runs DRF's auth/permission/throttle steps, then forwards."""
 
     authentication_classes: list[Any] = []
