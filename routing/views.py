@@ -8,6 +8,7 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from routing.authorization import RouteAuthentication, RoutePermission
 from routing.proxy import ProxyContext, forward, normalized_path
 from routing.table import route_tables
 
@@ -15,8 +16,8 @@ from routing.table import route_tables
 class ProxyView(APIView):
     """Matches the route, runs DRF's auth/permission/throttle steps, then forwards."""
 
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
+    authentication_classes: list[Any] = [RouteAuthentication]
+    permission_classes: list[Any] = [RoutePermission]
     throttle_classes: list[Any] = []
 
     @property
