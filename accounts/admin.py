@@ -89,7 +89,7 @@ class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
     can_delete = False
-    fields = ["name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    fields = ("name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
     readonly_fields = fields
     show_change_link = True
 
@@ -127,7 +127,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     actions = ["revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         """Creating asks only what the key is for; the secret is generated."""
         if obj is None:
             return ["client", "name", "expires_at"]
@@ -182,7 +182,7 @@ admin.site.unregister(application_model)
 
 
 @admin.register(application_model)
-class ApplicationAdmin(oauth2_admin.ApplicationAdmin):  # type: ignore[name-defined,misc]
+class ApplicationAdmin(oauth2_admin.ApplicationAdmin):
     """OAuth2 applications, with the API client whose roles their tokens carry."""
 
     inlines = [ClientApplicationInline]

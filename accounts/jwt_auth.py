@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from jwt import exceptions as jwt_errors
 from jwt.algorithms import get_default_algorithms
 
@@ -39,10 +40,11 @@ def key_id(algorithm: str, verifying_key: str) -> str:
 
 def local_verifying_material() -> tuple[str, str]:
     """(algorithm, key text) that verifies the gateway's own tokens."""
-    algorithm = settings.JWT_ALGORITHM
-    if algorithm in HMAC_ALGORITHMS:
-        return algorithm, settings.JWT_SIGNING_KEY
-    return algorithm, settings.JWT_PUBLIC_KEY
+    algorithm: str = settings.JWT_ALGORITHM
+    key = settings.JWT_SIGNING_KEY if algorithm in HMAC_ALGORITHMS else settings.JWT_PUBLIC_KEY
+    if not key:
+        raise ImproperlyConfigured(f"JWT_ALGORITHM={algorithm} has no verifying key configured.")
+    return algorithm, str(key)
 
 
 def _string_list(value: Any) -> frozenset[str]:

@@ -44,10 +44,6 @@ def _names(roles: Iterable[Role]) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(role_names), frozenset(permissions)
 
 
-def _roles_with_permissions() -> Prefetch[Role]:
-    return Prefetch("roles", queryset=Role.objects.prefetch_related("permissions"))
-
-
 def user_roles_and_permissions(*, user: User) -> tuple[frozenset[str], frozenset[str]]:
     """A user's role names and effective permissions (the union of the roles' permissions)."""
     return _names(user.roles.prefetch_related("permissions"))

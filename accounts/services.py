@@ -65,12 +65,14 @@ def token_pair_issue(*, user: User) -> dict[str, str]:
     refresh = GatewayRefreshToken.for_user(user)
     for claim, value in _claims_for(user).items():
         refresh[claim] = value
-    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+    access = refresh.access_token
+    access.set_iat(at_time=refresh.current_time)  # one clock reading for the pair: exp - iat exact
+    return {"access": str(access), "refresh": str(refresh)}
 
 
 def _valid_refresh(raw_refresh: str) -> GatewayRefreshToken:
     try:
-        return GatewayRefreshToken(raw_refresh)  # type: ignore[arg-type]
+        return GatewayRefreshToken(raw_refresh)
     except TokenError as error:
         raise InvalidCredentials(f"The refresh token is not valid ({error}).") from None
 

@@ -61,10 +61,10 @@ def token_backend() -> GatewayTokenBackend:
 class GatewayAccessToken(AccessToken):
     """A short-lived access token (JWT_ACCESS_TOKEN_LIFETIME)."""
 
-    @property  # type: ignore[override]
-    def lifetime(self) -> timedelta:
-        """Read at issue time, so a settings change applies without a restart of the class."""
-        return timedelta(milliseconds=settings.JWT_ACCESS_TOKEN_LIFETIME_MS)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Read at issue time, so a settings change applies without re-importing the class.
+        self.lifetime = timedelta(milliseconds=settings.JWT_ACCESS_TOKEN_LIFETIME_MS)
+        super().__init__(*args, **kwargs)
 
     def get_token_backend(self) -> TokenBackend:
         """The gateway's backend (configured algorithm, `kid` header)."""
@@ -76,10 +76,10 @@ class GatewayRefreshToken(RefreshToken):
 
     access_token_class = GatewayAccessToken
 
-    @property  # type: ignore[override]
-    def lifetime(self) -> timedelta:
-        """Read at issue time, so a settings change applies without a restart of the class."""
-        return timedelta(milliseconds=settings.JWT_REFRESH_TOKEN_LIFETIME_MS)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Read at issue time, so a settings change applies without re-importing the class.
+        self.lifetime = timedelta(milliseconds=settings.JWT_REFRESH_TOKEN_LIFETIME_MS)
+        super().__init__(*args, **kwargs)
 
     def get_token_backend(self) -> TokenBackend:
         """The gateway's backend (configured algorithm, `kid` header)."""

@@ -109,7 +109,8 @@ def sign(
 
 def unsigned(payload: dict[str, Any]) -> str:
     """An `alg: none` token (RFC 8725 section 2.1's first attack)."""
-    return jwt.encode(payload, None, algorithm="none")
+    no_key: Any = None
+    return jwt.encode(payload, no_key, algorithm="none")
 
 
 def tamper(token: str, **changes: Any) -> str:

@@ -1,0 +1,43 @@
+"""Steady state: authenticated proxied requests make no database query."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.services import api_key_create
+from tests.support.identity import api_client, api_key_header, bearer, claims, protect, role, sign
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def guarded(make_route, upstream):
+    return protect(make_route("/svc/**", upstream.url), permissions=("read:tasks",))
+
+
+def test_jwt_route_makes_no_database_query(client, guarded, django_assert_num_queries):
+    headers = bearer(sign(claims(permissions=["read:tasks"])))
+    assert client.get("/svc/echo", **headers).status_code == 200  # compiles the route table
+
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert client.get("/svc/echo", **headers).status_code == 200
+
+
+def test_a_new_jwt_is_verified_without_a_database_query(client, guarded, django_assert_num_queries):
+    assert client.get("/svc/echo", **bearer(sign(claims()))).status_code == 200
+
+    with django_assert_num_queries(0):
+        assert client.get("/svc/echo", **bearer(sign(claims(sub="99")))).status_code == 200
+
+
+def test_api_key_route_makes_no_database_query_once_the_key_is_cached(
+    client, guarded, django_assert_num_queries
+):
+    batch = api_client("batch", role("reader", "read:tasks"))
+    _, key = api_key_create(client=batch, name="prod")
+    assert client.get("/svc/echo", **api_key_header(key)).status_code == 200
+
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert client.get("/svc/echo", **api_key_header(key)).status_code == 200
