@@ -23,7 +23,7 @@ from accounts.credential_cache import (
 from accounts.errors import InvalidCredentials
 from accounts.identity import Principal
 from accounts.jwt_auth import jwt_verifier
-from accounts.models import ApiClient, ApiKey, Permission, Role, User
+from accounts.models import ApiClient, ApiKey, Role, User
 from accounts.oauth_scopes import FULL_SCOPE
 
 logger = logging.getLogger("gateway.auth")
@@ -52,15 +52,6 @@ def user_roles_and_permissions(*, user: User) -> tuple[frozenset[str], frozenset
 def client_roles_and_permissions(*, client: ApiClient) -> tuple[frozenset[str], frozenset[str]]:
     """An API client's role names and effective permissions."""
     return _names(client.roles.prefetch_related("permissions"))
-
-
-def permissions_for_roles(*, role_names: Iterable[str]) -> frozenset[str]:
-    """The permissions the named roles grant together."""
-    return frozenset(
-        Permission.objects.filter(roles__name__in=list(role_names))
-        .values_list("name", flat=True)
-        .distinct()
-    )
 
 
 def principal_for_user(*, user: User, credential: str) -> Principal:
