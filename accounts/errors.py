@@ -23,7 +23,7 @@ class InvalidCredentials(GatewayError):
     """The caller's token or key is malformed, forged, expired, revoked or unknown."""
 
     status_code = 401
-    default_code = "invalid_credentials"
+    default_code = "authentication_failed"
     default_detail = "The credentials are not valid."
     title = "Unauthorized"
 

@@ -65,7 +65,7 @@ def test_wrong_password_is_refused_with_401_problem(client):
     response = login(client, "alice", "wrong password")
 
     assert response.status_code == 401
-    assert problem(response)["code"] == "invalid_credentials"
+    assert problem(response)["code"] == "authentication_failed"
 
 
 def test_inactive_user_gets_no_token(client):
@@ -105,7 +105,7 @@ def test_refresh_rotates_and_the_old_refresh_token_stops_working(client):
     assert decode(second["access"])["roles"] == ["developer"]
     reused = post(client, "/auth/token/refresh/", {"refresh": first["refresh"]})
     assert reused.status_code == 401
-    assert problem(reused)["code"] == "invalid_credentials"
+    assert problem(reused)["code"] == "authentication_failed"
 
 
 def test_refresh_reads_the_users_current_roles(client):

@@ -65,7 +65,7 @@ def test_revoked_key_is_refused_on_the_next_request(client, key_route, batch, up
     response = client.get("/svc/echo", **api_key_header(key))
 
     assert response.status_code == 401
-    assert problem(response)["code"] == "invalid_credentials"
+    assert problem(response)["code"] == "authentication_failed"
     assert upstream.count() == 1
 
 

@@ -122,7 +122,7 @@ def test_forged_or_invalid_token_is_rejected_with_401(client, jwt_route, upstrea
 
     body = assert_401(client.get("/svc/echo", **bearer(token)))
 
-    assert body["code"] == "invalid_credentials"
+    assert body["code"] == "authentication_failed"
     assert upstream.count() == 0
 
 

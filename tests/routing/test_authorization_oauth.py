@@ -99,7 +99,7 @@ def test_revoked_oauth_token_is_refused_on_the_next_request(client, oauth_route,
     response = client.get("/svc/echo", **bearer(token))
 
     assert response.status_code == 401
-    assert problem(response)["code"] == "invalid_credentials"
+    assert problem(response)["code"] == "authentication_failed"
     assert upstream.count() == 1
 
 

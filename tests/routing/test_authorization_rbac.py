@@ -111,7 +111,7 @@ def test_optional_route_refuses_an_invalid_credential(client, route, upstream):
     response = client.get("/svc/echo", **bearer(sign(claims(), key="wrong-key-" + "k" * 40)))
 
     assert response.status_code == 401
-    assert problem(response)["code"] == "invalid_credentials"
+    assert problem(response)["code"] == "authentication_failed"
     assert upstream.count() == 0
 
 
