@@ -43,27 +43,27 @@ def cooloff_seconds() -> int:
 def lockout_response(
     request: HttpRequest, original_response: Any = None, credentials: Any = None
 ) -> HttpResponse:
-    """Axes' answer to a lockout: 429 with Retry-After (problem+json outside the console)."""
+    """Axes' answer to a lockout: 429 with Retry-After (problem+json on /auth/)."""
     username = (credentials or {}).get("username") or ""
     address = client_address(request)
     logger.warning(
         "login locked out: username=%r address=%s path=%s", username, address, request.path
     )
     retry_after = str(cooloff_seconds())
-    if request.path.startswith("/admin/"):
-        response = HttpResponse(
-            "Too many failed login attempts for this account from your address. "
-            f"Try again in {retry_after} seconds.",
-            status=429,
-            content_type="text/plain; charset=utf-8",
-        )
-    else:
-        response = problem_response(
+    if request.path.startswith("/auth/"):
+        response: HttpResponse = problem_response(
             request,
             status=TooManyLoginAttempts.status_code,
             code=TooManyLoginAttempts.default_code,
             title=TooManyLoginAttempts.title,
             detail=TooManyLoginAttempts.default_detail,
+        )
+    else:  # the console's and /o/login/'s HTML forms: a sentence a person can read
+        response = HttpResponse(
+            "Too many failed login attempts for this account from your address. "
+            f"Try again in {retry_after} seconds.",
+            status=429,
+            content_type="text/plain; charset=utf-8",
         )
     response["Retry-After"] = retry_after
     return response

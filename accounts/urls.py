@@ -9,6 +9,7 @@ from accounts import views
 
 oauth2_patterns = (
     [
+        path("login/", views.OAuthLoginView.as_view(), name="login"),
         path("authorize/", oauth2_views.AuthorizationView.as_view(), name="authorize"),
         path("token/", oauth2_views.TokenView.as_view(), name="token"),
         path("revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),

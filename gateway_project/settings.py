@@ -210,7 +210,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/o/login/"  # where /o/authorize/ sends people who are not logged in
 
 from datetime import timedelta  # noqa: E402
 

@@ -12,6 +12,7 @@ import pytest
 
 from accounts.services import oauth_application_create
 from tests.support.identity import (
+    PASSWORD,
     api_client,
     bearer,
     problem,
@@ -151,8 +152,16 @@ def authorization_code_tokens(client, app, person) -> dict:
         "code_challenge_method": "S256",
         "state": "xyz",
     }
-    client.force_login(person)
-    page = client.get("/o/authorize/", params)
+    sent_to_login = client.get("/o/authorize/", params)
+    assert sent_to_login.status_code == 302
+    assert sent_to_login["Location"].startswith("/o/login/?next=")
+    login_page = client.get(sent_to_login["Location"])
+    assert login_page.status_code == 200
+    logged_in = client.post(
+        sent_to_login["Location"], {"username": person.username, "password": PASSWORD}
+    )
+    assert logged_in.status_code == 302, logged_in.content
+    page = client.get(logged_in["Location"])
     assert page.status_code == 200, page.content
     approved = client.post("/o/authorize/", {**params, "allow": "Authorize"})
     assert approved.status_code == 302, approved.content
