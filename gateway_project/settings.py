@@ -219,7 +219,6 @@ from accounts.jwt_settings import jwt_settings_from_env  # noqa: E402
 _jwt = jwt_settings_from_env(secret_key=SECRET_KEY)
 JWT_ALGORITHM = _jwt.algorithm
 JWT_SIGNING_KEY = _jwt.signing_key  # HMAC secret, or None for RS/ES/PS/EdDSA
-JWT_SIGNING_KEY_DERIVED = _jwt.signing_key_derived
 JWT_PRIVATE_KEY = _jwt.private_key
 JWT_PUBLIC_KEY = _jwt.public_key
 JWT_JWKS_URL = env_str("JWT_JWKS_URL") or None
@@ -248,7 +247,6 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "sub",
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
-    "UPDATE_LAST_LOGIN": True,
 }
 
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"

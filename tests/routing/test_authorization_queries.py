@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts.services import api_key_create
 from tests.support.identity import api_client, api_key_header, bearer, claims, protect, role, sign
@@ -41,3 +44,31 @@ def test_api_key_route_makes_no_database_query_once_the_key_is_cached(
     with django_assert_num_queries(0):
         for _ in range(3):
             assert client.get("/svc/echo", **api_key_header(key)).status_code == 200
+
+
+def test_oauth_route_makes_no_database_query_once_the_token_is_cached(
+    client, guarded, django_assert_num_queries
+):
+    from oauth2_provider.models import get_access_token_model
+
+    from accounts.services import oauth_application_create
+
+    reporting = api_client("reporting", role("reader", "read:tasks"))
+    app, _ = oauth_application_create(
+        name="job",
+        client_type="confidential",
+        authorization_grant_type="client-credentials",
+        client=reporting,
+    )
+    get_access_token_model().objects.create(
+        application=app,
+        token="opaque-token-for-the-query-test",
+        expires=timezone.now() + timedelta(hours=1),
+        scope="gateway",
+    )
+    headers = bearer("opaque-token-for-the-query-test")
+    assert client.get("/svc/echo", **headers).status_code == 200
+
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert client.get("/svc/echo", **headers).status_code == 200
