@@ -13,6 +13,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect the signals that keep credential caches in step with revocations."""
-        from accounts import signals
+        from accounts import schema, signals  # noqa: F401 - schema registers OpenAPI extensions
 
         signals.connect()
