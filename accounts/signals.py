@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.signals import setting_changed
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from accounts.credential_cache import api_key_cache_key, cache_drop, oauth_cache_key
 
@@ -62,6 +62,24 @@ def _user_roles_changed(sender: Any, instance: Any, action: str, **kwargs: Any) 
         _drop_user_tokens(instance.pk)
 
 
+def _drop_role_holders(role_id: int) -> None:
+    from accounts.models import ApiClient, User
+
+    for client_id in ApiClient.objects.filter(roles=role_id).values_list("pk", flat=True):
+        _drop_client_keys(client_id)
+    for user_id in User.objects.filter(roles=role_id).values_list("pk", flat=True):
+        _drop_user_tokens(user_id)
+
+
+def _role_permissions_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        _drop_role_holders(instance.pk)
+
+
+def _role_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _drop_role_holders(instance.pk)
+
+
 def _link_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
     _drop_application_tokens(instance.application_id)
 
@@ -92,7 +110,7 @@ def connect() -> None:
     """Connect the cache-dropping and revoking receivers."""
     from oauth2_provider.models import get_access_token_model
 
-    from accounts.models import ApiClient, ApiKey, ClientApplication, User
+    from accounts.models import ApiClient, ApiKey, ClientApplication, Role, User
 
     access_token = get_access_token_model()
     post_save.connect(_drop_api_key, sender=ApiKey, dispatch_uid="auth-apikey-save")
@@ -104,6 +122,12 @@ def connect() -> None:
     m2m_changed.connect(
         _user_roles_changed, sender=User.roles.through, dispatch_uid="auth-user-roles"
     )
+    m2m_changed.connect(
+        _role_permissions_changed,
+        sender=Role.permissions.through,
+        dispatch_uid="auth-role-permissions",
+    )
+    pre_delete.connect(_role_deleted, sender=Role, dispatch_uid="auth-role-del")
     post_save.connect(_link_changed, sender=ClientApplication, dispatch_uid="auth-link-save")
     post_delete.connect(_link_changed, sender=ClientApplication, dispatch_uid="auth-link-del")
     post_save.connect(_drop_access_token, sender=access_token, dispatch_uid="auth-token-save")

@@ -129,3 +129,21 @@ def test_last_use_is_recorded_at_most_once_a_minute(client, key_route, batch):
 
     assert first is not None
     assert second == first
+
+
+def test_editing_the_roles_permissions_applies_on_the_next_request(client, key_route, batch):
+    _, key = api_key_create(client=batch, name="prod")
+    assert client.get("/svc/echo", **api_key_header(key)).status_code == 200
+
+    role("integrator", "read:tasks")  # write:tasks taken away from the role
+
+    assert client.get("/svc/echo", **api_key_header(key)).status_code == 403
+
+
+def test_deleting_the_role_applies_on_the_next_request(client, key_route, batch):
+    _, key = api_key_create(client=batch, name="prod")
+    assert client.get("/svc/echo", **api_key_header(key)).status_code == 200
+
+    batch.roles.get(name="integrator").delete()
+
+    assert client.get("/svc/echo", **api_key_header(key)).status_code == 403
