@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import ApiClient, ApiKey
 from accounts.services import api_key_create, api_key_revoke
+from gateway_project.redis import redis_configured
 from gateway_project.units import parse_duration_ms
 
 
@@ -55,6 +57,13 @@ class Command(BaseCommand):
             raise CommandError(f"No API key with prefix {options['prefix']!r}.")
         api_key_revoke(api_key=api_key)
         self.stdout.write(f"Revoked {api_key}.")
+        if not redis_configured():
+            # The running gateway's lookup cache is in its own memory, out of this process' reach.
+            ttl = settings.GATEWAY_CREDENTIAL_CACHE_TTL_MS / 1000
+            self.stderr.write(
+                f"Without REDIS_URL a running gateway refuses it within {ttl:g}s "
+                "(revoking in the console applies at once)."
+            )
 
     def _list(self, options: dict[str, Any]) -> None:
         keys = ApiKey.objects.select_related("client")
