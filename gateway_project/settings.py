@@ -207,7 +207,7 @@ INSTALLED_APPS += [
 # Axes turns a locked-out login into a 429; it must see every response, so it comes last.
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "accounts.backends.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "/o/login/"  # where /o/authorize/ sends people who are not logged in

@@ -252,3 +252,9 @@ def test_me_without_credentials_is_401_with_bearer_challenge(client):
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert problem(response)["code"] == "not_authenticated"
+
+
+def test_logins_without_a_request_still_work(client):
+    user("alice")
+
+    assert client.login(username="alice", password=PASSWORD)
