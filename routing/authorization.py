@@ -39,10 +39,11 @@ class RouteAuthentication(BaseAuthentication):
             kind, value = credential
             principal = authenticate_credential(kind, value, record_use=not context.dry_run)
         except GatewayError as error:
-            label = (
-                CREDENTIAL_LABELS.get(credential[0], "credential") if credential else "credential"
-            )
-            context.explain_steps.append(f"auth: {label} rejected: {error.detail} -> 401")
+            if context.dry_run:
+                label = CREDENTIAL_LABELS.get(credential[0], "") if credential else ""
+                context.explain_steps.append(
+                    f"auth: {label or 'credential'} rejected: {error.detail} -> 401"
+                )
             raise
         context.consumer = Consumer(
             id=principal.id,
