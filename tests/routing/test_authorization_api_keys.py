@@ -147,3 +147,16 @@ def test_deleting_the_role_applies_on_the_next_request(client, key_route, batch)
     batch.roles.get(name="integrator").delete()
 
     assert client.get("/svc/echo", **api_key_header(key)).status_code == 403
+
+
+def test_explain_does_not_count_as_a_use_of_the_key(key_route, batch):
+    from routing.explain import explain_request
+
+    api_key, key = api_key_create(client=batch, name="prod")
+    forget_api_key_use(api_key.pk)
+
+    report = explain_request(method="GET", path="/svc/echo", headers={"X-API-Key": key})
+
+    assert report.status == 200
+    assert report.consumer == "client billing-batch"
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at is None

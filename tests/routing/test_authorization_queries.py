@@ -72,3 +72,14 @@ def test_oauth_route_makes_no_database_query_once_the_token_is_cached(
     with django_assert_num_queries(0):
         for _ in range(3):
             assert client.get("/svc/echo", **headers).status_code == 200
+
+
+def test_open_route_does_no_auth_work_for_a_credential_it_ignores(
+    client, make_route, upstream, django_assert_num_queries
+):
+    protect(make_route("/open/**", upstream.url), authentication="none")
+    assert client.get("/open/echo").status_code == 200
+
+    unknown_key = api_key_header("gwk_0123abcd_" + "A" * 43)  # a lookup would query the DB
+    with django_assert_num_queries(0):
+        assert client.get("/open/echo", **unknown_key).status_code == 200
