@@ -10,3 +10,9 @@ class AccountsConfig(AppConfig):
 
     name = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        """Connect the signals that keep credential caches in step with revocations."""
+        from accounts import schema, signals  # noqa: F401 - schema registers OpenAPI extensions
+
+        signals.connect()

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
 from django.db import models
+from oauth2_provider.settings import oauth2_settings
 
 permission_name_validator = RegexValidator(
     r"^[a-z0-9_.-]+(:[a-z0-9_.*-]+)*$",
@@ -99,3 +100,63 @@ class ApiClient(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiKey(models.Model):
+    """A secret an API client sends as X-API-Key; only its SHA-256 is stored."""
+
+    client = models.ForeignKey(
+        ApiClient,
+        on_delete=models.CASCADE,
+        related_name="keys",
+        help_text="The program this key belongs to; the key has the client's roles.",
+    )
+    name = models.CharField(
+        max_length=100, help_text="What this key is for, e.g. production or ci-runner."
+    )
+    prefix = models.CharField(
+        max_length=16,
+        unique=True,
+        editable=False,
+        help_text="The visible start of the key, to recognise it in logs and lists.",
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="After this moment the key is refused. Empty: never."
+    )
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Updated at most once a minute."
+    )
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set to revoke the key; it is refused at once."
+    )
+
+    class Meta:
+        ordering = ["client", "name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.client.name}/{self.name} ({self.prefix}…)"
+
+
+class ClientApplication(models.Model):
+    """Links an OAuth2 application to the API client whose roles its tokens carry."""
+
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="gateway_link",
+    )
+    client = models.ForeignKey(
+        ApiClient,
+        on_delete=models.CASCADE,
+        related_name="applications",
+        help_text="Client-credentials tokens of the application act as this API client.",
+    )
+
+    class Meta:
+        verbose_name = "OAuth application's API client"
+
+    def __str__(self) -> str:
+        return f"{self.application} -> {self.client}"

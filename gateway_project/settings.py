@@ -245,3 +245,75 @@ LOGGING["loggers"]["gateway.access"] = {  # type: ignore[index]
 TEMPLATES[0]["OPTIONS"]["libraries"] = {  # type: ignore[index]
     "traffic_dashboard": "gateway_project.dashboard_tags",
 }
+
+# --- identity and access (accounts/, routing/authorization.py; see docs/identity.md) ---------
+INSTALLED_APPS += [
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "oauth2_provider",
+    "axes",
+]
+# Axes turns a locked-out login into a 429; it must see every response, so it comes last.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "/o/login/"  # where /o/authorize/ sends people who are not logged in
+
+from datetime import timedelta  # noqa: E402
+
+from accounts.jwt_settings import jwt_settings_from_env  # noqa: E402
+
+_jwt = jwt_settings_from_env(secret_key=SECRET_KEY)
+JWT_ALGORITHM = _jwt.algorithm
+JWT_SIGNING_KEY = _jwt.signing_key  # HMAC secret, or None for RS/ES/PS/EdDSA
+JWT_PRIVATE_KEY = _jwt.private_key
+JWT_PUBLIC_KEY = _jwt.public_key
+JWT_JWKS_URL = env_str("JWT_JWKS_URL") or None
+JWT_JWKS_ALGORITHMS = _jwt.jwks_algorithms
+JWT_JWKS_CACHE_TTL_MS = env_duration_ms("JWT_JWKS_CACHE_TTL", "10m")
+JWT_JWKS_MIN_REFETCH_MS = env_duration_ms("JWT_JWKS_MIN_REFETCH", "30s")
+JWT_JWKS_TIMEOUT_MS = env_duration_ms("JWT_JWKS_TIMEOUT", "3s")
+JWT_ISSUER = env_str("JWT_ISSUER") or None
+JWT_AUDIENCE = env_str("JWT_AUDIENCE") or None
+JWT_LEEWAY_MS = env_duration_ms("JWT_LEEWAY", "10s")
+JWT_ACCESS_TOKEN_LIFETIME_MS = env_duration_ms("JWT_ACCESS_TOKEN_LIFETIME", "5m")
+JWT_REFRESH_TOKEN_LIFETIME_MS = env_duration_ms("JWT_REFRESH_TOKEN_LIFETIME", "24h")
+JWT_ROLES_CLAIM = env_str("JWT_ROLES_CLAIM", "roles") or "roles"
+JWT_PERMISSIONS_CLAIM = env_str("JWT_PERMISSIONS_CLAIM", "permissions") or "permissions"
+JWT_CACHE_SIZE = env_int("JWT_CACHE_SIZE", 10_000)
+GATEWAY_CREDENTIAL_CACHE_TTL_MS = env_duration_ms("GATEWAY_CREDENTIAL_CACHE_TTL", "30s")
+
+SIMPLE_JWT = {
+    "ALGORITHM": JWT_ALGORITHM,
+    "SIGNING_KEY": JWT_SIGNING_KEY or JWT_PRIVATE_KEY or "",
+    "VERIFYING_KEY": JWT_PUBLIC_KEY or "",
+    "AUDIENCE": JWT_AUDIENCE,
+    "ISSUER": JWT_ISSUER,
+    "LEEWAY": JWT_LEEWAY_MS / 1000,
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+}
+
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER = {
+    "SCOPES_BACKEND_CLASS": "accounts.oauth_scopes.PermissionScopes",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_duration_ms("OAUTH_ACCESS_TOKEN_LIFETIME", "1h") // 1000,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env_duration_ms("OAUTH_REFRESH_TOKEN_LIFETIME", "720h") // 1000,
+    "ROTATE_REFRESH_TOKEN": True,
+    "PKCE_REQUIRED": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": env_list("OAUTH_REDIRECT_URI_SCHEMES", ["https"]),
+    "ALLOWED_SCHEMES": env_list("OAUTH_REDIRECT_URI_SCHEMES", ["https"]),
+}
+
+# Login throttling (django-axes), keyed by account and client address together.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(milliseconds=env_duration_ms("LOGIN_COOLOFF", "15m"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "accounts.login_throttle.client_address"
+AXES_VERBOSE = False

@@ -20,6 +20,7 @@ urlpatterns = [
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
     path("metrics", metrics_endpoint, name="metrics"),
+    path("", include("accounts.urls")),
     # Everything else is a candidate for a configured route.
     re_path(r"", ProxyView.as_view(), name="proxy"),
 ]

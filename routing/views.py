@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from gateway_project.tracing import TracedStepsMixin
+from routing.authorization import RouteAuthentication, RoutePermission
 from routing.limits import GatewayThrottle
 from routing.proxy import ProxyContext, forward, normalized_path
 from routing.table import route_tables
@@ -17,8 +18,8 @@ from routing.table import route_tables
 class ProxyView(TracedStepsMixin, APIView):
     """Matches the route, runs DRF's auth/permission/throttle steps, then forwards."""
 
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
+    authentication_classes: list[Any] = [RouteAuthentication]
+    permission_classes: list[Any] = [RoutePermission]
     throttle_classes: list[Any] = [GatewayThrottle]
 
     @property

@@ -1,0 +1,148 @@
+"""An external issuer's signing keys, fetched from its JWKS URL, cached and refetched sparingly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+logger = logging.getLogger("gateway.auth")
+
+# A JWKS document is a few KiB; anything much larger is not one.
+MAX_JWKS_BYTES = 256 * 1024
+# Key types whose public half may sit in a JWKS; "oct" (a shared secret) never may.
+_FAMILY_BY_KTY = {"RSA": ("RS", "PS"), "EC": ("ES",), "OKP": ("EdDSA",)}
+
+
+class JwksUnavailable(Exception):
+    """The JWKS document could not be fetched or parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """One usable key from the set, with the algorithms it may verify."""
+
+    kid: str
+    key: Any
+    algorithms: tuple[str, ...]
+
+
+def _algorithms_for(jwk: dict[str, Any], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The pinned algorithms this key may verify: its own `alg` if it names one, else its family."""
+    families = _FAMILY_BY_KTY.get(str(jwk.get("kty")), ())
+    candidates = [a for a in allowed if a.startswith(families)] if families else []
+    declared = jwk.get("alg")
+    if declared:
+        return (declared,) if declared in candidates else ()
+    return tuple(candidates)
+
+
+def parse_jwks(document: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, VerificationKey]:
+    """The signing keys of a JWKS document that the configured algorithms can use, by kid."""
+    keys: dict[str, VerificationKey] = {}
+    for jwk in document.get("keys", []):
+        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or not jwk.get("kid"):
+            continue
+        algorithms = _algorithms_for(jwk, allowed)
+        if not algorithms:
+            continue
+        try:
+            key = PyJWK(jwk, algorithm=algorithms[0]).key
+        except PyJWKError:
+            logger.warning("JWKS key %r is not usable; skipped", jwk.get("kid"))
+            continue
+        keys[str(jwk["kid"])] = VerificationKey(str(jwk["kid"]), key, algorithms)
+    return keys
+
+
+class JwksKeySet:
+    """The keys at one JWKS URL: cached for `max_age`, refetched at most every `min_refetch`."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        algorithms: tuple[str, ...],
+        timeout_seconds: float,
+        max_age_seconds: float,
+        min_refetch_seconds: float,
+    ) -> None:
+        self.url = url
+        self.algorithms = algorithms
+        self.timeout_seconds = timeout_seconds
+        self.max_age_seconds = max_age_seconds
+        self.min_refetch_seconds = min_refetch_seconds
+        self.fetch_count = 0
+        self._keys: dict[str, VerificationKey] = {}
+        self._fetched_at: float | None = None  # last successful fetch
+        self._attempted_at: float | None = None  # last attempt, successful or not
+        self._lock = threading.Lock()
+
+    def key(self, kid: str) -> VerificationKey | None:
+        """The key `kid`; an unknown or stale set is refetched, rate-limited."""
+        now = time.monotonic()
+        fetched = self._fetched_at
+        stale = fetched is None or now - fetched > self.max_age_seconds
+        found = self._keys.get(kid)
+        if found is not None and not stale:
+            return found
+        self._refetch_if_allowed()
+        return self._keys.get(kid)
+
+    def _refetch_if_allowed(self) -> None:
+        # One thread fetches; the others use what is there rather than queue up behind it.
+        if not self._lock.acquire(blocking=self._fetched_at is None):
+            return
+        try:
+            attempted = self._attempted_at
+            if attempted is not None and time.monotonic() - attempted < self.min_refetch_seconds:
+                return  # an unknown kid must not let callers hammer the issuer
+            self._attempted_at = time.monotonic()
+            try:
+                self._keys = parse_jwks(self._fetch(), self.algorithms)
+            except JwksUnavailable as error:
+                logger.warning(
+                    "JWKS fetch from %s failed: %s; keeping %d cached keys",
+                    self.url,
+                    error,
+                    len(self._keys),
+                )
+                return
+            self._fetched_at = time.monotonic()
+            logger.info("JWKS fetched from %s: %d usable keys", self.url, len(self._keys))
+        finally:
+            self._lock.release()
+
+    def _fetch(self) -> dict[str, Any]:
+        self.fetch_count += 1
+        try:
+            with requests.get(
+                self.url,
+                timeout=self.timeout_seconds,
+                stream=True,
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+            ) as response:
+                if response.status_code != 200:
+                    raise JwksUnavailable(f"status {response.status_code}")
+                body = b""
+                for chunk in response.iter_content(16 * 1024):
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise JwksUnavailable(f"document larger than {MAX_JWKS_BYTES} bytes")
+        except requests.RequestException as error:
+            raise JwksUnavailable(type(error).__name__) from None
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise JwksUnavailable("not JSON") from None
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise JwksUnavailable("no 'keys' list")
+        return document

@@ -1,0 +1,69 @@
+"""Login throttling hooks for django-axes: the client address and the 429 answer."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from accounts.errors import TooManyLoginAttempts
+from gateway_project.errors import problem_response
+
+logger = logging.getLogger("gateway.auth")
+
+
+def _trusted(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.GATEWAY_TRUSTED_PROXIES)
+
+
+def client_address(request: HttpRequest) -> str:
+    """The caller's address: REMOTE_ADDR, or X-Forwarded-For's nearest untrusted hop."""
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    if not forwarded or not _trusted(remote):
+        return remote
+    for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+        if not _trusted(hop):
+            return hop
+    return remote
+
+
+def cooloff_seconds() -> int:
+    """How long a locked-out account and address must wait."""
+    return max(1, int(settings.AXES_COOLOFF_TIME.total_seconds()))
+
+
+def lockout_response(
+    request: HttpRequest, original_response: Any = None, credentials: Any = None
+) -> HttpResponse:
+    """Axes' answer to a lockout: 429 with Retry-After (problem+json on /auth/)."""
+    username = (credentials or {}).get("username") or ""
+    address = client_address(request)
+    logger.warning(
+        "login locked out: username=%r address=%s path=%s", username, address, request.path
+    )
+    retry_after = str(cooloff_seconds())
+    if request.path.startswith("/auth/"):
+        response: HttpResponse = problem_response(
+            request,
+            status=TooManyLoginAttempts.status_code,
+            code=TooManyLoginAttempts.default_code,
+            title=TooManyLoginAttempts.title,
+            detail=TooManyLoginAttempts.default_detail,
+        )
+    else:  # the console's and /o/login/'s HTML forms: a sentence a person can read
+        response = HttpResponse(
+            "Too many failed login attempts for this account from your address. "
+            f"Try again in {retry_after} seconds.",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+    response["Retry-After"] = retry_after
+    return response

@@ -1,0 +1,36 @@
+"""Request and response shapes of the token endpoints and /users/me."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class LoginSerializer(serializers.Serializer[dict[str, str]]):
+    """Username and password in."""
+
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False)
+
+
+class RefreshSerializer(serializers.Serializer[dict[str, str]]):
+    """A refresh token in."""
+
+    refresh = serializers.CharField(max_length=8192)
+
+
+class TokenPairSerializer(serializers.Serializer[dict[str, str]]):
+    """An access and a refresh token out."""
+
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class MeSerializer(serializers.Serializer[dict[str, object]]):
+    """The authenticated caller."""
+
+    id = serializers.CharField()
+    username = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["user", "client"])
+    credential = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField())
+    permissions = serializers.ListField(child=serializers.CharField())

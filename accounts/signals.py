@@ -1,0 +1,136 @@
+"""Keep credential caches honest: revocation, deactivation and role changes apply at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+
+from accounts.credential_cache import api_key_cache_key, cache_drop, oauth_cache_key
+
+
+def _drop_api_key(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from accounts.selectors import forget_api_key_use
+
+    cache_drop(api_key_cache_key(instance.key_hash))
+    forget_api_key_use(instance.pk)
+
+
+def _drop_client_keys(client_id: int) -> None:
+    from accounts.models import ApiKey, ClientApplication
+
+    hashes = ApiKey.objects.filter(client_id=client_id).values_list("key_hash", flat=True)
+    cache_drop(*(api_key_cache_key(key_hash) for key_hash in hashes))
+    for link in ClientApplication.objects.filter(client_id=client_id):
+        _drop_application_tokens(link.application_id)
+
+
+def _drop_application_tokens(application_id: int) -> None:
+    from oauth2_provider.models import get_access_token_model
+
+    checksums = (
+        get_access_token_model()
+        .objects.filter(application_id=application_id, user__isnull=True)
+        .values_list("token_checksum", flat=True)
+    )
+    cache_drop(*(oauth_cache_key(checksum) for checksum in checksums))
+
+
+def _drop_user_tokens(user_id: int) -> None:
+    from oauth2_provider.models import get_access_token_model
+
+    checksums = (
+        get_access_token_model()
+        .objects.filter(user_id=user_id)
+        .values_list("token_checksum", flat=True)
+    )
+    cache_drop(*(oauth_cache_key(checksum) for checksum in checksums))
+
+
+def _client_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _drop_client_keys(instance.pk)
+
+
+def _client_roles_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        _drop_client_keys(instance.pk)
+
+
+def _user_roles_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        _drop_user_tokens(instance.pk)
+
+
+def _drop_role_holders(role_id: int) -> None:
+    from accounts.models import ApiClient, User
+
+    for client_id in ApiClient.objects.filter(roles=role_id).values_list("pk", flat=True):
+        _drop_client_keys(client_id)
+    for user_id in User.objects.filter(roles=role_id).values_list("pk", flat=True):
+        _drop_user_tokens(user_id)
+
+
+def _role_permissions_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        _drop_role_holders(instance.pk)
+
+
+def _role_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _drop_role_holders(instance.pk)
+
+
+def _link_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _drop_application_tokens(instance.application_id)
+
+
+def _drop_access_token(sender: Any, instance: Any, **kwargs: Any) -> None:
+    cache_drop(oauth_cache_key(instance.token_checksum))
+
+
+def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if kwargs.get("raw") or instance.is_active:
+        return
+    from accounts.services import user_tokens_revoke
+
+    # At once, inside the same transaction: a deactivated user keeps no live token.
+    user_tokens_revoke(user=instance)
+
+
+def _settings_changed(setting: str, **kwargs: Any) -> None:
+    if setting.startswith("JWT_"):
+        from accounts.jwt_auth import jwt_verifier
+        from accounts.tokens import token_backend
+
+        jwt_verifier.cache_clear()
+        token_backend.cache_clear()
+
+
+def connect() -> None:
+    """Connect the cache-dropping and revoking receivers."""
+    from oauth2_provider.models import get_access_token_model
+
+    from accounts.models import ApiClient, ApiKey, ClientApplication, Role, User
+
+    access_token = get_access_token_model()
+    post_save.connect(_drop_api_key, sender=ApiKey, dispatch_uid="auth-apikey-save")
+    post_delete.connect(_drop_api_key, sender=ApiKey, dispatch_uid="auth-apikey-del")
+    post_save.connect(_client_changed, sender=ApiClient, dispatch_uid="auth-client-save")
+    m2m_changed.connect(
+        _client_roles_changed, sender=ApiClient.roles.through, dispatch_uid="auth-client-roles"
+    )
+    m2m_changed.connect(
+        _user_roles_changed, sender=User.roles.through, dispatch_uid="auth-user-roles"
+    )
+    m2m_changed.connect(
+        _role_permissions_changed,
+        sender=Role.permissions.through,
+        dispatch_uid="auth-role-permissions",
+    )
+    pre_delete.connect(_role_deleted, sender=Role, dispatch_uid="auth-role-del")
+    post_save.connect(_link_changed, sender=ClientApplication, dispatch_uid="auth-link-save")
+    post_delete.connect(_link_changed, sender=ClientApplication, dispatch_uid="auth-link-del")
+    post_save.connect(_drop_access_token, sender=access_token, dispatch_uid="auth-token-save")
+    post_delete.connect(_drop_access_token, sender=access_token, dispatch_uid="auth-token-del")
+    post_save.connect(_user_saved, sender=User, dispatch_uid="auth-user-save")
+    setting_changed.connect(_settings_changed, dispatch_uid="auth-settings")

@@ -1,0 +1,272 @@
+"""An external identity provider's tokens, verified with keys from its JWKS URL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.test import override_settings
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.support.identity import bearer, problem, protect, upstream_headers
+
+pytestmark = pytest.mark.django_db
+
+ISSUER = "https://idp.example/realms/acme"
+
+
+class JwksServer:
+    """A real HTTP server on loopback serving a JWKS document the test can swap."""
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {"keys": []}
+        self.fetches = 0
+        self.status = 200
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.fetches += 1
+                body = json.dumps(server.document).encode()
+                self.send_response(server.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/.well-known/jwks.json"
+
+    def reset(self) -> None:
+        self.document, self.fetches, self.status = {"keys": []}, 0, 200
+
+    def publish(self, *keys: dict[str, Any]) -> None:
+        self.document = {"keys": list(keys)}
+
+    def __enter__(self) -> JwksServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class SigningKey:
+    """An issuer's private key and its public JWK."""
+
+    def __init__(self, kid: str, kind: str = "RSA") -> None:
+        self.kid = kid
+        self.private: Any
+        if kind == "RSA":
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.algorithm = "RS256"
+            jwk = RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        else:
+            self.private = ec.generate_private_key(ec.SECP256R1())
+            self.algorithm = "ES256"
+            jwk = ECAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
+        self.jwk = {**jwk, "kid": kid, "use": "sig", "alg": self.algorithm}
+
+    def token(self, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "sub": "idp-user-7",
+            "preferred_username": "erin",
+            "realm_access": {"roles": ["developer", "offline_access"]},
+            "scope": "openid read:tasks",
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(claims, self.private, algorithm=self.algorithm, headers={"kid": self.kid})
+
+
+@pytest.fixture(scope="module")
+def idp_server() -> Iterator[JwksServer]:
+    with JwksServer() as server:
+        yield server
+
+
+@pytest.fixture
+def idp(idp_server: JwksServer) -> JwksServer:
+    idp_server.reset()
+    return idp_server
+
+
+@pytest.fixture
+def external(idp: JwksServer) -> Iterator[JwksServer]:
+    """The gateway trusts the IdP; roles and permissions come from Keycloak-style claims."""
+    with override_settings(
+        JWT_JWKS_URL=idp.url,
+        JWT_ISSUER=ISSUER,
+        JWT_JWKS_ALGORITHMS=("RS256", "ES256"),
+        JWT_ROLES_CLAIM="realm_access.roles",
+        JWT_PERMISSIONS_CLAIM="scope",
+        JWT_JWKS_MIN_REFETCH_MS=60_000,
+    ):
+        yield idp
+
+
+@pytest.fixture
+def guarded(make_route, upstream):
+    return protect(
+        make_route("/svc/**", upstream.url), permissions=("read:tasks",), roles=("developer",)
+    )
+
+
+def test_token_from_the_external_issuer_is_accepted_with_mapped_claims(client, external, guarded):
+    key = SigningKey("k1")
+    external.publish(key.jwk)
+
+    headers = upstream_headers(client.get("/svc/echo", **bearer(key.token())))
+
+    assert headers["x-consumer-id"] == "idp-user-7"
+    assert headers["x-consumer-username"] == "erin"
+    assert headers["x-consumer-roles"] == "developer,offline_access"
+    assert headers["x-consumer-permissions"] == "openid,read:tasks"
+
+
+def test_keys_are_fetched_once_and_then_served_from_the_cache(client, external, guarded):
+    key = SigningKey("k1")
+    external.publish(key.jwk)
+
+    for _ in range(3):
+        assert client.get("/svc/echo", **bearer(key.token())).status_code == 200
+
+    assert external.fetches == 1
+
+
+@override_settings(JWT_JWKS_MIN_REFETCH_MS=200)
+def test_rotated_key_is_picked_up_on_its_first_unknown_kid(client, external, guarded):
+    old, new = SigningKey("2026-01"), SigningKey("2026-02", kind="EC")
+    external.publish(old.jwk)
+    assert client.get("/svc/echo", **bearer(old.token())).status_code == 200
+    assert external.fetches == 1
+
+    external.publish(new.jwk)  # the issuer rotates: the old key is withdrawn
+    time.sleep(0.25)  # past JWT_JWKS_MIN_REFETCH
+    response = client.get("/svc/echo", **bearer(new.token()))
+
+    assert response.status_code == 200, response.content
+    assert external.fetches == 2
+    time.sleep(0.25)
+    assert client.get("/svc/echo", **bearer(old.token())).status_code == 401
+    assert client.get("/svc/echo", **bearer(new.token())).status_code == 200
+
+
+def test_unknown_kids_cannot_make_the_gateway_hammer_the_issuer(client, external, guarded):
+    key = SigningKey("k1")
+    external.publish(key.jwk)
+    assert client.get("/svc/echo", **bearer(key.token())).status_code == 200
+
+    for index in range(5):
+        stranger = SigningKey(f"unknown-{index}", kind="EC")
+        response = client.get("/svc/echo", **bearer(stranger.token()))
+        assert response.status_code == 401
+        assert "key" in problem(response)["detail"]
+
+    # The set was fetched moments ago: JWT_JWKS_MIN_REFETCH (1 min here) holds back refetches.
+    assert external.fetches == 1
+
+
+def test_token_signed_with_an_unpublished_key_is_rejected(client, external, guarded):
+    external.publish(SigningKey("k1").jwk)
+    impostor = SigningKey("k1")  # same kid, different private key
+
+    response = client.get("/svc/echo", **bearer(impostor.token()))
+
+    assert response.status_code == 401
+    assert "signature" in problem(response)["detail"]
+
+
+def test_hmac_token_naming_a_published_kid_is_rejected(client, external, guarded):
+    key = SigningKey("k1")
+    external.publish(key.jwk)
+    now = int(time.time())
+    forged = jwt.encode(
+        {"iss": ISSUER, "sub": "x", "exp": now + 60},
+        "guessable-shared-secret-" + "s" * 20,
+        algorithm="HS256",
+        headers={"kid": "k1"},
+    )
+
+    response = client.get("/svc/echo", **bearer(forged))
+
+    assert response.status_code == 401
+    assert "algorithm" in problem(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"exp": int(time.time()) - 120}, "expired"),
+        ({"iss": "https://other-idp.example"}, "issuer"),
+        ({"token_type": "refresh"}, "refresh"),
+        ({"sub": None}, "claim"),
+    ],
+    ids=["expired", "wrong-issuer", "refresh-token", "no-sub"],
+)
+def test_invalid_external_token_is_rejected(client, external, guarded, overrides, reason):
+    key = SigningKey("k1")
+    external.publish(key.jwk)
+
+    response = client.get("/svc/echo", **bearer(key.token(**overrides)))
+
+    assert response.status_code == 401
+    assert reason in problem(response)["detail"]
+
+
+def test_symmetric_keys_in_the_jwks_are_never_used(client, external, guarded):
+    secret = "shared-secret-" + "z" * 30
+    oct_jwk = {
+        "kty": "oct",
+        "kid": "hmac",
+        "k": jwt.utils.base64url_encode(secret.encode()).decode(),
+    }
+    external.publish(oct_jwk)
+    forged = jwt.encode(
+        {
+            "iss": ISSUER,
+            "sub": "x",
+            "exp": int(time.time()) + 60,
+            "realm_access": {"roles": ["developer"]},
+        },
+        secret,
+        algorithm="HS256",
+        headers={"kid": "hmac"},
+    )
+
+    assert client.get("/svc/echo", **bearer(forged)).status_code == 401
+
+
+def test_unreachable_jwks_gives_401_not_an_error(client, external, guarded):
+    external.status = 503
+    key = SigningKey("k1")
+    external.publish(key.jwk)
+
+    response = client.get("/svc/echo", **bearer(key.token()))
+
+    assert response.status_code == 401
+    assert external.fetches == 1
