@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from gateway_project import health
 from routing.views import ProxyView
@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
+    path("api/gateway/registry/", include("routing.registry")),
     # Everything else is a candidate for a configured route.
     re_path(r"", ProxyView.as_view(), name="proxy"),
 ]
