@@ -203,9 +203,8 @@ class CircuitBreakers:
                 # Shared counting decides; the local count is only the fallback without Redis.
                 self._open_until.pop(key, None)
 
-    def state(self, route: CompiledRoute) -> str:
-        """closed, open or half-open, as this process sees it (for the console)."""
-        key = route.breaker_key
+    def state(self, key: str) -> str:
+        """closed, open or half-open for a breaker key, read fresh (for the console)."""
         self._state.refresh_now()
         opened = self._open_until.get(key, 0.0) or self._state.shared().breakers.get(key, 0.0)
         if not opened:

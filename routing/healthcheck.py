@@ -114,7 +114,7 @@ class HealthChecker:
                 preload_content=True,
             )
         except HTTPError as error:
-            return False, f"health check failed: {type(error).__name__}"
+            return False, f"health check: {_describe(error)}"
         if 200 <= response.status < 400:
             return True, None
         return False, f"health check answered {response.status}"
@@ -153,6 +153,16 @@ class HealthChecker:
         """Stop the probe threads and close connections."""
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._pools.clear()
+
+
+def _describe(error: HTTPError) -> str:
+    reason = getattr(error, "reason", None) or error
+    # NewConnectionError first: urllib3 makes it a subclass of its connect timeout.
+    if isinstance(reason, urllib3.exceptions.NewConnectionError | ConnectionError):
+        return "connection failed"
+    if isinstance(reason, TimeoutError | urllib3.exceptions.TimeoutError):
+        return "timed out"
+    return f"invalid answer ({type(reason).__name__})"
 
 
 _in_process_started = threading.Event()

@@ -113,7 +113,10 @@ class Command(BaseCommand):
             for result in results:
                 verdict = "healthy" if result.healthy else "UNHEALTHY"
                 detail = f" ({result.error})" if result.error else ""
-                self.stdout.write(f"{result.service} {result.target.key}: {verdict}{detail}")
+                address = f" [{result.target.connect_host}]" if result.target.connect_host else ""
+                self.stdout.write(
+                    f"{result.service} {result.target.url}{address}: {verdict}{detail}"
+                )
 
         checker = HealthChecker()
         try:
