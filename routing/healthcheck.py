@@ -2,7 +2,7 @@
 
 `manage.py gateway healthcheck` runs the loop beside gunicorn and publishes to Redis (with a
 TTL, so a dead checker's verdicts fade out and every target counts as healthy again). Without
-Redis the loop runs as a thread inside the gunicorn worker (see InProcessHealthCheckMiddleware).
+Redis the loop runs as a thread inside the gunicorn worker (see routing.startup).
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from typing import Any
 
 import urllib3
 from django.conf import settings
-from django.core.exceptions import MiddlewareNotUsed
-from django.http import HttpRequest
-from django.http.response import HttpResponseBase
 from urllib3.exceptions import HTTPError
 
 from routing.dns import DnsExpander
@@ -180,12 +177,3 @@ def start_in_process_checker() -> bool:
     thread.start()
     logger.info("health checks run inside this process (no Redis to share them through)")
     return True
-
-
-class InProcessHealthCheckMiddleware:
-    """Starts the in-process checker when the WSGI app loads (in the worker), then steps aside."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        if settings.GATEWAY_HEALTHCHECK_IN_PROCESS:
-            start_in_process_checker()
-        raise MiddlewareNotUsed()

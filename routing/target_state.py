@@ -29,8 +29,9 @@ BREAKERS = "resilience:breakers"  # "route-id service" -> epoch ms the circuit i
 FAILURES = "resilience:failures"  # "route-id service" -> consecutive failures
 PROBE_PREFIX = "resilience:probe:"  # + "route-id service": half-open probes in flight
 ALL_HASHES = (HEALTH, EJECTED, LEASES, ERRORS, BREAKERS, FAILURES)
-# A failed Redis is retried after this long, so a dead Redis costs one timeout per interval.
-_REDIS_RETRY_SECONDS = 5.0
+# A failed Redis is retried after this many state polls (at least 1 s), so a dead Redis costs
+# one timeout per interval and not one per request.
+_REDIS_RETRY_POLLS = 5
 _ERROR_TEXT_LIMIT = 200
 
 
@@ -92,7 +93,8 @@ class ResilienceState:
         """Note a Redis failure: fall back to per-process state for a while."""
         if time.monotonic() >= self._redis_down_until:
             logger.warning("Redis unavailable (%s): resilience state is per-process for now", what)
-        self._redis_down_until = time.monotonic() + _REDIS_RETRY_SECONDS
+        retry = max(1.0, _REDIS_RETRY_POLLS * settings.GATEWAY_STATE_POLL_MS / 1000)
+        self._redis_down_until = time.monotonic() + retry
 
     def shared(self) -> Shared:
         """The shared snapshot, refreshed at most every GATEWAY_STATE_POLL."""

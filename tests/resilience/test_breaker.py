@@ -54,9 +54,7 @@ def test_breaker_opens_after_threshold_and_fails_fast_without_contacting_the_ups
     assert upstream.count() == 3  # fail fast: none of the five reached the upstream
 
 
-def test_half_open_probe_that_fails_opens_again_and_one_that_succeeds_closes(
-    client, breaker_route
-):
+def test_half_open_probe_that_fails_opens_again_and_one_that_succeeds_closes(client, breaker_route):
     upstream = breaker_route
     for _ in range(3):
         client.get("/cb/status/502")

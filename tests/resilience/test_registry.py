@@ -90,6 +90,7 @@ def test_heartbeat_reads_the_database_but_writes_it_only_when_half_the_lease_is_
     a = upstreams[0]
     _register(client, a.url, ttl="60s")
     stored = Target.objects.get(url=a.url).lease_expires_at
+    assert stored is not None
     with django_assert_num_queries(1):
         response = _post(client, "heartbeat", {"service": "reg", "url": a.url}, **AUTH)
     assert response.status_code == 200
