@@ -66,8 +66,8 @@ class HealthChecker:
 
     def run_once(self, *, force: bool = False) -> list[ProbeResult]:
         """Probe every service whose interval has passed (all with `force`); publish results."""
-        now = time.monotonic()
         services = self.services()
+        now = time.monotonic()
         due = [s for s in services if force or self._next_due.get(s.name, 0.0) <= now]
         if not due:
             return []

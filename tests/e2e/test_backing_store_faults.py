@@ -40,6 +40,28 @@ def _call(method: str, url: str, body: dict | None = None) -> tuple[int, dict[st
         return error.code, dict(error.headers), error.read()
 
 
+def _console_get(base: str, session_id: str) -> tuple[int, dict[str, str], bytes]:
+    """A staff-only console page that needs no static files: admin's JavaScript catalog."""
+    request = urllib.request.Request(f"{base}/admin/jsi18n/")
+    request.add_header("Cookie", f"sessionid={session_id}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def _staff_session() -> str:
+    """The session id of a logged-in superuser, stored in the shared database."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_superuser("dbcut-admin", password="long-pass-1")
+    browser = Client()
+    browser.force_login(user)
+    return str(browser.cookies["sessionid"].value)
+
+
 def _wait_for(predicate, timeout: float = 8.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -67,6 +89,8 @@ def test_gateway_serves_from_its_last_table_while_postgres_is_unreachable(upstre
         # Both workers compile their table as they load; the cut comes after that.
         assert _wait_for(lambda: gateway.log().count("compiled route table") >= 2), gateway.log()
         assert _call("GET", f"{gateway.url}/dbcut/echo")[0] == 200
+        session_id = _staff_session()
+        assert _console_get(gateway.url, session_id)[0] == 200
         cutter.cut()
         # A config change makes every worker try to recompile: the database is gone, so they
         # keep the table they have.
@@ -83,6 +107,10 @@ def test_gateway_serves_from_its_last_table_while_postgres_is_unreachable(upstre
         assert headers["Content-Type"] == "application/problem+json"
         assert json.loads(body)["code"] == "database_unavailable"
         assert headers["Retry-After"]
+        status, headers, body = _console_get(gateway.url, session_id)
+        assert status == 503, body
+        assert headers["Content-Type"] == "application/problem+json"
+        assert json.loads(body)["code"] == "database_unavailable"
         cutter.restore()
         assert _wait_for(lambda: _call("GET", f"{gateway.url}/dbcut-new/echo")[0] == 200), (
             gateway.log()
@@ -93,6 +121,7 @@ def test_gateway_serves_from_its_last_table_while_postgres_is_unreachable(upstre
             {"service": "dbcut-reg", "url": upstream.url},
         )
         assert status == 201, body
+        assert _console_get(gateway.url, session_id)[0] == 200
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis")
