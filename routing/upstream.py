@@ -23,6 +23,7 @@ from urllib3.exceptions import (
 
 from gateway_project.errors import (
     GatewayError,
+    ServiceUnavailable,
     UpstreamInvalidResponse,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -87,6 +88,8 @@ class TargetPicker:
         """The next target, skipping `exclude` (already failed) when others remain."""
         available = self.candidates(service)
         if not available:
+            if not service.targets:  # a config gap, not an outage: keep the generic code
+                raise ServiceUnavailable(f"Service {service.name} has no target to send to.")
             raise NoHealthyTarget(f"Service {service.name} has no healthy target right now.")
         candidates = [t for t in available if t.key not in exclude] or available
         if len(candidates) == 1:
@@ -213,7 +216,7 @@ class UpstreamClient:
             result = self._send_with_retries(route, request)
             failed = result.response.status in FAILURE_STATUSES
             return result
-        except NoHealthyTarget:
+        except ServiceUnavailable:
             failed = ticket is Ticket.PROBE  # nothing was contacted; only a probe must not pass
             raise
         finally:
