@@ -109,8 +109,13 @@ class Command(BaseCommand):
         from gateway_project.redis import redis_configured
         from routing.healthcheck import HealthChecker, ProbeResult
 
+        last: dict[str, bool] = {}
+
         def report(results: list[ProbeResult]) -> None:
             for result in results:
+                if not once and last.get(result.target.key) == result.healthy:
+                    continue  # the loop prints changes only
+                last[result.target.key] = result.healthy
                 verdict = "healthy" if result.healthy else "UNHEALTHY"
                 detail = f" ({result.error})" if result.error else ""
                 address = f" [{result.target.connect_host}]" if result.target.connect_host else ""
