@@ -22,7 +22,14 @@ run: $(VENV)/.runtime
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py ensure_admin
 	@if [ -n "$$GATEWAY_CONFIG" ]; then $(PY) manage.py gateway import "$$GATEWAY_CONFIG"; fi
-	exec $(BIN)/gunicorn --config gateway_project/gunicorn.conf.py gateway_project.wsgi
+	@# With Redis the health checker runs beside gunicorn and stops with it; without Redis
+	@# gunicorn's single worker runs the checks itself (GATEWAY_HEALTHCHECK_IN_PROCESS).
+	@if [ -z "$$REDIS_URL" ]; then exec $(BIN)/gunicorn --config gateway_project/gunicorn.conf.py gateway_project.wsgi; fi; \
+	$(PY) manage.py gateway healthcheck & hc=$$!; \
+	$(BIN)/gunicorn --config gateway_project/gunicorn.conf.py gateway_project.wsgi & gw=$$!; \
+	trap 'kill -TERM $$gw 2>/dev/null' INT TERM; \
+	wait $$gw; status=$$?; if kill -0 $$gw 2>/dev/null; then wait $$gw; status=$$?; fi; \
+	kill -TERM $$hc 2>/dev/null; wait $$hc; exit $$status
 
 ## test: install dev tools, lint, type-check and run the whole suite
 test: $(VENV)/.dev lint typecheck pytest

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
@@ -105,6 +106,18 @@ class ServiceUnavailable(GatewayError):
     title = "Service unavailable"
 
 
+class DatabaseUnavailable(GatewayError):
+    """The database cannot be reached; writes (and uncached reads) fail until it returns."""
+
+    status_code = 503
+    default_code = "database_unavailable"
+    default_detail = "The gateway's database is unreachable; try again shortly."
+    title = "Service unavailable"
+
+
+_DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
 _DRF_TITLES = {
     400: "Bad request",
     401: "Unauthorized",
@@ -163,6 +176,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+    elif isinstance(exc, _DATABASE_DOWN):
+        logger.warning("database unavailable (request_id=%s): %s", request_id, type(exc).__name__)
+        exc = DatabaseUnavailable(headers={"Retry-After": "5"})
     if not isinstance(exc, drf.APIException):
         logger.exception("unhandled error (request_id=%s)", request_id)
         exc = GatewayError()
@@ -258,7 +274,17 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    """Django 500 handler: problem+json without any exception text."""
+    """Django 500 handler: problem+json without any exception text (503 when the DB is down)."""
+    if isinstance(sys.exc_info()[1], _DATABASE_DOWN):
+        response = problem_response(
+            request,
+            status=503,
+            code=DatabaseUnavailable.default_code,
+            title=DatabaseUnavailable.title,
+            detail=DatabaseUnavailable.default_detail,
+        )
+        response["Retry-After"] = "5"
+        return response
     remember_cause(request, code="internal_error", cause=sys.exc_info()[1])
     return problem_response(
         request,

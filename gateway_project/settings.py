@@ -317,3 +317,21 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.login_throttle.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "accounts.login_throttle.client_address"
 AXES_VERBOSE = False
+
+# --- resilience and service discovery (see docs/resilience.md) ---
+# How often each process re-reads the shared health/ejection/lease/breaker state from Redis.
+GATEWAY_STATE_POLL_MS = env_duration_ms("GATEWAY_STATE_POLL", "500ms")
+GATEWAY_BREAKER_HALF_OPEN_PROBES = env_int("GATEWAY_BREAKER_HALF_OPEN_PROBES", 1, minimum=1)
+# Passive health: this many consecutive failures eject a target for the ejection time (0: off).
+GATEWAY_OUTLIER_CONSECUTIVE_FAILURES = env_int("GATEWAY_OUTLIER_CONSECUTIVE_FAILURES", 5)
+GATEWAY_OUTLIER_EJECTION_MS = env_duration_ms("GATEWAY_OUTLIER_EJECTION", "30s")
+GATEWAY_HEALTHCHECK_TIMEOUT_MS = env_duration_ms("GATEWAY_HEALTHCHECK_TIMEOUT", "2s")
+GATEWAY_HEALTHCHECK_CONCURRENCY = env_int("GATEWAY_HEALTHCHECK_CONCURRENCY", 8, minimum=1)
+GATEWAY_HEALTHCHECK_UNHEALTHY_AFTER = env_int("GATEWAY_HEALTHCHECK_UNHEALTHY_AFTER", 2, minimum=1)
+GATEWAY_HEALTHCHECK_HEALTHY_AFTER = env_int("GATEWAY_HEALTHCHECK_HEALTHY_AFTER", 1, minimum=1)
+# Without Redis the checks must run inside the (single) gunicorn worker to be seen by it.
+GATEWAY_HEALTHCHECK_IN_PROCESS = env_bool("GATEWAY_HEALTHCHECK_IN_PROCESS", not REDIS_URL)
+GATEWAY_REGISTRATION_TOKEN = env_secret("GATEWAY_REGISTRATION_TOKEN")
+GATEWAY_REGISTRATION_TTL_MS = env_duration_ms("GATEWAY_REGISTRATION_TTL", "30s")
+GATEWAY_DNS_REFRESH_MS = env_duration_ms("GATEWAY_DNS_REFRESH", "30s")
+MIDDLEWARE = [*MIDDLEWARE, "routing.startup.WorkerStartupMiddleware"]

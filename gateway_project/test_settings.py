@@ -25,3 +25,5 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - WhiteNoise warns 
 # SQLite: a file-backed test database, so e2e gunicorn subprocesses can share it.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+# Tests drive health check rounds themselves; no background checker thread in the test process.
+GATEWAY_HEALTHCHECK_IN_PROCESS = False

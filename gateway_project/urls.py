@@ -19,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
+    path("api/gateway/registry/", include("routing.registry")),
     path("metrics", metrics_endpoint, name="metrics"),
     path("", include("accounts.urls")),
     # Everything else is a candidate for a configured route.

@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html_join
 
 from routing.models import HTTP_METHODS, Route, Service, Target
 from routing.table import service_url_override
+from routing.target_state import resilience_state, target_key
+
+
+def _in_seconds(moment: float | None) -> str:
+    if moment is None:
+        return ""
+    left = moment - time.time()
+    return f"in {left:.0f}s" if left >= 0 else f"{-left:.0f}s ago"
 
 
 class TargetInline(admin.TabularInline):
-    """A service's weighted targets, edited on the service page."""
+    """A service's weighted targets, edited on the service page, with their live state."""
 
     model = Target
     extra = 0
-    fields = ("url", "weight")
+    fields = ("url", "weight", "live_health", "lease", "last_error")
+    readonly_fields = ("live_health", "lease", "last_error")
+
+    @admin.display(description="Live health")
+    def live_health(self, target: Target) -> str:
+        """Active check verdict, and a passive ejection if one is running."""
+        if not target.pk:
+            return ""
+        view = resilience_state.describe(target_key(target.service.name, target.url))
+        if view.ejected_until:
+            return f"{view.health}, ejected (back {_in_seconds(view.ejected_until)})"
+        return view.health
+
+    @admin.display(description="Registration lease")
+    def lease(self, target: Target) -> str:
+        """For a registered target: when its lease ends (or ended)."""
+        if not target.pk or not target.registered:
+            return "static"
+        view = resilience_state.describe(target_key(target.service.name, target.url))
+        stored = target.lease_expires_at.timestamp() if target.lease_expires_at else None
+        until = max(filter(None, (view.lease_until, stored)), default=None)
+        state = "expired" if until is None or until < time.time() else "active"
+        return f"{state}, ends {_in_seconds(until)}"
+
+    @admin.display(description="Last error")
+    def last_error(self, target: Target) -> str:
+        """The latest failure this gateway saw for the target."""
+        if not target.pk:
+            return ""
+        return resilience_state.describe(target_key(target.service.name, target.url)).last_error
 
 
 @admin.register(Service)
@@ -32,9 +71,30 @@ class ServiceAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "url", "description")}),
         ("Timeouts", {"fields": ("connect_timeout_ms",)}),
+        ("Load balancing", {"fields": ("load_balancing",)}),
         ("Health check", {"fields": ("health_check_path", "health_check_interval_ms")}),
+        ("Circuit breakers", {"fields": ("breaker_states",)}),
         ("Docs", {"fields": ("openapi",)}),
     )
+
+    readonly_fields = ("breaker_states",)
+
+    @admin.display(description="Breaker state per route")
+    def breaker_states(self, service: Service) -> str:
+        """Each route's circuit to this service: closed, open or half-open, live."""
+        from routing.upstream import upstream_client
+
+        if not service.pk:
+            return ""
+        breakers = upstream_client().breakers
+        rows = [
+            (route, breakers.state(f"{route.pk} {service.name}"))
+            for route in service.routes.all()
+            if route.circuit_breaker_threshold
+        ]
+        if not rows:
+            return "No route to this service has a circuit breaker."
+        return format_html_join("", "<div>{}: {}</div>", rows)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Service]:
         """Count targets and routes in the list query."""

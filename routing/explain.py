@@ -10,7 +10,7 @@ from django.test import RequestFactory
 from rest_framework.exceptions import APIException
 
 from routing.proxy import ProxyContext, normalized_path
-from routing.table import CompiledRoute
+from routing.table import CompiledRoute, route_tables
 from routing.views import ProxyView
 
 
@@ -65,6 +65,7 @@ class ExplainReport:
 def explain_request(*, method: str, path: str, headers: dict[str, str]) -> ExplainReport:
     """Run `method path` with `headers` through match, auth, permissions and limits (dry)."""
     report = ExplainReport(method=method, path=path)
+    route_tables.invalidate()  # explain right after a change must see it: check the version now
     meta = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
     raw_path, _, query = path.partition("?")
     environ: dict[str, Any] = {"QUERY_STRING": query, "RAW_URI": path, **meta}

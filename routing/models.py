@@ -36,6 +36,12 @@ def validate_route_pattern(value: str) -> None:
 class Service(models.Model):
     """An upstream service: one URL, or several weighted targets."""
 
+    class LoadBalancing(models.TextChoices):
+        """How requests are spread over the service's targets."""
+
+        ROUND_ROBIN = "round_robin", "weighted round robin"
+        LEAST_REQUESTS = "least_requests", "least requests in flight (per weight)"
+
     name = models.CharField(
         max_length=100,
         unique=True,
@@ -66,6 +72,12 @@ class Service(models.Model):
         blank=True,
         help_text="Milliseconds to wait for a connection; empty uses GATEWAY_CONNECT_TIMEOUT.",
     )
+    load_balancing = models.CharField(
+        max_length=20,
+        choices=LoadBalancing.choices,
+        default=LoadBalancing.ROUND_ROBIN,
+        help_text="Weighted round robin, or the target with the fewest requests in flight.",
+    )
     description = models.CharField(max_length=255, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -95,6 +107,17 @@ class Target(models.Model):
     weight = models.PositiveIntegerField(
         default=100, help_text="Share of traffic relative to the other targets; 0 drains it."
     )
+    registered = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Added through the registry API; leaves rotation when its heartbeat lapses.",
+    )
+    lease_ttl_ms = models.PositiveIntegerField(
+        null=True, blank=True, editable=False, help_text="Heartbeat lease length (registered)."
+    )
+    # The lease as last written to the database; heartbeats extend it in Redis and write here
+    # only when half of it has passed, so heartbeats do not write the database every time.
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["service", "url"]

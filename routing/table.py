@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
@@ -30,19 +31,37 @@ class CompiledTarget:
     port: int
     base_path: str  # "" or "/prefix" without a trailing slash
     weight: int
+    key: str = ""  # "service url": the key of its health, ejection and lease state
+    connect_host: str = ""  # the address to connect to, when DNS gave several ("" = host)
+    registered: bool = False  # added by the registry: only in rotation while leased
+    lease_until: float = 0.0  # epoch seconds, the lease as compiled from the database
+    resolve: bool = False  # a DNS name the balancer expands into all its addresses
 
     @classmethod
-    def from_url(cls, url: str, weight: int) -> CompiledTarget:
+    def from_url(
+        cls,
+        url: str,
+        weight: int,
+        *,
+        service: str = "",
+        registered: bool = False,
+        lease_until: float = 0.0,
+    ) -> CompiledTarget:
         """Split `url` into the parts the upstream client needs."""
         parts = urlsplit(url)
         default_port = 443 if parts.scheme == "https" else 80
+        host = parts.hostname or ""
         return cls(
             url=url,
             scheme=parts.scheme,
-            host=parts.hostname or "",
+            host=host,
             port=parts.port or default_port,
             base_path=parts.path.rstrip("/"),
             weight=weight,
+            key=f"{service} {url}",
+            registered=registered,
+            lease_until=lease_until,
+            resolve=bool(host) and not registered and not _is_ip(host),
         )
 
     @property
@@ -51,6 +70,14 @@ class CompiledTarget:
         default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == default else f"{host}:{self.port}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +114,10 @@ class CompiledService:
     name: str
     targets: tuple[CompiledTarget, ...]
     connect_timeout_seconds: float
+    load_balancing: str = "round_robin"
+    health_check_path: str = ""
+    health_check_interval_seconds: float = 10.0
+    resolves: bool = False  # some target is a DNS name to expand
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +137,7 @@ class CompiledRoute:
     rate_limit: RateLimitSpec | None
     circuit_breaker: CircuitBreakerSpec | None
     priority: int
+    breaker_key: str = ""  # "route-id service": the key of its circuit breaker state
 
     @property
     def name(self) -> str:
@@ -181,13 +213,30 @@ def compile_table(version: int) -> RouteTable:
             override = service_url_override(service.name)
             targets: tuple[CompiledTarget, ...]
             if override or service.url:
-                targets = (CompiledTarget.from_url(override or service.url, 100),)
+                targets = (
+                    CompiledTarget.from_url(override or service.url, 100, service=service.name),
+                )
             else:
                 targets = tuple(
-                    CompiledTarget.from_url(t.url, t.weight) for t in service.targets.all()
+                    CompiledTarget.from_url(
+                        t.url,
+                        t.weight,
+                        service=service.name,
+                        registered=t.registered,
+                        lease_until=t.lease_expires_at.timestamp() if t.lease_expires_at else 0.0,
+                    )
+                    for t in service.targets.all()
                 )
             connect = (service.connect_timeout_ms or 0) / 1000 or default_connect
-            services[service.pk] = CompiledService(service.name, targets, connect)
+            services[service.pk] = CompiledService(
+                service.name,
+                targets,
+                connect,
+                load_balancing=service.load_balancing,
+                health_check_path=service.health_check_path,
+                health_check_interval_seconds=(service.health_check_interval_ms or 10_000) / 1000,
+                resolves=any(t.resolve for t in targets),
+            )
         rate_limit = None
         if route.rate_limit_requests:
             rate_limit = RateLimitSpec(
@@ -218,6 +267,7 @@ def compile_table(version: int) -> RouteTable:
                 rate_limit=rate_limit,
                 circuit_breaker=breaker,
                 priority=route.priority,
+                breaker_key=f"{route.pk} {service.name}",
             )
         )
     compiled.sort(key=lambda r: (-r.priority, r.pattern.specificity, r.pattern.pattern))

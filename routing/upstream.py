@@ -7,7 +7,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -28,7 +28,11 @@ from gateway_project.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from routing.breaker import FAILURE_STATUSES, CircuitBreakers, Ticket
+from routing.dns import DnsExpander
+from routing.resilience_errors import NoHealthyTarget
 from routing.table import CompiledRoute, CompiledService, CompiledTarget
+from routing.target_state import ResilienceState, resilience_state
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -56,32 +60,81 @@ class UpstreamResult:
 
 
 class TargetPicker:
-    """Smooth weighted round robin over a service's targets (as nginx does); weight 0 drains."""
+    """Picks a service's target: smooth weighted round robin (as nginx) or least requests.
 
-    def __init__(self) -> None:
+    Only available targets take part: weight above 0 (0 drains), leased when registered, not
+    failing health checks, not ejected. None available gives 503 no_healthy_target.
+    """
+
+    def __init__(
+        self, state: ResilienceState | None = None, dns: DnsExpander | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._current: dict[tuple[str, str], int] = {}
+        self._in_flight: dict[str, int] = {}
+        self._state = state or resilience_state
+        self._dns = dns or DnsExpander()
+
+    def candidates(self, service: CompiledService) -> list[CompiledTarget]:
+        """The targets that may take traffic now (DNS names expanded to their addresses)."""
+        targets: Iterable[CompiledTarget] = service.targets
+        if service.resolves:
+            targets = [a for t in service.targets for a in self._dns.expand(t)]
+        now = time.time()
+        available = self._state.available
+        return [t for t in targets if t.weight > 0 and available(t, now)]
 
     def pick(self, service: CompiledService, exclude: set[str]) -> CompiledTarget:
         """The next target, skipping `exclude` (already failed) when others remain."""
-        candidates = [t for t in service.targets if t.weight > 0 and t.url not in exclude]
-        if not candidates:
-            candidates = [t for t in service.targets if t.weight > 0]
-        if not candidates:
-            raise ServiceUnavailable(f"Service {service.name} has no target to send to.")
+        available = self.candidates(service)
+        if not available:
+            if not service.targets:  # a config gap, not an outage: keep the generic code
+                raise ServiceUnavailable(f"Service {service.name} has no target to send to.")
+            raise NoHealthyTarget(f"Service {service.name} has no healthy target right now.")
+        candidates = [t for t in available if t.key not in exclude] or available
         if len(candidates) == 1:
             return candidates[0]
+        if service.load_balancing == "least_requests":
+            return self._least_requests(candidates)
         total = sum(t.weight for t in candidates)
         with self._lock:
             best, best_weight = candidates[0], None
             for target in candidates:
-                key = (service.name, target.url)
+                key = (service.name, target.key)
                 weight = self._current.get(key, 0) + target.weight
                 self._current[key] = weight
                 if best_weight is None or weight > best_weight:
                     best, best_weight = target, weight
-            self._current[(service.name, best.url)] -= total
+            self._current[(service.name, best.key)] -= total
         return best
+
+    def _least_requests(self, candidates: list[CompiledTarget]) -> CompiledTarget:
+        """Fewest in flight per unit of weight; ties go round robin so idle load spreads."""
+        with self._lock:
+            scores = [self._in_flight.get(t.key, 0) / t.weight for t in candidates]
+            low = min(scores)
+            tied = [t for t, score in zip(candidates, scores, strict=True) if score == low]
+            turn = self._in_flight.get("", 0)
+            self._in_flight[""] = turn + 1
+            return tied[turn % len(tied)]
+
+    def started(self, target: CompiledTarget) -> None:
+        """Count a request to `target` as in flight."""
+        with self._lock:
+            self._in_flight[target.key] = self._in_flight.get(target.key, 0) + 1
+
+    def finished(self, target: CompiledTarget) -> None:
+        """The upstream answered (or failed): the request is no longer in flight."""
+        with self._lock:
+            left = self._in_flight.get(target.key, 1) - 1
+            if left > 0:
+                self._in_flight[target.key] = left
+            else:
+                self._in_flight.pop(target.key, None)
+
+    def in_flight(self, target: CompiledTarget) -> int:
+        """Requests in flight to `target` from this process."""
+        return self._in_flight.get(target.key, 0)
 
 
 def _classify(error: Exception) -> tuple[type[GatewayError], bool]:
@@ -105,20 +158,37 @@ def _classify(error: Exception) -> tuple[type[GatewayError], bool]:
 class UpstreamClient:
     """Sends requests to upstream targets over per-process connection pools."""
 
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        sleep: Callable[[float], None] = time.sleep,
+        state: ResilienceState | None = None,
+    ) -> None:
         self._pools = urllib3.PoolManager(
             num_pools=256,
             maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE,
             block=False,
             retries=False,
         )
-        self._picker = TargetPicker()
+        self.state = state or resilience_state
+        self.picker = TargetPicker(self.state)
+        self.breakers = CircuitBreakers(self.state)
         self._sleep = sleep
 
     def _send_once(
         self, target: CompiledTarget, request: UpstreamRequest, timeout: urllib3.Timeout
     ) -> urllib3.BaseHTTPResponse:
-        pool: Any = self._pools.connection_from_host(target.host, target.port, target.scheme)
+        pool: Any
+        if target.connect_host:
+            # One of a DNS name's addresses: connect there, but speak to (and verify) the name.
+            extra = {"server_hostname": target.host, "assert_hostname": target.host}
+            pool = self._pools.connection_from_host(
+                target.connect_host,
+                target.port,
+                target.scheme,
+                pool_kwargs=extra if target.scheme == "https" else None,
+            )
+        else:
+            pool = self._pools.connection_from_host(target.host, target.port, target.scheme)
         headers = dict(request.headers)
         headers["Host"] = target.host_header
         body = request.body
@@ -139,28 +209,43 @@ class UpstreamClient:
         )
 
     def send(self, route: CompiledRoute, request: UpstreamRequest) -> UpstreamResult:
-        """Send `request` to one of the route's targets, retrying as the route allows."""
+        """Send `request` through the route's breaker to one of its targets, with retries."""
+        ticket = self.breakers.admit(route)  # CircuitOpen here: the upstream is not contacted
+        failed = True
+        try:
+            result = self._send_with_retries(route, request)
+            failed = result.response.status in FAILURE_STATUSES
+            return result
+        except ServiceUnavailable:
+            failed = ticket is Ticket.PROBE  # nothing was contacted; only a probe must not pass
+            raise
+        finally:
+            self.breakers.record(route, ticket, failed=failed)
+
+    def _send_with_retries(self, route: CompiledRoute, request: UpstreamRequest) -> UpstreamResult:
         deadline = time.monotonic() + route.timeout_seconds
         may_retry = request.method in IDEMPOTENT_METHODS and request.replayable
+        service = route.service
         failed: set[str] = set()
         attempt = 0
         while True:
             attempt += 1
-            target = self._picker.pick(route.service, failed)
+            target = self.picker.pick(service, failed)
             remaining = deadline - time.monotonic()
             timeout = urllib3.Timeout(
-                connect=min(route.service.connect_timeout_seconds, max(remaining, 0.001)),
+                connect=min(service.connect_timeout_seconds, max(remaining, 0.001)),
                 read=max(remaining, 0.001),
             )
+            self.picker.started(target)
             try:
                 response = self._send_once(target, request, timeout)
-                return UpstreamResult(response=response, target=target, attempts=attempt)
             except HTTPError as error:
                 error_class, not_sent = _classify(error)
                 logger.info(
                     "upstream %s attempt %d failed: %s", target.url, attempt, type(error).__name__
                 )
-                failed.add(target.url)
+                self.state.record_attempt(service, target, error=error_class.default_code)
+                failed.add(target.key)
                 retry_allowed = may_retry or (not_sent and request.replayable)
                 if attempt > route.retries or not retry_allowed:
                     raise error_class() from None
@@ -169,6 +254,14 @@ class UpstreamClient:
                 if deadline - time.monotonic() <= backoff:
                     raise error_class() from None
                 self._sleep(backoff)
+                continue
+            finally:
+                self.picker.finished(target)
+            status_error = (
+                f"answered {response.status}" if response.status in FAILURE_STATUSES else None
+            )
+            self.state.record_attempt(service, target, error=status_error)
+            return UpstreamResult(response=response, target=target, attempts=attempt)
 
 
 _client: UpstreamClient | None = None

@@ -11,6 +11,7 @@ import pytest
 from gateway_project.redis import redis_client, redis_key
 from quotas.store import MemoryStore, RedisStore, use_store
 from routing.table import route_tables
+from routing.target_state import resilience_state
 from tests.support.upstream import UpstreamServer
 
 
@@ -34,6 +35,19 @@ def fresh_route_table() -> Iterator[None]:
     route_tables.reset()
     yield
     route_tables.reset()
+
+
+@pytest.fixture(autouse=True)
+def fresh_resilience_state() -> Iterator[None]:
+    """No test inherits another's target health, ejections, leases or open circuits."""
+    from routing.upstream import upstream_client
+
+    client = upstream_client()
+    resilience_state.reset()
+    client.breakers.reset()
+    yield
+    resilience_state.reset()
+    client.breakers.reset()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,6 +25,8 @@ def _service(values: dict[str, Any]) -> dict[str, Any]:
         }
     if values["connect_timeout_ms"]:
         out["connect_timeout"] = format_duration_ms(values["connect_timeout_ms"])
+    if values.get("load_balancing", "round_robin") != "round_robin":
+        out["load_balancing"] = values["load_balancing"]
     if values["description"]:
         out["description"] = values["description"]
     return out

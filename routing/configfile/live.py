@@ -24,13 +24,15 @@ def _service_spec(service: Service) -> dict[str, Any]:
     return {
         "name": service.name,
         "url": service.url or None,
+        # Registered targets come and go by themselves: they are not part of the config.
         "targets": sorted(
-            ({"url": t.url, "weight": t.weight} for t in service.targets.all()),
+            ({"url": t.url, "weight": t.weight} for t in service.targets.all() if not t.registered),
             key=lambda t: str(t["url"]),
         ),
         "openapi": service.openapi,
         "health_check": health,
         "connect_timeout_ms": service.connect_timeout_ms,
+        "load_balancing": service.load_balancing,
         "description": service.description,
     }
 
@@ -145,13 +147,16 @@ def _apply_service(values: dict[str, Any]) -> None:
             "health_check_path": health.get("path", ""),
             "health_check_interval_ms": health.get("interval_ms"),
             "connect_timeout_ms": values["connect_timeout_ms"],
+            "load_balancing": values["load_balancing"],
             "description": values["description"],
         },
     )
     wanted = {t["url"]: t["weight"] for t in values["targets"]}
-    service.targets.exclude(url__in=list(wanted)).delete()
+    service.targets.exclude(url__in=list(wanted)).exclude(registered=True).delete()
     for url, weight in wanted.items():
-        Target.objects.update_or_create(service=service, url=url, defaults={"weight": weight})
+        Target.objects.update_or_create(
+            service=service, url=url, defaults={"weight": weight, "registered": False}
+        )
 
 
 def _apply_route(key: RouteKey, values: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ RATE_KEYS = {
     "requests_per_hour": "hour",
 }
 RATE_ALGORITHMS = ("token_bucket", "sliding_window")
+LOAD_BALANCING = ("round_robin", "least_requests")
 
 _SERVICE_KEYS = {
     "name",
@@ -29,6 +30,7 @@ _SERVICE_KEYS = {
     "openapi",
     "health_check",
     "connect_timeout",
+    "load_balancing",
     "description",
 }
 _ROUTE_KEYS = {
@@ -207,8 +209,9 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
         if problem:
             c.error(f"{loc}.url", problem)
     if targets_raw is not None:
-        if not isinstance(targets_raw, list) or not targets_raw:
-            c.error(f"{loc}.targets", "must be a non-empty list of {url, weight}.")
+        # An empty list is allowed: the targets then come from self-registration.
+        if not isinstance(targets_raw, list):
+            c.error(f"{loc}.targets", "must be a list of {url, weight}.")
         else:
             for index, target in enumerate(targets_raw):
                 tloc = f"{loc}.targets[{index}]"
@@ -238,6 +241,9 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
                 c.error(f"{loc}.health_check.path", "must be a path starting with '/'.")
             interval = c.duration(h.get("interval", "10s"), f"{loc}.health_check.interval")
             health = {"path": hpath, "interval_ms": interval}
+    balancing = entry.get("load_balancing", "round_robin")
+    if balancing not in LOAD_BALANCING:
+        c.error(f"{loc}.load_balancing", f"must be one of: {', '.join(LOAD_BALANCING)}.")
     openapi = entry.get("openapi")
     if openapi is not None and (not isinstance(openapi, str) or not openapi.startswith("/")):
         c.error(f"{loc}.openapi", "must be the path of the service's spec, like /openapi.json.")
@@ -248,6 +254,7 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
         "openapi": openapi or "",
         "health_check": health,
         "connect_timeout_ms": c.duration(entry.get("connect_timeout"), f"{loc}.connect_timeout"),
+        "load_balancing": balancing,
         "description": c.text(entry.get("description"), f"{loc}.description"),
     }
 

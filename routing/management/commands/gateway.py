@@ -1,4 +1,4 @@
-"""`manage.py gateway import|export|explain`: the gateway's command-line interface."""
+"""`manage.py gateway import|export|explain|healthcheck`: the gateway's command-line interface."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ class Command(BaseCommand):
             metavar="'Name: value'",
             help="A request header; repeat for several.",
         )
+        checking = sub.add_parser(
+            "healthcheck", help="Probe service targets on their interval and publish health."
+        )
+        checking.add_argument(
+            "--once", action="store_true", help="Probe every target once, print, and exit."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the chosen subcommand."""
@@ -48,6 +54,8 @@ class Command(BaseCommand):
             self._import(options["file"], dry_run=options["dry_run"], prune=options["prune"])
         elif action == "export":
             self._export(options.get("output"))
+        elif action == "healthcheck":
+            self._healthcheck(once=options["once"])
         else:
             self._explain(options["method"], options["path"], options["header"])
 
@@ -93,3 +101,42 @@ class Command(BaseCommand):
         report = explain_request(method=method.upper(), path=path, headers=headers)
         for line in report.lines():
             self.stdout.write(line)
+
+    def _healthcheck(self, *, once: bool) -> None:
+        import signal
+        import threading
+
+        from gateway_project.redis import redis_configured
+        from routing.healthcheck import HealthChecker, ProbeResult
+
+        last: dict[str, bool] = {}
+
+        def report(results: list[ProbeResult]) -> None:
+            for result in results:
+                if not once and last.get(result.target.key) == result.healthy:
+                    continue  # the loop prints changes only
+                last[result.target.key] = result.healthy
+                verdict = "healthy" if result.healthy else "UNHEALTHY"
+                detail = f" ({result.error})" if result.error else ""
+                address = f" [{result.target.connect_host}]" if result.target.connect_host else ""
+                self.stdout.write(
+                    f"{result.service} {result.target.url}{address}: {verdict}{detail}"
+                )
+
+        checker = HealthChecker()
+        try:
+            if once:
+                report(checker.run_once(force=True))
+                return
+            if not redis_configured():
+                self.stderr.write(
+                    "REDIS_URL is not set: verdicts stay in this process. Without Redis the "
+                    "gateway's worker runs its own checks (GATEWAY_HEALTHCHECK_IN_PROCESS)."
+                )
+            stop = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            self.stdout.write("Health checks running; SIGTERM or Ctrl-C stops them.")
+            checker.run_forever(stop, on_round=report)
+        finally:
+            checker.close()
