@@ -195,3 +195,34 @@ GATEWAY_DEFAULT_TIMEOUT_MS = env_duration_ms("GATEWAY_DEFAULT_TIMEOUT", "30s")
 GATEWAY_UPSTREAM_POOL_SIZE = env_int("GATEWAY_UPSTREAM_POOL_SIZE", 32, minimum=1)
 GATEWAY_RETRY_BACKOFF_MS = env_duration_ms("GATEWAY_RETRY_BACKOFF", "50ms")
 AUTH_USER_MODEL = "accounts.User"
+
+# --- deployment ---
+# Redis Sentinel: REDIS_URL names the monitored primary (redis://[:password@]mymaster/0) and
+# REDIS_SENTINELS lists the sentinels (host:port,...); django-redis asks them where the primary
+# is, so a failover needs no change here. REDIS_SENTINEL_PASSWORD is the sentinels' own password.
+REDIS_SENTINELS: list[tuple[str, int]] = []
+for _sentinel in env_list("REDIS_SENTINELS", []):
+    _host, _, _port = _sentinel.rpartition(":")
+    if not _host or not _port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {_sentinel!r} is not host:port.")
+    REDIS_SENTINELS.append((_host.strip("[]"), int(_port)))
+if REDIS_SENTINELS:
+    if not REDIS_URL:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS is set but REDIS_URL is not; set REDIS_URL=redis://MASTER-NAME/0."
+        )
+    _sentinel_kwargs: dict[str, object] = {
+        "socket_connect_timeout": CACHES["default"]["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"],
+        "socket_timeout": CACHES["default"]["OPTIONS"]["SOCKET_TIMEOUT"],
+    }
+    _sentinel_password = env_secret("REDIS_SENTINEL_PASSWORD")
+    if _sentinel_password:
+        _sentinel_kwargs["password"] = _sentinel_password
+    CACHES["default"]["OPTIONS"].update(
+        {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "SENTINELS": REDIS_SENTINELS,
+            "SENTINEL_KWARGS": _sentinel_kwargs,
+        }
+    )
