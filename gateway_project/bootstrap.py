@@ -17,7 +17,7 @@ def ensure_secret_key(var_dir: Path) -> None:
     var_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(secrets.token_urlsafe(50))
     path.chmod(0o600)
-    print(f"Generated a SECRET_KEY into {path}.")  # noqa: T201
+    print(f"Generated a SECRET_KEY into {path}.")
 
 
 if __name__ == "__main__":

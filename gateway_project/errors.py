@@ -189,8 +189,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             detail=str(exc.detail),
             request_id=request_id,
         )
-    if isinstance(exc, drf.Throttled) and exc.wait is not None:
-        headers.setdefault("Retry-After", str(max(1, int(exc.wait + 0.999))))
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, drf.Throttled) and wait is not None:
+        headers.setdefault("Retry-After", str(max(1, int(wait + 0.999))))
     return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
@@ -228,6 +229,20 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     """Django 404 handler: problem+json."""
     return problem_response(
         request, status=404, code="not_found", title="Not found", detail="Nothing lives here."
+    )
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django 400 handler (e.g. a Host not in ALLOWED_HOSTS): problem+json."""
+    return problem_response(
+        request, status=400, code="bad_request", title="Bad request", detail="Bad request."
+    )
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django 403 handler: problem+json."""
+    return problem_response(
+        request, status=403, code="forbidden", title="Forbidden", detail="Access denied."
     )
 
 

@@ -36,6 +36,9 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Requests with header names holding underscores are dropped (ambiguous with dashes).
 header_map = "drop"
+# gunicorn's runtime control socket lives at one fixed path per user, so several gateways on one
+# machine would fight over it; we manage processes with signals instead.
+control_socket_disable = True
 # Worker heartbeats on tmpfs: a container's overlay /tmp can stall them (gunicorn's FAQ).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
 from gateway_project import drain
-from gateway_project.errors import problem_body, PROBLEM_CONTENT_TYPE
+from gateway_project.errors import PROBLEM_CONTENT_TYPE, problem_body
 from gateway_project.redis import redis_client
 
 logger = logging.getLogger("gateway.health")

@@ -6,7 +6,8 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.security import SecurityMiddleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
@@ -32,3 +33,13 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+class ConsoleSecurityMiddleware(SecurityMiddleware):
+    """Django's security headers for the gateway's own pages, never on proxied answers."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        """Leave an upstream's answer as the upstream sent it."""
+        if getattr(response, "gateway_proxied", False):
+            return response
+        return super().process_response(request, response)

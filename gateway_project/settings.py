@@ -34,7 +34,7 @@ def _secret_key() -> str:
     if generated.exists():
         return generated.read_text().strip()
     if DEBUG:
-        return "insecure-debug-only-key"  # noqa: S105 - DEBUG only, never served in production
+        return "insecure-debug-only-key"
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY (or SECRET_KEY_FILE), or run `make run`, "
         f"which generates one into {generated}."
@@ -63,7 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway_project.middleware.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "gateway_project.middleware.ConsoleSecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,7 +108,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "gateway.sqlite3",
+            "NAME": str(VAR_DIR / "gateway.sqlite3"),
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
@@ -183,7 +183,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL}},
+    "loggers": {
+        "django": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
+        # Every proxied 4xx would be a warning line here; the access log records them instead.
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # --- The gateway's own settings -------------------------------------------------------------

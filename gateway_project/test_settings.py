@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-key-not-used-anywhere-else")
 
-from gateway_project.settings import *  # noqa: E402, F403
+from gateway_project.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

@@ -8,6 +8,8 @@ from django.urls import path, re_path
 from gateway_project import health
 from routing.views import ProxyView
 
+handler400 = "gateway_project.errors.handler400"
+handler403 = "gateway_project.errors.handler403"
 handler404 = "gateway_project.errors.handler404"
 handler500 = "gateway_project.errors.handler500"
 

@@ -43,6 +43,10 @@ class Quota(models.Model):
             models.UniqueConstraint(fields=["client"], name="one_quota_per_client"),
         ]
 
+    def __str__(self) -> str:
+        kind, name = self.subject
+        return f"quota for {kind} {name}"
+
     @property
     def subject(self) -> tuple[str, str]:
         """The (kind, name) this quota applies to, e.g. ("role", "developer")."""
@@ -51,7 +55,3 @@ class Quota(models.Model):
         if self.user_id:
             return ("user", self.user.get_username())  # type: ignore[union-attr]
         return ("client", self.client.name)  # type: ignore[union-attr]
-
-    def __str__(self) -> str:
-        kind, name = self.subject
-        return f"quota for {kind} {name}"

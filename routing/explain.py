@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.test import RequestFactory
 from rest_framework.exceptions import APIException
@@ -44,8 +46,8 @@ class ExplainReport:
             if self.upstream:
                 out.append(f"upstream:   {self.upstream}")
             out.append(f"auth:       {route.authentication}")
-            out.append(f"roles:      {', '.join(sorted(route.roles)) or '-'} (any one)")
-            out.append(f"permissions:{' ' + ', '.join(sorted(route.permissions)) or ' -'} (all)")
+            out.append(f"roles:      {', '.join(sorted(route.roles)) or '-'} (any one needed)")
+            out.append(f"permissions: {', '.join(sorted(route.permissions)) or '-'} (all needed)")
             limit = route.rate_limit
             out.append(
                 f"rate limit: {limit.requests} per {limit.period_seconds}s, burst {limit.burst}"
@@ -65,14 +67,11 @@ def explain_request(*, method: str, path: str, headers: dict[str, str]) -> Expla
     report = ExplainReport(method=method, path=path)
     meta = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
     raw_path, _, query = path.partition("?")
-    django_request = RequestFactory().generic(
-        method, raw_path, QUERY_STRING=query, RAW_URI=path, **meta
-    )
+    environ: dict[str, Any] = {"QUERY_STRING": query, "RAW_URI": path, **meta}
+    django_request = RequestFactory().generic(method, raw_path, **environ)
     django_request.request_id = "explain"  # type: ignore[attr-defined]
-    try:
+    with contextlib.suppress(APIException):  # the view's own check below reports it
         report.normalized_path = normalized_path(django_request)
-    except APIException:
-        pass  # the view's own check below reports it
     view = ProxyView()
     view.args, view.kwargs = (), {}
     request = view.initialize_request(django_request)

@@ -112,7 +112,7 @@ def request_body(request: HttpRequest) -> tuple[IO[bytes] | bytes | None, int, b
                 raise PayloadTooLarge()
             spool.write(chunk)
         spool.seek(0)
-        return spool, size, True  # type: ignore[return-value]
+        return spool, size, True
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -165,8 +165,11 @@ class _RepeatedHeadersMixin:
     """Lets a response carry headers Django's header dict cannot repeat (Set-Cookie)."""
 
     extra_headers: list[tuple[str, str]] = []
+    # The upstream decides its own framing and security headers; Django's middleware must not.
+    gateway_proxied = True
+    xframe_options_exempt = True
 
-    def items(self):  # type: ignore[no-untyped-def]
+    def items(self) -> list[tuple[str, str]]:
         """Headers as the WSGI handler sends them, repeated ones included."""
         return [*super().items(), *self.extra_headers]  # type: ignore[misc]
 
@@ -194,12 +197,20 @@ def _stream(upstream: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         upstream.release_conn()
 
 
-def client_response(upstream: urllib3.BaseHTTPResponse, extra: dict[str, str]) -> HttpResponseBase:
+def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
+    if method == "HEAD" or upstream.status in (204, 304):
+        return True
+    length = upstream.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT
+
+
+def client_response(
+    upstream: urllib3.BaseHTTPResponse, *, method: str, extra: dict[str, str]
+) -> HttpResponseBase:
     """The client's answer from the upstream's: headers filtered, body streamed when large."""
     headers, cookies = response_headers(upstream.headers.items())
-    length = upstream.headers.get("content-length")
     response: BufferedProxiedResponse | StreamedProxiedResponse
-    if length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT:
+    if _has_small_body(upstream, method):
         try:
             content = upstream.read(decode_content=False)
         finally:
@@ -227,4 +238,4 @@ def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
         context.upstream_seconds = time.perf_counter() - started
     context.upstream_target = result.target.url
     context.attempts = result.attempts
-    return client_response(result.response, context.response_headers)
+    return client_response(result.response, method=outgoing.method, extra=context.response_headers)

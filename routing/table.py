@@ -169,9 +169,16 @@ def compile_table(version: int) -> RouteTable:
         .prefetch_related("permissions", "roles", "service__targets")
     )
     for route in routes:
+        try:
+            pattern = compile_pattern(route.path)
+        except ValueError:
+            # Only a row written around validation gets here; one bad route must not stop all.
+            logger.error("route %s skipped: invalid path pattern %r", route.pk, route.path)
+            continue
         service = route.service
         if service.pk not in services:
             override = service_url_override(service.name)
+            targets: tuple[CompiledTarget, ...]
             if override or service.url:
                 targets = (CompiledTarget.from_url(override or service.url, 100),)
             else:
@@ -198,7 +205,7 @@ def compile_table(version: int) -> RouteTable:
         compiled.append(
             CompiledRoute(
                 id=route.pk,
-                pattern=compile_pattern(route.path),
+                pattern=pattern,
                 methods=_methods(route.method_list),
                 service=services[service.pk],
                 strip_prefix=route.strip_prefix,

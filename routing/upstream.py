@@ -86,10 +86,10 @@ class TargetPicker:
 
 def _classify(error: Exception) -> tuple[type[GatewayError], bool]:
     """Map a urllib3 failure to (the gateway error, whether the request surely wasn't sent)."""
+    if isinstance(error, NewConnectionError):  # checked first: it subclasses ConnectTimeoutError
+        return UpstreamUnavailable, True
     if isinstance(error, ConnectTimeoutError):
         return UpstreamTimeout, True
-    if isinstance(error, NewConnectionError):
-        return UpstreamUnavailable, True
     if isinstance(error, ReadTimeoutError):
         return UpstreamTimeout, False
     if isinstance(error, ProtocolError):
@@ -124,7 +124,7 @@ class UpstreamClient:
         body = request.body
         if hasattr(body, "seek") and request.replayable:
             body.seek(0)  # type: ignore[union-attr]
-        return pool.urlopen(  # type: ignore[no-any-return]
+        return pool.urlopen(
             request.method,
             target.base_path + request.path,
             body=body,

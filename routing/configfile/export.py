@@ -84,4 +84,4 @@ def export_yaml(spec: ConfigSpec) -> str:
             for (kind, name), values in sorted(spec.quotas.items())
         ],
     }
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)

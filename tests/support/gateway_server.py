@@ -39,7 +39,7 @@ def test_database_url() -> str:
 
 def gateway_env(**overrides: str) -> dict[str, str]:
     """The environment of a gateway subprocess sharing the test session's database and Redis."""
-    env = {
+    env: dict[str, str] = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("GATEWAY_", "JWT_", "DJANGO_"))
@@ -57,7 +57,7 @@ def gateway_env(**overrides: str) -> dict[str, str]:
     )
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
-        env["REDIS_KEY_PREFIX"] = settings.CACHES["default"]["KEY_PREFIX"]
+        env["REDIS_KEY_PREFIX"] = str(settings.CACHES["default"]["KEY_PREFIX"])
     else:
         env.pop("REDIS_URL", None)
     env.update(overrides)
@@ -82,7 +82,7 @@ class GatewayServer:
         """Start gunicorn and wait until /health answers."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 - our own gunicorn, fixed arguments
+        self.process = subprocess.Popen(
             [str(GUNICORN), "--config", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
             cwd=ROOT,
             env=self.env,
@@ -94,7 +94,7 @@ class GatewayServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited early:\n{self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:  # noqa: S310
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
                     if response.status == 200:
                         return self
             except OSError:

@@ -13,6 +13,7 @@ after it is the argument.  Any other path behaves like ``echo``.
 - ``headers-big/<bytes>``   200 with an ``X-Big`` header of that many ``a`` (cap 1 MiB).
 - ``openapi.json``          a small OpenAPI 3.0 document.
 - ``health``                200 ``{"status": "ok"}``.
+- ``cookies/<n>``           200 with ``n`` separate ``Set-Cookie`` headers (cap 20).
 
 Every response carries ``X-Upstream: <name>``.  ``?hop=1`` adds hop-by-hop headers
 (``Connection: X-Hop``, ``X-Hop: secret``, ``Keep-Alive: timeout=5``).
@@ -60,9 +61,10 @@ KEYWORDS = frozenset(
         "headers-big",
         "openapi.json",
         "health",
+        "cookies",
     }
 )
-NEEDS_ARG = frozenset({"status", "slow", "big", "chunked", "flaky", "headers-big"})
+NEEDS_ARG = frozenset({"status", "slow", "big", "chunked", "flaky", "headers-big", "cookies"})
 
 
 @dataclass
@@ -448,6 +450,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self.upstream.openapi_document())
         elif kind == "health":
             self._send_json(200, {"status": "ok"})
+        elif kind == "cookies":
+            cookies = [
+                ("Set-Cookie", f"c{i}=v{i}; Path=/; Expires=Wed, 21 Oct 2037 07:28:00 GMT")
+                for i in range(min(number, 20))
+            ]
+            self._send(200, b"{}", "application/json", cookies)
         else:
             self._echo(req)
 

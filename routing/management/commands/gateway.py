@@ -59,8 +59,8 @@ class Command(BaseCommand):
         try:
             result = config_import(text=text, dry_run=dry_run, prune=prune)
         except ConfigInvalid as invalid:
-            for error in invalid.errors:
-                self.stderr.write(f"{file_name}: {error}")
+            for problem in invalid.errors:
+                self.stderr.write(f"{file_name}: {problem}")
             raise CommandError(
                 f"{len(invalid.errors)} error(s) in {file_name}; nothing was changed."
             ) from None

@@ -1,0 +1,179 @@
+"""The console's pages for services, targets and routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from routing.models import HTTP_METHODS, Route, Service, Target
+from routing.table import service_url_override
+
+
+class TargetInline(admin.TabularInline):
+    """A service's weighted targets, edited on the service page."""
+
+    model = Target
+    extra = 0
+    fields = ("url", "weight")
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    """Services with their targets inline."""
+
+    inlines = [TargetInline]
+    list_display = ("name", "address", "target_count", "route_count", "updated_at")
+    search_fields = ("name", "url", "description", "targets__url")
+    list_filter = ("updated_at",)
+    fieldsets = (
+        (None, {"fields": ("name", "url", "description")}),
+        ("Timeouts", {"fields": ("connect_timeout_ms",)}),
+        ("Health check", {"fields": ("health_check_path", "health_check_interval_ms")}),
+        ("Docs", {"fields": ("openapi",)}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Service]:
+        """Count targets and routes in the list query."""
+        return super().get_queryset(request).prefetch_related("targets", "routes")
+
+    @admin.display(description="Address")
+    def address(self, service: Service) -> str:
+        """Where traffic goes, noting an environment override."""
+        override = service_url_override(service.name)
+        if override:
+            return f"{override} (from GATEWAY_SERVICE_… env)"
+        return service.url or "targets below"
+
+    @admin.display(description="Targets")
+    def target_count(self, service: Service) -> int:
+        """How many targets the service balances over."""
+        return len(service.targets.all())
+
+    @admin.display(description="Routes")
+    def route_count(self, service: Service) -> int:
+        """How many routes lead to the service."""
+        return len(service.routes.all())
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Warn when a service has neither a URL nor targets (it would answer 503)."""
+        super().save_related(request, form, formsets, change)
+        service = form.instance
+        if not service.url and not service.targets.exists():
+            self.message_user(
+                request,
+                f"Service {service.name} has no URL and no targets: its routes answer 503 "
+                "until you add one.",
+                level="warning",
+            )
+
+
+class RouteForm(forms.ModelForm):
+    """Route form with the methods as checkboxes."""
+
+    method_choices = forms.MultipleChoiceField(
+        label="Methods",
+        choices=[(m, m) for m in HTTP_METHODS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to accept every method. GET also answers HEAD.",
+    )
+
+    class Meta:
+        model = Route
+        fields = [
+            "path",
+            "service",
+            "enabled",
+            "description",
+            "strip_prefix",
+            "timeout_ms",
+            "retry",
+            "priority",
+            "authentication",
+            "permissions",
+            "roles",
+            "rate_limit_requests",
+            "rate_limit_period",
+            "rate_limit_burst",
+            "rate_limit_algorithm",
+            "rate_limit_headers",
+            "circuit_breaker_threshold",
+            "circuit_breaker_timeout_ms",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["method_choices"] = self.instance.method_list
+
+    def clean(self) -> dict[str, Any]:
+        """Store the ticked methods canonically before the model's own checks run."""
+        cleaned = super().clean() or {}
+        methods = ",".join(sorted(cleaned.get("method_choices") or []))
+        self.instance.methods = methods
+        # `methods` is not a form field, so Django skips the (path, methods) constraint: check it.
+        duplicate = Route.objects.filter(path=cleaned.get("path"), methods=methods)
+        if duplicate.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(
+                f"A route for {methods or 'every method'} on {cleaned.get('path')} exists "
+                "already; edit that one, or choose other methods."
+            )
+        return cleaned
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    """Routes with their policies grouped by concern."""
+
+    form = RouteForm
+    list_display = (
+        "path",
+        "methods_display",
+        "service",
+        "authentication",
+        "rate_limit_display",
+        "priority",
+        "enabled",
+    )
+    list_filter = ("enabled", "authentication", "service", "strip_prefix")
+    list_editable = ("enabled",)
+    search_fields = ("path", "description", "service__name")
+    autocomplete_fields = ("service",)
+    filter_horizontal = ("permissions", "roles")
+    fieldsets = (
+        (None, {"fields": ("path", "method_choices", "service", "enabled", "description")}),
+        ("Forwarding", {"fields": ("strip_prefix", "timeout_ms", "retry", "priority")}),
+        ("Access", {"fields": ("authentication", "permissions", "roles")}),
+        (
+            "Rate limit",
+            {
+                "fields": (
+                    "rate_limit_requests",
+                    "rate_limit_period",
+                    "rate_limit_burst",
+                    "rate_limit_algorithm",
+                    "rate_limit_headers",
+                )
+            },
+        ),
+        (
+            "Circuit breaker",
+            {"fields": ("circuit_breaker_threshold", "circuit_breaker_timeout_ms")},
+        ),
+    )
+
+    @admin.display(description="Methods", ordering="methods")
+    def methods_display(self, route: Route) -> str:
+        """The methods, or 'any'."""
+        return route.methods.replace(",", ", ") or "any"
+
+    @admin.display(description="Rate limit")
+    def rate_limit_display(self, route: Route) -> str:
+        """The limit in words."""
+        if not route.rate_limit_requests:
+            return "-"
+        return f"{route.rate_limit_requests}/{route.rate_limit_period}"

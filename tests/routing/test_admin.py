@@ -1,0 +1,102 @@
+"""The console's service and route pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.models import Route, Service
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", password="long-test-password-1")
+    client.force_login(user)
+    return client
+
+
+def test_route_list_and_forms_render(staff_client):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    Route.objects.create(path="/api/v1/rd/**", service=service, methods="GET,POST")
+    assert staff_client.get("/admin/routing/route/").status_code == 200
+    assert staff_client.get("/admin/routing/route/add/").status_code == 200
+    assert staff_client.get("/admin/routing/service/").status_code == 200
+    assert staff_client.get(f"/admin/routing/service/{service.pk}/change/").status_code == 200
+
+
+def test_bad_pattern_gets_a_clear_message_in_the_console(staff_client):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    response = staff_client.post(
+        "/admin/routing/route/add/",
+        {
+            "path": "/api/**/rd",
+            "service": service.pk,
+            "authentication": "required",
+            "rate_limit_period": "minute",
+            "rate_limit_algorithm": "token_bucket",
+            "retry": 0,
+            "priority": 0,
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "**" in response.content.decode()
+    assert "errorlist" in response.content.decode()
+    assert Route.objects.count() == 0
+
+
+def test_bad_service_url_gets_a_clear_message(staff_client):
+    response = staff_client.post(
+        "/admin/routing/service/add/",
+        {
+            "name": "rd",
+            "url": "ftp://files.example",
+            "targets-TOTAL_FORMS": 0,
+            "targets-INITIAL_FORMS": 0,
+        },
+    )
+    assert "must start with http:// or https://" in response.content.decode()
+    assert Service.objects.count() == 0
+
+
+def test_route_added_in_the_console_is_stored_with_its_methods(staff_client):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    response = staff_client.post(
+        "/admin/routing/route/add/",
+        {
+            "path": "/api/v1/rd/**",
+            "method_choices": ["POST", "GET"],
+            "service": service.pk,
+            "authentication": "none",
+            "rate_limit_period": "minute",
+            "rate_limit_algorithm": "token_bucket",
+            "retry": 0,
+            "priority": 0,
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Route.objects.get().methods == "GET,POST"
+
+
+def test_duplicate_route_gets_a_message_not_an_error_page(staff_client):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    Route.objects.create(path="/api/v1/rd/**", service=service, methods="GET")
+    response = staff_client.post(
+        "/admin/routing/route/add/",
+        {
+            "path": "/api/v1/rd/**",
+            "method_choices": ["GET"],
+            "service": service.pk,
+            "authentication": "none",
+            "rate_limit_period": "minute",
+            "rate_limit_algorithm": "token_bucket",
+            "retry": 0,
+            "priority": 0,
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "exists already" in response.content.decode()
+    assert Route.objects.count() == 1
