@@ -4,7 +4,7 @@ Python code is scanned for `env_*("NAME")`, `os.environ.get("NAME")`, `os.enviro
 `os.getenv("NAME")` and `os.environ.setdefault("NAME")`; an f-string name such as
 `f"GATEWAY_SERVICE_{...}_URL"` becomes a pattern (env.py's own generic
 `f"{name}_FILE"` does not). `env_secret("NAME")` also reads `NAME_FILE`.
-The Makefile and deploy/*.sh are scanned for `$NAME` / `${NAME}`.
+The Makefile is scanned for `$NAME` / `${NAME}`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _python_sources(root: Path) -> list[Path]:
 
 
 def collect(root: Path = ROOT) -> EnvNames:
-    """Scan the gateway's code, Makefile and release script for the variables it reads."""
+    """Scan the gateway's code and Makefile for the variables it reads."""
     exact: set[str] = set()
     patterns: list[re.Pattern[str]] = []
     for path in _python_sources(root):
@@ -80,6 +80,6 @@ def collect(root: Path = ROOT) -> EnvNames:
                 exact.add(f"{match['name']}_FILE")
         for match in _FSTRING_READS.finditer(text):
             patterns.append(re.compile(f"{match['prefix']}[A-Z0-9_]+{match['suffix']}"))
-    for path in [root / "Makefile", *sorted((root / "deploy").glob("*.sh"))]:
-        exact.update(match["name"] for match in _SHELL_READS.finditer(path.read_text()))
+    makefile = (root / "Makefile").read_text()
+    exact.update(match["name"] for match in _SHELL_READS.finditer(makefile))
     return EnvNames(exact=frozenset(exact), patterns=tuple(patterns))

@@ -59,9 +59,9 @@ def test_gateway_starts_only_after_the_release_step_succeeded():
     assert depends["redis"]["condition"] == "service_healthy"
     migrate = _service("migrate")
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert migrate["command"] == ["sh", "deploy/release.sh"]
+    assert migrate["command"] == ["python", "-m", "gateway_project.release"]
     assert migrate["restart"] == "no"
-    assert (ROOT / "deploy" / "release.sh").exists()
+    assert (ROOT / "gateway_project" / "release.py").exists()
 
 
 def test_health_checker_runs_the_gateway_healthcheck_command():

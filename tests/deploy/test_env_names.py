@@ -68,7 +68,7 @@ def test_variable_set_for_the_gateway_is_read_by_it(where, name):
         ("GATEWAY_SERVICE_URL", False),
         ("GATEWAY_DRAIN", True),  # gunicorn.conf.py
         ("GATEWAY_ADMIN_PASSWORD", True),  # ensure_admin
-        ("GATEWAY_CONFIG", True),  # the Makefile and deploy/release.sh
+        ("GATEWAY_CONFIG", True),  # the Makefile and the release step
         ("REDIS_HOST", False),  # the design document's name; the gateway uses REDIS_URL
     ],
 )

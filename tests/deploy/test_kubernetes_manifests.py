@@ -250,7 +250,7 @@ def test_migration_job_runs_the_release_step_with_the_routes_file():
     job = k8s_object("Job", "api-gateway-migrate")
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"] == ["sh", "deploy/release.sh"]
+    assert container["command"] == ["python", "-m", "gateway_project.release"]
     assert container["image"] == _gateway()["image"]
     env = container_env(container)
     config_path = env["GATEWAY_CONFIG"]

@@ -191,10 +191,10 @@ def test_sigterm_during_a_stream_of_requests_loses_none_of_them(nodes, upstream)
     service = Service.objects.create(name="stream", url=upstream.url)
     Route.objects.create(path="/api/v1/stream/**", service=service, authentication="none")
     deadline = time.monotonic() + 5
-    while _get(node_b.url, f"/api/v1/stream/slow/0/warm")[0] != 200:
+    while _get(node_b.url, "/api/v1/stream/slow/0/warm")[0] != 200:
         assert time.monotonic() < deadline, "route never reached the nodes"
         time.sleep(0.05)
-    while _get(node_a.url, f"/api/v1/stream/slow/0/warm")[0] != 200:
+    while _get(node_a.url, "/api/v1/stream/slow/0/warm")[0] != 200:
         assert time.monotonic() < deadline, "route never reached the nodes"
         time.sleep(0.05)
     upstream.reset()
