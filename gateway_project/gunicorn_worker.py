@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -11,7 +12,7 @@ from gunicorn.workers.gthread import ThreadWorker
 _MAX_QUEUED_ACCEPTS = 4096
 
 
-class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]
+class DrainingThreadWorker(ThreadWorker):
     """gthread worker that, when it stops accepting, takes the queued connections and closes.
 
     Stock gthread stops polling its listeners on SIGTERM but keeps them open until its last
@@ -29,7 +30,7 @@ class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]
                 self._take_queued(listener)
                 listener.close()
 
-    def _take_queued(self, listener: object) -> None:
+    def _take_queued(self, listener: Any) -> None:
         for _ in range(_MAX_QUEUED_ACCEPTS):
             try:
                 readable, _, _ = select.select([listener], [], [], 0)

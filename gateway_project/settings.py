@@ -211,18 +211,21 @@ for _sentinel in env_list("REDIS_SENTINELS", []):
         raise ImproperlyConfigured(f"REDIS_SENTINELS: {_sentinel!r} is not host:port.")
     REDIS_SENTINELS.append((_host.strip("[]"), int(_port)))
 if REDIS_SENTINELS:
+    from typing import Any, cast
+
     if not REDIS_URL:
         raise ImproperlyConfigured(
             "REDIS_SENTINELS is set but REDIS_URL is not; set REDIS_URL=redis://MASTER-NAME/0."
         )
-    _sentinel_kwargs: dict[str, object] = {
-        "socket_connect_timeout": CACHES["default"]["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"],
-        "socket_timeout": CACHES["default"]["OPTIONS"]["SOCKET_TIMEOUT"],
+    _redis_options: dict[str, Any] = cast(dict[str, Any], CACHES["default"])["OPTIONS"]
+    _sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": _redis_options["SOCKET_CONNECT_TIMEOUT"],
+        "socket_timeout": _redis_options["SOCKET_TIMEOUT"],
     }
     _sentinel_password = env_secret("REDIS_SENTINEL_PASSWORD")
     if _sentinel_password:
         _sentinel_kwargs["password"] = _sentinel_password
-    CACHES["default"]["OPTIONS"].update(
+    _redis_options.update(
         {
             "CLIENT_CLASS": "django_redis.client.SentinelClient",
             "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",

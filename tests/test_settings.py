@@ -17,7 +17,7 @@ def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "SECRET_KEY"))}
     clean.update(DJANGO_SETTINGS_MODULE="gateway_project.settings", GATEWAY_VAR_DIR=str(tmp_path))
     clean.update(env)
-    return subprocess.run(  # noqa: S603 - our own interpreter, fixed code
+    return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('started')"],
         cwd=ROOT,
         env=clean,
@@ -60,7 +60,7 @@ def test_secret_key_can_come_from_a_file(tmp_path):
 
 
 def test_generated_secret_key_under_var_is_used(tmp_path):
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [sys.executable, "-m", "gateway_project.bootstrap"],
         cwd=ROOT,
         env={
