@@ -11,6 +11,7 @@ import time
 import pytest
 
 from routing.models import Route, Service
+from tests.support.config_state import forget_published_config_version
 from tests.support.gateway_server import GatewayServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -30,6 +31,7 @@ def _get(port: int, path: str, timeout: float = 10) -> tuple[int, dict]:
 
 
 def _route_to(upstream) -> None:
+    forget_published_config_version()
     service = Service.objects.create(name="graceful", url=upstream.url)
     Route.objects.create(path="/api/v1/graceful/**", service=service, authentication="none")
 

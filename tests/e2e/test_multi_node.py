@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from accounts.models import User
 from routing.models import Route, Service
+from tests.support.config_state import forget_published_config_version
 from tests.support.console import ConsoleSession
 from tests.support.gateway_server import ROOT, GatewayServer
 
@@ -59,11 +59,12 @@ def collected_static() -> None:
 
 @pytest.fixture
 def nodes(collected_static):
-    """Node A and node B: two gunicorn gateways sharing the test database and Redis."""
-    if not settings.REDIS_URL:
-        pytest.skip(
-            "several nodes share limits and the config version through Redis: set REDIS_URL"
-        )
+    """Node A and node B: two gunicorn gateways sharing the test database and Redis.
+
+    Without REDIS_URL (the embedded SQLite run) they share the database file and poll the
+    config version there; production nodes share PostgreSQL and Redis.
+    """
+    forget_published_config_version()
     with GatewayServer() as node_a, GatewayServer() as node_b:
         yield node_a, node_b
 

@@ -17,6 +17,7 @@ import redis
 from django.conf import settings
 
 from routing.models import Route, Service
+from tests.support.config_state import forget_published_config_version
 from tests.support.gateway_server import GatewayServer, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -71,6 +72,7 @@ def sentinel(tmp_path) -> Iterator[tuple[str, int, int]]:
 
 def test_gateway_reaches_redis_through_sentinel_and_sees_config_changes(sentinel, upstream):
     name, port, db = sentinel
+    forget_published_config_version()
     with GatewayServer(
         REDIS_URL=f"redis://{name}/{db}", REDIS_SENTINELS=f"127.0.0.1:{port}"
     ) as node:
