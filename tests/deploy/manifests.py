@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +20,35 @@ NAMESPACE = "api-gateway"
 GATEWAY_COMPOSE_SERVICES = ("migrate", "gateway", "healthcheck")
 
 
-def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
-    """Every non-empty document of every manifest, with its file name."""
+@cache
+def _parsed_k8s_documents() -> tuple[tuple[str, dict[str, Any]], ...]:
     documents = []
     for path in sorted(K8S_DIR.glob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
             if document:
                 documents.append((path.name, document))
-    return documents
+    return tuple(documents)
+
+
+def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
+    """Every non-empty document of every manifest, with its file name (a copy to change)."""
+    return copy.deepcopy(list(_parsed_k8s_documents()))
 
 
 def k8s_object(kind: str, name: str) -> dict[str, Any]:
-    """The one manifest object of `kind` named `name`."""
+    """The one manifest object of `kind` named `name` (a copy to change)."""
     found = [
-        doc for _, doc in k8s_documents() if doc["kind"] == kind and doc["metadata"]["name"] == name
+        doc
+        for _, doc in _parsed_k8s_documents()
+        if doc["kind"] == kind and doc["metadata"]["name"] == name
     ]
     assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
-    return found[0]
+    return copy.deepcopy(found[0])
 
 
 def pod_specs() -> Iterator[tuple[str, dict[str, Any]]]:
     """(kind/name, pod spec) of every workload in the manifests."""
-    for _, doc in k8s_documents():
+    for _, doc in _parsed_k8s_documents():
         if doc["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
             yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
 

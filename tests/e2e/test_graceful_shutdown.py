@@ -38,7 +38,7 @@ def _route_to(upstream) -> None:
 
 def test_sigterm_fails_readiness_serves_through_the_drain_then_refuses_and_exits(upstream):
     _route_to(upstream)
-    with GatewayServer(GATEWAY_DRAIN=f"{int(DRAIN_SECONDS * 1000)}ms") as node:
+    with GatewayServer(GATEWAY_WORKERS="1", GATEWAY_DRAIN=f"{int(DRAIN_SECONDS * 1000)}ms") as node:
         assert _get(node.port, "/health/ready")[0] == 200
         in_flight: dict[str, object] = {}
 

@@ -187,8 +187,14 @@ def _client(stream: _Stream, node_a: GatewayServer, node_b: GatewayServer) -> No
             stream.lose(number, f"node A answered {status} {body[:200]!r}")
 
 
-def test_sigterm_during_a_stream_of_requests_loses_none_of_them(nodes, upstream):
-    node_a, node_b = nodes
+def test_sigterm_during_a_stream_of_requests_loses_none_of_them(collected_static, upstream):
+    forget_published_config_version()
+    # Node A runs two workers: both must hand over their queued connections when stopping.
+    with GatewayServer() as node_a, GatewayServer(GATEWAY_WORKERS="1") as node_b:
+        _stream_through_a_sigterm(node_a, node_b, upstream)
+
+
+def _stream_through_a_sigterm(node_a: GatewayServer, node_b: GatewayServer, upstream) -> None:
     service = Service.objects.create(name="stream", url=upstream.url)
     Route.objects.create(path="/api/v1/stream/**", service=service, authentication="none")
     deadline = time.monotonic() + 5

@@ -74,7 +74,7 @@ def test_gateway_reaches_redis_through_sentinel_and_sees_config_changes(sentinel
     name, port, db = sentinel
     forget_published_config_version()
     with GatewayServer(
-        REDIS_URL=f"redis://{name}/{db}", REDIS_SENTINELS=f"127.0.0.1:{port}"
+        GATEWAY_WORKERS="1", REDIS_URL=f"redis://{name}/{db}", REDIS_SENTINELS=f"127.0.0.1:{port}"
     ) as node:
         status, body = _get(f"{node.url}/health/ready")
         assert status == 200, body
