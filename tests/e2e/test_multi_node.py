@@ -187,7 +187,9 @@ def _client(stream: _Stream, node_a: GatewayServer, node_b: GatewayServer) -> No
             stream.lose(number, f"node A answered {status} {body[:200]!r}")
 
 
-def test_sigterm_during_a_stream_of_requests_loses_none_of_them(collected_static, upstream):
+def test_config_change_and_sigterm_during_a_stream_of_requests_lose_none_of_them(
+    collected_static, upstream
+):
     forget_published_config_version()
     # Node A runs two workers: both must hand over their queued connections when stopping.
     with GatewayServer() as node_a, GatewayServer(GATEWAY_WORKERS="1") as node_b:
@@ -214,6 +216,10 @@ def _stream_through_a_sigterm(node_a: GatewayServer, node_b: GatewayServer, upst
     for client in clients:
         client.start()
     deadline = time.monotonic() + 20
+    while len(stream.served_by_a) < REQUESTS // 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # A config change mid-stream: every worker of both nodes recompiles while serving.
+    Route.objects.create(path="/api/v1/other/**", service=service, authentication="none")
     while len(stream.served_by_a) < REQUESTS // 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert node_a.process is not None
@@ -233,6 +239,8 @@ def _stream_through_a_sigterm(node_a: GatewayServer, node_b: GatewayServer, upst
     assert stream.refused_by_a
     assert exit_status == 0, node_a.log()
     assert stopped < 10, f"node A took {stopped:.1f}s to stop"
+    # Node B took the mid-stream change; A served it until it stopped.
+    assert _get(node_b.url, "/api/v1/other/echo")[0] == 200
     # Every request reached the upstream exactly once: none lost, none sent twice.
     numbers = [r.path.rsplit("/n", 1)[1] for r in upstream.received if "/n" in r.path]
     assert sorted(numbers, key=int) == [str(n) for n in range(REQUESTS)]
