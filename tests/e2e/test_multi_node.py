@@ -127,6 +127,7 @@ class _Stream:
     next_number: int = 0
 
     def take(self) -> int | None:
+        """The next request number to send, or None when all are taken."""
         with self.lock:
             if self.next_number >= REQUESTS:
                 return None
@@ -134,10 +135,12 @@ class _Stream:
             return self.next_number - 1
 
     def record(self, bucket: set[int], number: int) -> None:
+        """Put request `number` into one of the outcome sets."""
         with self.lock:
             bucket.add(number)
 
     def lose(self, number: int, reason: str) -> None:
+        """Record request `number` as lost, with why."""
         with self.lock:
             self.lost[number] = reason
 
