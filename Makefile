@@ -39,3 +39,9 @@ pytest: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) var/static .pytest_cache .mypy_cache .ruff_cache
+
+## bench: gateway vs direct vs nginx proxy on loopback; writes bench/results/latest.json
+bench: $(VENV)/.runtime
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk)
+	$(PY) bench/run.py $(BENCH_ARGS)

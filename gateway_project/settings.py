@@ -200,6 +200,21 @@ GATEWAY_UPSTREAM_POOL_SIZE = env_int("GATEWAY_UPSTREAM_POOL_SIZE", 32, minimum=1
 GATEWAY_RETRY_BACKOFF_MS = env_duration_ms("GATEWAY_RETRY_BACKOFF", "50ms")
 AUTH_USER_MODEL = "accounts.User"
 
+# --- limits and quotas (docs/limits.md) ------------------------------------------------------
+from gateway_project.env import env_choice  # noqa: E402 - kept inside this block on purpose
+
+# What a request gets when the limit store (Redis) fails: open = passes, closed = 503.
+GATEWAY_LIMITS_ON_REDIS_FAILURE = env_choice(
+    "GATEWAY_LIMITS_ON_REDIS_FAILURE", "open", ("open", "closed")
+)
+# At most one warning log line per interval while the store keeps failing.
+GATEWAY_LIMITS_WARN_INTERVAL_MS = env_duration_ms("GATEWAY_LIMITS_WARN_INTERVAL", "60s")
+# Count requests per consumer, route and UTC day for the usage history.
+GATEWAY_USAGE_TRACKING = env_bool("GATEWAY_USAGE_TRACKING", True)
+# How often each serving process moves pending usage counts into the database (0: never;
+# then run `manage.py flush_usage` from a scheduler).
+GATEWAY_USAGE_FLUSH_INTERVAL_MS = env_duration_ms("GATEWAY_USAGE_FLUSH_INTERVAL", "60s")
+
 # --- deployment ---
 # Redis Sentinel: REDIS_URL names the monitored primary (redis://[:password@]mymaster/0) and
 # REDIS_SENTINELS lists the sentinels (host:port,...); django-redis asks them where the primary

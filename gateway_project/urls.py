@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from gateway_project import health
 from routing.views import ProxyView
@@ -14,6 +14,7 @@ handler404 = "gateway_project.errors.handler404"
 handler500 = "gateway_project.errors.handler500"
 
 urlpatterns = [
+    path("admin/gateway/", include("routing.console")),
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),

@@ -374,3 +374,11 @@ def test_console_security_headers_are_not_added_to_proxied_answers(client, make_
     assert not response.has_header("X-Frame-Options")
     assert not response.has_header("Referrer-Policy")
     assert client.get("/admin/login/").has_header("X-Frame-Options")
+
+
+def test_service_without_any_target_is_503(client, make_route):
+    route = make_route("/svc/**", "http://127.0.0.1:9")
+    route.service.url = ""
+    route.service.save()
+    body = _problem(client.get("/svc/echo"), 503)
+    assert body["code"] == "service_unavailable"
