@@ -70,7 +70,7 @@ def sentinel(tmp_path) -> Iterator[tuple[str, int, int]]:
         process.wait(10)
 
 
-def test_gateway_reaches_redis_through_sentinel_and_sees_config_changes(sentinel, upstream):
+def test_gateway_reaches_redis_through_sentinel_for_config_changes_and_limits(sentinel, upstream):
     name, port, db = sentinel
     forget_published_config_version()
     with GatewayServer(
@@ -90,3 +90,18 @@ def test_gateway_reaches_redis_through_sentinel_and_sees_config_changes(sentinel
             status, body = _get(f"{node.url}/api/v1/sentinel/echo")
         assert status == 200, node.log()
         assert body["path"] == "/api/v1/sentinel/echo"
+
+        # Rate limits run their script on the primary the sentinel names.
+        Route.objects.create(
+            path="/api/v1/limited/**",
+            service=service,
+            authentication="none",
+            rate_limit_requests=2,
+            rate_limit_period="minute",
+        )
+        deadline = time.monotonic() + 5
+        while _get(f"{node.url}/api/v1/limited/echo")[0] == 404:
+            assert time.monotonic() < deadline, node.log()
+            time.sleep(0.05)
+        assert _get(f"{node.url}/api/v1/limited/echo")[0] == 200
+        assert _get(f"{node.url}/api/v1/limited/echo")[0] == 429
