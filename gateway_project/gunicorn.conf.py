@@ -1,24 +1,37 @@
-"""gunicorn settings: bind, worker count and class, sized from the CPU count."""
+"""gunicorn settings: bind, worker count and class sized from the CPUs, graceful drain on SIGTERM.
+
+Stopping (SIGTERM, as Docker and Kubernetes send it): /health/ready turns 503 at once while the
+node keeps serving for GATEWAY_DRAIN, so a load balancer polling readiness moves traffic away;
+then the listeners close (new connections are refused), requests in flight finish within
+GATEWAY_GRACEFUL_TIMEOUT seconds, and the process exits. SIGINT/SIGQUIT stop at once.
+"""
 
 from __future__ import annotations
 
 import glob
-import multiprocessing
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
+
+from gateway_project import drain
+from gateway_project.env import env_duration_ms, env_int
+from gateway_project.sizing import available_cpus, default_workers
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # Without Redis the counters live in-process, so one worker keeps every limit exact.
-_default_workers = multiprocessing.cpu_count() * 2 + 1 if os.environ.get("REDIS_URL") else 1
-workers = int(os.environ.get("GATEWAY_WORKERS", _default_workers))
-worker_class = "gthread"
-threads = int(os.environ.get("GATEWAY_THREADS", "8"))
-keepalive = int(os.environ.get("GATEWAY_KEEPALIVE", "5"))
+workers = env_int(
+    "GATEWAY_WORKERS",
+    default_workers(cpus=available_cpus(), redis=bool(os.environ.get("REDIS_URL"))),
+    minimum=1,
+)
+worker_class = "gateway_project.gunicorn_worker.DrainingThreadWorker"
+threads = env_int("GATEWAY_THREADS", 8, minimum=1)
+keepalive = env_int("GATEWAY_KEEPALIVE", 5)
 # Longer than any route timeout, so gunicorn never kills a worker mid-request.
-timeout = int(os.environ.get("GATEWAY_WORKER_TIMEOUT", "120"))
-graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT", "30"))
+timeout = env_int("GATEWAY_WORKER_TIMEOUT", 120, minimum=1)
+graceful_timeout = env_int("GATEWAY_GRACEFUL_TIMEOUT", 30, minimum=1)
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
@@ -27,6 +40,28 @@ header_map = "drop"
 # gunicorn's runtime control socket lives at one fixed path per user, so several gateways on one
 # machine would fight over it; we manage processes with signals instead.
 control_socket_disable = True
+
+# Worker heartbeats on tmpfs: a container's overlay /tmp can stall them (gunicorn's FAQ).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+DRAIN_SECONDS = env_duration_ms("GATEWAY_DRAIN", "0s") / 1000
+
+
+def when_ready(server: Any) -> None:
+    """Put the drain in front of gunicorn's own graceful stop on SIGTERM."""
+    drain.end_drain()
+    graceful_stop = server.handle_term
+
+    def handle_term() -> None:
+        drain.begin_drain()
+        if DRAIN_SECONDS > 0:
+            server.log.info("Draining: not ready, still serving for %.1fs", DRAIN_SECONDS)
+            time.sleep(DRAIN_SECONDS)
+        graceful_stop()
+
+    # The arbiter dispatches queued signals to `handle_<name>` attributes of itself.
+    server.handle_term = handle_term
+
 
 # --- observability ---
 # prometheus-client's multiprocess mode: every worker writes its samples to files in one

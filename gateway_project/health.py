@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 
+from gateway_project import drain
 from gateway_project.errors import PROBLEM_CONTENT_TYPE, problem_body
 from gateway_project.redis import redis_client
 
@@ -44,6 +45,15 @@ def _redis_ok() -> bool | None:
 @require_safe
 def readiness(request: HttpRequest) -> HttpResponse:
     """Ready when the database (and Redis, if configured) answer; 503 naming what failed."""
+    if drain.is_draining():  # shutting down: tell the load balancer first, skip the checks
+        body = problem_body(
+            status=503,
+            code="draining",
+            title="Service unavailable",
+            detail="This node is shutting down.",
+            request_id=getattr(request, "request_id", None),
+        )
+        return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE)
     checks = {"database": "ok" if _database_ok() else "unavailable"}
     redis_ok = _redis_ok()
     if redis_ok is not None:

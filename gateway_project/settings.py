@@ -335,3 +335,37 @@ GATEWAY_REGISTRATION_TOKEN = env_secret("GATEWAY_REGISTRATION_TOKEN")
 GATEWAY_REGISTRATION_TTL_MS = env_duration_ms("GATEWAY_REGISTRATION_TTL", "30s")
 GATEWAY_DNS_REFRESH_MS = env_duration_ms("GATEWAY_DNS_REFRESH", "30s")
 MIDDLEWARE = [*MIDDLEWARE, "routing.startup.WorkerStartupMiddleware"]
+
+# --- deployment ---
+# Redis Sentinel: REDIS_URL names the monitored primary (redis://[:password@]mymaster/0) and
+# REDIS_SENTINELS lists the sentinels (host:port,...); django-redis asks them where the primary
+# is, so a failover needs no change here. REDIS_SENTINEL_PASSWORD is the sentinels' own password.
+REDIS_SENTINELS: list[tuple[str, int]] = []
+for _sentinel in env_list("REDIS_SENTINELS", []):
+    _host, _, _port = _sentinel.rpartition(":")
+    if not _host or not _port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {_sentinel!r} is not host:port.")
+    REDIS_SENTINELS.append((_host.strip("[]"), int(_port)))
+if REDIS_SENTINELS:
+    from typing import Any, cast
+
+    if not REDIS_URL:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS is set but REDIS_URL is not; set REDIS_URL=redis://MASTER-NAME/0."
+        )
+    _redis_options: dict[str, Any] = cast(dict[str, Any], CACHES["default"])["OPTIONS"]
+    _sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": _redis_options["SOCKET_CONNECT_TIMEOUT"],
+        "socket_timeout": _redis_options["SOCKET_TIMEOUT"],
+    }
+    _sentinel_password = env_secret("REDIS_SENTINEL_PASSWORD")
+    if _sentinel_password:
+        _sentinel_kwargs["password"] = _sentinel_password
+    _redis_options.update(
+        {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "SENTINELS": REDIS_SENTINELS,
+            "SENTINEL_KWARGS": _sentinel_kwargs,
+        }
+    )

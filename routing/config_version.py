@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.db.models import F
 
 from gateway_project.redis import redis_client, redis_key
 
@@ -25,14 +24,28 @@ def _publish(version: int) -> None:
         logger.warning("could not publish config version %s to Redis", version)
 
 
+def _published_version() -> int:
+    """The version Redis holds now (0 without Redis or when it cannot be read)."""
+    client = redis_client()
+    if client is None:
+        return 0
+    try:
+        return int(client.get(redis_key(_VERSION_KEY)) or 0)
+    except Exception:
+        return 0
+
+
 def _bump() -> None:
     from routing.models import ConfigVersion
 
+    # Never below what Redis published: after a database restore the row starts lower, and a
+    # worker that compiled the published number must still see the version move.
+    floor = _published_version()
     with transaction.atomic():
-        updated = ConfigVersion.objects.filter(pk=1).update(version=F("version") + 1)
-        if not updated:
-            ConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
-    _publish(database_version())
+        row, _ = ConfigVersion.objects.select_for_update().get_or_create(pk=1)
+        row.version = max(row.version, floor) + 1
+        row.save(update_fields=["version", "updated_at"])
+    _publish(row.version)
 
 
 def schedule_bump() -> None:

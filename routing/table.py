@@ -19,6 +19,8 @@ from routing.paths import CompiledPattern, compile_pattern
 logger = logging.getLogger("gateway.config")
 
 _PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+# How long a request waits for another thread's refresh of a stale table before serving it.
+_REFRESH_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,13 +292,16 @@ class RouteTableHolder:
         """The current table, checking the version at most every GATEWAY_CONFIG_POLL."""
         table = self._table
         poll_seconds = settings.GATEWAY_CONFIG_POLL_MS / 1000
-        if table is not None and time.monotonic() - self._checked_at < poll_seconds:
+        checked_at = self._checked_at
+        if table is not None and time.monotonic() - checked_at < poll_seconds:
             return table
-        if table is not None and not self._lock.acquire(blocking=False):
-            return table  # another thread is refreshing; serve the table we have
-        if table is None:
-            self._lock.acquire()
+        # Stale: wait (briefly) for whichever thread refreshes, rather than serve a config older
+        # than the poll bound; if the refresh hangs (database unreachable) serve what we have.
+        if not self._lock.acquire(timeout=-1 if table is None else _REFRESH_WAIT_SECONDS):
+            return table  # type: ignore[return-value]
         try:
+            if self._table is not None and self._checked_at != checked_at:
+                return self._table  # another thread refreshed while we waited
             return self._refresh()
         finally:
             self._lock.release()
