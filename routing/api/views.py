@@ -414,7 +414,7 @@ class ConfigExportView(ManagementView):
         ],
         responses={
             (200, "application/json"): ConfigExportSerializer,
-            (200, "application/yaml"): OpenApiTypes.STR,
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
             **docs.errors(401, 403),
         },
         examples=[

@@ -257,7 +257,7 @@ def check_service(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
                     c.error(f"{tloc}.url", problem)
                 weight = c.count(t.get("weight", 100), f"{tloc}.weight")
                 targets.append({"url": turl, "weight": 100 if weight is None else weight})
-            urls = [t["url"] for t in targets]
+            urls = [str(t["url"]) for t in targets]
             if len(set(urls)) != len(urls):
                 c.error(f"{loc}.targets", "lists the same url twice; give each target once.")
     health = None
