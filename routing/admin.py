@@ -33,8 +33,9 @@ class ServiceAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "url", "description")}),
         ("Timeouts", {"fields": ("connect_timeout_ms",)}),
         ("Health check", {"fields": ("health_check_path", "health_check_interval_ms")}),
-        ("Docs", {"fields": ("openapi",)}),
+        ("Docs", {"fields": ("openapi", "docs_status")}),
     )
+    readonly_fields = ("docs_status",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Service]:
         """Count targets and routes in the list query."""
@@ -47,6 +48,18 @@ class ServiceAdmin(admin.ModelAdmin):
         if override:
             return f"{override} (from GATEWAY_SERVICE_… env)"
         return service.url or "targets below"
+
+    @admin.display(description="Docs status")
+    def docs_status(self, service: Service) -> str:
+        """Whether the developer portal could fetch the service's OpenAPI document."""
+        from routing.portal.selectors import upstream_spec
+
+        if not service.pk or not service.openapi:
+            return "No OpenAPI document declared."
+        fetched = upstream_spec(service)
+        if fetched.error:
+            return f"Unavailable: {fetched.error}. The portal shows it as unavailable."
+        return f"Available at /api/docs/services/{service.name}/openapi.json"
 
     @admin.display(description="Targets")
     def target_count(self, service: Service) -> int:

@@ -29,15 +29,16 @@ class ServiceDocs:
     error: str | None
 
 
-def _cache_key(name: str, version: int) -> str:
-    # The config version is in the key: any service or route change fetches afresh.
-    return f"gateway:docs:{version}:{name}"
+def _cache_key(service: Service, version: int) -> str:
+    # The config version and the service's last change are in the key: a change fetches afresh.
+    changed = service.updated_at.timestamp() if service.updated_at else 0
+    return f"gateway:docs:{version}:{service.name}:{changed}"
 
 
 def upstream_spec(service: Service) -> ServiceDocs:
     """The service's upstream document, from the cache or fetched; failures are cached too."""
     version = route_tables.get().version
-    key = _cache_key(service.name, version)
+    key = _cache_key(service, version)
     cached = cache.get(key)
     if cached is None:
         ttl = settings.GATEWAY_DOCS_CACHE_TTL_MS / 1000
