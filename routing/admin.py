@@ -52,13 +52,14 @@ class ServiceAdmin(admin.ModelAdmin):
     @admin.display(description="Docs status")
     def docs_status(self, service: Service) -> str:
         """Whether the developer portal could fetch the service's OpenAPI document."""
+        from routing.portal.fetch import spec_url
         from routing.portal.selectors import upstream_spec
 
         if not service.pk or not service.openapi:
             return "No OpenAPI document declared."
         fetched = upstream_spec(service)
         if fetched.error:
-            return f"Unavailable: {fetched.error}. The portal shows it as unavailable."
+            return f"Unavailable: GET {spec_url(service)}: {fetched.error}."
         return f"Available at /api/docs/services/{service.name}/openapi.json"
 
     @admin.display(description="Targets")

@@ -51,14 +51,22 @@ def parse_spec(body: bytes) -> dict[str, Any]:
     return document
 
 
+def spec_url(service: Service) -> str | None:
+    """Where the service's document is fetched from, or None without an address."""
+    base = spec_base_url(service)
+    return base.rstrip("/") + service.openapi if base and service.openapi else None
+
+
 def fetch_spec(service: Service) -> dict[str, Any]:
-    """The service's upstream OpenAPI document; SpecUnavailable with a readable reason."""
+    """The service's upstream OpenAPI document; SpecUnavailable with a readable reason.
+
+    Reasons never name the upstream's address: the portal shows them to anyone.
+    """
     if not service.openapi:
         raise SpecUnavailable("the service declares no openapi path")
-    base = spec_base_url(service)
-    if not base:
+    url = spec_url(service)
+    if not url:
         raise SpecUnavailable("the service has no URL and no targets")
-    url = base.rstrip("/") + service.openapi
     timeout = settings.GATEWAY_DOCS_FETCH_TIMEOUT_MS / 1000
     try:
         with requests.get(
@@ -69,10 +77,12 @@ def fetch_spec(service: Service) -> dict[str, Any]:
             headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1"},
         ) as response:
             if response.status_code != 200:
-                raise SpecUnavailable(f"GET {url} answered {response.status_code}")
+                raise SpecUnavailable(f"the upstream answered {response.status_code}")
             body = _read_bounded(response, settings.GATEWAY_DOCS_MAX_SIZE)
     except requests.Timeout:
-        raise SpecUnavailable(f"GET {url} timed out after {timeout:g}s") from None
+        raise SpecUnavailable(f"the upstream did not answer within {timeout:g}s") from None
+    except requests.ConnectionError:
+        raise SpecUnavailable("the upstream could not be reached") from None
     except requests.RequestException as error:
-        raise SpecUnavailable(f"GET {url} failed: {type(error).__name__}") from None
+        raise SpecUnavailable(f"the request failed ({type(error).__name__})") from None
     return parse_spec(body)

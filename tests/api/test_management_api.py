@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Permission, Role, User
 from quotas.models import Quota
+from routing.api.access import ManagesGateway
 from routing.config_version import database_version
 from routing.models import Route, Service
 from routing.table import route_tables
@@ -134,7 +137,7 @@ def test_patch_merges_keys_and_null_removes_one(staff, upstream):
 
 def test_put_replaces_a_service_with_weighted_targets(staff, upstream):
     service = _service(staff, upstream.url)
-    body = {
+    body: dict[str, Any] = {
         "name": "rd-service",
         "targets": [
             {"url": upstream.url, "weight": 10},
@@ -286,3 +289,26 @@ def test_explain_reports_the_route_and_the_verdict_without_calling_the_upstream(
     ).json()
     assert refused["status"] == 405 and refused["allowed"] is False
     assert upstream.received == []
+
+
+@dataclass(frozen=True)
+class _TokenPrincipal:
+    """What a token authentication class sets as request.user: claims, no database row."""
+
+    permissions: frozenset[str]
+    is_authenticated: bool = True
+
+
+@pytest.mark.parametrize(
+    ("permissions", "allowed"),
+    [(frozenset({"manage:gateway"}), True), (frozenset({"read:tasks"}), False)],
+)
+def test_a_token_principal_needs_manage_gateway_in_its_claims(permissions, allowed):
+    request: Any = SimpleNamespace(user=_TokenPrincipal(permissions))
+    assert ManagesGateway().has_permission(request, None) is allowed
+
+
+def test_inactive_staff_is_refused():
+    user = User.objects.create_user("gone", is_staff=True, is_active=False)
+    request: Any = SimpleNamespace(user=user)
+    assert ManagesGateway().has_permission(request, None) is False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 
 import pytest
 from django.conf import settings
 from django.contrib.staticfiles import finders
+from django.core.management import CommandError, call_command
 from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
@@ -16,7 +18,7 @@ from routing.table import route_tables
 
 pytestmark = pytest.mark.django_db
 
-ANY_CREDENTIAL = [{"jwtAuth": []}, {"oauth2": []}, {"apiKeyAuth": []}]
+ANY_CREDENTIAL: list[dict[str, list[str]]] = [{"jwtAuth": []}, {"oauth2": []}, {"apiKeyAuth": []}]
 
 
 @pytest.fixture
@@ -98,10 +100,16 @@ def test_a_failing_upstream_is_shown_not_fatal(upstream):
     response = APIClient().get("/api/docs/services/broken/openapi.json")
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"
-    assert "answered 500" in response.json()["detail"]
+    assert response.json()["detail"] == "Docs for broken: the upstream answered 500."
     listing = {row["name"]: row for row in APIClient().get("/api/docs/services/").json()}
     assert listing["broken"]["available"] is False and "500" in listing["broken"]["error"]
-    assert listing["closed"]["available"] is False
+    assert listing["closed"] == {
+        "name": "closed",
+        "spec_url": "/api/docs/services/closed/openapi.json",
+        "docs_url": "/api/docs?service=closed",
+        "available": False,
+        "error": "the upstream could not be reached",  # never the upstream's address
+    }
     assert APIClient().get("/api/docs").status_code == 200
 
 
@@ -126,7 +134,8 @@ def test_the_document_is_cached_until_the_config_changes(rd_service, upstream):
 def test_admin_shows_the_docs_status(admin_client, upstream):
     service = Service.objects.create(name="broken", url=upstream.url, openapi="/status/404")
     page = admin_client.get(f"/admin/routing/service/{service.pk}/change/")
-    assert b"Unavailable: GET" in page.content and b"answered 404" in page.content
+    expected = f"Unavailable: GET {upstream.url}/status/404: the upstream answered 404."
+    assert expected.encode() in page.content
 
 
 class _Assets(HTMLParser):
@@ -173,3 +182,16 @@ def test_swagger_ui_offers_every_documented_service_beside_the_gateway_api(rd_se
     )
     assert '"urls.primaryName": "Service: rd-service"' in html
     assert "SwaggerUIStandalonePreset" in html
+
+
+def test_gateway_docs_command_writes_the_rewritten_document(rd_service, tmp_path):
+    _route(rd_service, "/tasks/**", authentication="none")
+    output = tmp_path / "rd.json"
+    call_command(
+        "gateway_docs", "rd-service", "--server", "https://gw.example.com", "--output", str(output)
+    )
+    spec = json.loads(output.read_text())
+    assert spec["servers"][0]["url"] == "https://gw.example.com"
+    assert set(spec["paths"]) == {"/tasks", "/tasks/{id}"}
+    with pytest.raises(CommandError, match="declares an openapi document"):
+        call_command("gateway_docs", "nope")
