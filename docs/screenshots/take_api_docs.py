@@ -1,7 +1,8 @@
 """Take docs/screenshots/api-docs.png: Swagger UI with a service picked, via headless Chromium.
 
 Run from the repository root with the dev requirements installed and Debian's chromium:
-`python docs/screenshots/take_api_docs.py` (`apt-get install chromium`). Everything runs on loopback in a temporary var dir.
+`python docs/screenshots/take_api_docs.py` (`apt-get install chromium`). Everything runs on
+loopback in a temporary var dir.
 """
 
 from __future__ import annotations

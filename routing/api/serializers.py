@@ -142,6 +142,14 @@ class UserSerializer(serializers.ModelSerializer):
         # Uniqueness is answered as 409 by the view, not as a 400 field error.
         extra_kwargs = {"username": {"validators": [get_user_model().username_validator]}}
 
+    def validate_is_staff(self, value: bool) -> bool:
+        """Only staff make staff: manage:gateway alone must not grant console logins."""
+        request = self.context.get("request")
+        changing = value and not (self.instance is not None and self.instance.is_staff)
+        if changing and not getattr(getattr(request, "user", None), "is_staff", False):
+            raise serializers.ValidationError("Only a staff user may make a user staff.")
+        return value
+
     def validate_password(self, value: str) -> str:
         """Django's password validators, as the console applies them."""
         password_validation.validate_password(value, self.instance)

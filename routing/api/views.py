@@ -16,6 +16,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import exceptions, status, viewsets
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -375,6 +376,14 @@ class UserViewSet(ModelResourceViewSet):
 
     queryset = get_user_model().objects.prefetch_related("roles").order_by("pk")
     serializer_class = UserSerializer
+
+    def get_object(self) -> Any:
+        """The user; only staff may change or delete a staff user (no takeover by password)."""
+        user = super().get_object()
+        writing = self.request.method not in SAFE_METHODS
+        if writing and user.is_staff and not getattr(self.request.user, "is_staff", False):
+            raise exceptions.PermissionDenied("Only a staff user may change a staff user.")
+        return user
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """`?search=` (username, email), `?role=`, `?is_active=`, `?is_staff=`."""

@@ -312,3 +312,25 @@ def test_inactive_staff_is_refused():
     user = User.objects.create_user("gone", is_staff=True, is_active=False)
     request: Any = SimpleNamespace(user=user)
     assert ManagesGateway().has_permission(request, None) is False
+
+
+def test_only_staff_may_make_a_user_staff(make_user):
+    client = APIClient()
+    client.force_login(make_user("integrator", "manage:gateway"))
+    response = client.post(
+        "/api/gateway/users/", {"username": "eve", "is_staff": True}, format="json"
+    )
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["is_staff"]
+    assert client.post("/api/gateway/users/", {"username": "eve"}, format="json").status_code == 201
+
+
+def test_a_non_staff_manager_cannot_change_a_staff_users_password(make_user, staff_user):
+    client = APIClient()
+    client.force_login(make_user("integrator", "manage:gateway"))
+    url = f"/api/gateway/users/{staff_user.pk}/"
+    assert client.get(url).status_code == 200
+    response = client.patch(url, {"password": "taken over 12345"}, format="json")
+    assert response.status_code == 403
+    staff_user.refresh_from_db()
+    assert staff_user.check_password("a long passphrase 42")
