@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -10,6 +11,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
+
+from gateway_project.error_tracking import remember_cause
 
 logger = logging.getLogger("gateway.errors")
 
@@ -155,6 +158,7 @@ def _request_id(context: dict[str, Any]) -> str | None:
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: render any exception as problem+json, never leaking its text."""
     request_id = _request_id(context)
+    original = exc
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -165,6 +169,13 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     status = exc.status_code
     headers = dict(getattr(exc, "headers", None) or {})
+    if status >= 500:
+        request = context.get("request")
+        remember_cause(
+            getattr(request, "_request", request),
+            code=str(getattr(exc, "default_code", "internal_error")),
+            cause=original,
+        )
     if isinstance(exc, GatewayError):
         code, title, detail = exc.default_code, exc.title, str(exc.detail)
         body = problem_body(
@@ -248,6 +259,7 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Http
 
 def handler500(request: HttpRequest) -> HttpResponse:
     """Django 500 handler: problem+json without any exception text."""
+    remember_cause(request, code="internal_error", cause=sys.exc_info()[1])
     return problem_response(
         request,
         status=500,

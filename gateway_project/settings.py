@@ -200,6 +200,52 @@ GATEWAY_UPSTREAM_POOL_SIZE = env_int("GATEWAY_UPSTREAM_POOL_SIZE", 32, minimum=1
 GATEWAY_RETRY_BACKOFF_MS = env_duration_ms("GATEWAY_RETRY_BACKOFF", "50ms")
 AUTH_USER_MODEL = "accounts.User"
 
+# --- limits and quotas (docs/limits.md) ------------------------------------------------------
+from gateway_project.env import env_choice  # noqa: E402 - kept inside this block on purpose
+
+# What a request gets when the limit store (Redis) fails: open = passes, closed = 503.
+GATEWAY_LIMITS_ON_REDIS_FAILURE = env_choice(
+    "GATEWAY_LIMITS_ON_REDIS_FAILURE", "open", ("open", "closed")
+)
+# At most one warning log line per interval while the store keeps failing.
+GATEWAY_LIMITS_WARN_INTERVAL_MS = env_duration_ms("GATEWAY_LIMITS_WARN_INTERVAL", "60s")
+# Count requests per consumer, route and UTC day for the usage history.
+GATEWAY_USAGE_TRACKING = env_bool("GATEWAY_USAGE_TRACKING", True)
+# How often each serving process moves pending usage counts into the database (0: never;
+# then run `manage.py flush_usage` from a scheduler).
+GATEWAY_USAGE_FLUSH_INTERVAL_MS = env_duration_ms("GATEWAY_USAGE_FLUSH_INTERVAL", "60s")
+
+# --- observability ---
+# Access log lines (JSON, stdout) follow LOG_LEVEL; TRACE_REQUESTS adds redacted headers.
+TRACE_REQUESTS = env_bool("TRACE_REQUESTS", False)
+# /metrics: open unless a token and/or address list is set (each one set must then pass).
+GATEWAY_METRICS_TOKEN = env_secret("GATEWAY_METRICS_TOKEN")
+GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks("GATEWAY_METRICS_ALLOWED_NETWORKS", [])
+# How often each worker flushes its dashboard aggregates (to Redis, or in-process without).
+GATEWAY_TRAFFIC_FLUSH_MS = env_duration_ms("GATEWAY_TRAFFIC_FLUSH", "5s")
+# OpenTelemetry export happens only when an endpoint is set; the SDK is never imported otherwise.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or None
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "api-gateway") or "api-gateway"
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("gateway_project.middleware.RequestIdMiddleware") + 1,
+    "gateway_project.observability.ObservabilityMiddleware",
+)
+LOGGING["formatters"]["access"] = {"format": "%(message)s"}  # type: ignore[index]
+LOGGING["handlers"]["access"] = {  # type: ignore[index]
+    "class": "logging.StreamHandler",
+    "stream": "ext://sys.stdout",
+    "formatter": "access",
+}
+LOGGING["loggers"]["gateway.access"] = {  # type: ignore[index]
+    "handlers": ["access"],
+    "level": LOG_LEVEL,
+    "propagate": False,
+}
+TEMPLATES[0]["OPTIONS"]["libraries"] = {  # type: ignore[index]
+    "traffic_dashboard": "gateway_project.dashboard_tags",
+}
+
 # --- management API and docs portal ---
 # The management API's authentication, in order; token classes join this one list.
 GATEWAY_API_AUTHENTICATION_CLASSES = ["rest_framework.authentication.SessionAuthentication"]

@@ -7,6 +7,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from gateway_project import health
+from gateway_project.metrics_view import metrics_endpoint
 from routing.portal import views as portal
 from routing.views import ProxyView
 
@@ -16,9 +17,11 @@ handler404 = "gateway_project.errors.handler404"
 handler500 = "gateway_project.errors.handler500"
 
 urlpatterns = [
+    path("admin/gateway/", include("routing.console")),
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
+    path("metrics", metrics_endpoint, name="metrics"),
     path("api/gateway/", include("routing.api.urls")),
     path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs", portal.GatewaySwaggerView.as_view(url_name="schema"), name="swagger-ui"),

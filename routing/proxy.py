@@ -141,7 +141,10 @@ def upstream_request(request: HttpRequest, context: ProxyContext) -> UpstreamReq
     headers["x-forwarded-proto"] = request.scheme or "http"
     headers["x-forwarded-host"] = str(meta.get("HTTP_HOST", ""))
     headers["x-request-id"] = getattr(request, "request_id", "")
-    headers["traceparent"] = traceparent_for(meta.get("HTTP_TRACEPARENT"))
+    trace = getattr(request, "trace", None)  # the observability middleware's trace context
+    headers["traceparent"] = (
+        trace.traceparent if trace is not None else traceparent_for(meta.get("HTTP_TRACEPARENT"))
+    )
     consumer = context.consumer
     if consumer is not None:
         headers["x-consumer-id"] = consumer.id
@@ -204,9 +207,7 @@ def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
     return length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT
 
 
-def client_response(
-    upstream: urllib3.BaseHTTPResponse, *, method: str, extra: dict[str, str]
-) -> HttpResponseBase:
+def client_response(upstream: urllib3.BaseHTTPResponse, *, method: str) -> HttpResponseBase:
     """The client's answer from the upstream's: headers filtered, body streamed when large."""
     headers, cookies = response_headers(upstream.headers.items())
     response: BufferedProxiedResponse | StreamedProxiedResponse
@@ -220,8 +221,6 @@ def client_response(
         response = StreamedProxiedResponse(_stream(upstream), status=upstream.status)
     del response["Content-Type"]  # Django's default; the upstream's own is copied below
     for name, value in headers:
-        response[name] = value
-    for name, value in extra.items():
         response[name] = value
     response.extra_headers = [("Set-Cookie", cookie) for cookie in cookies]
     return response
@@ -238,4 +237,4 @@ def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
         context.upstream_seconds = time.perf_counter() - started
     context.upstream_target = result.target.url
     context.attempts = result.attempts
-    return client_response(result.response, method=outgoing.method, extra=context.response_headers)
+    return client_response(result.response, method=outgoing.method)

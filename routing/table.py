@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from gateway_project.errors import MethodNotAllowed, RouteNotFound
+from routing.nodes import record_check_in
 from routing.paths import CompiledPattern, compile_pattern
 
 logger = logging.getLogger("gateway.config")
@@ -268,6 +269,7 @@ class RouteTableHolder:
             logger.warning("config refresh failed; serving table version %s", table.version)
         self._table = table
         self._checked_at = time.monotonic()
+        record_check_in(table.version)
         return table
 
     def invalidate(self) -> None:

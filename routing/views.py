@@ -8,21 +8,35 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from gateway_project.tracing import TracedStepsMixin
+from routing.limits import GatewayThrottle
 from routing.proxy import ProxyContext, forward, normalized_path
 from routing.table import route_tables
 
 
-class ProxyView(APIView):
+class ProxyView(TracedStepsMixin, APIView):
     """Matches the route, runs DRF's auth/permission/throttle steps, then forwards."""
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
-    throttle_classes: list[Any] = []
+    throttle_classes: list[Any] = [GatewayThrottle]
 
     @property
     def default_response_headers(self) -> dict[str, str]:
         """No `Allow`/`Vary` of DRF's own on proxied answers: the upstream's headers rule."""
         return {}
+
+    def finalize_response(  # type: ignore[override] # proxied answers are plain Django ones
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        """Add the pipeline's headers (rate limits) to every answer, errors included."""
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[arg-type]
+        context: ProxyContext | None = getattr(request, "gateway", None)
+        if context is not None:
+            for name, value in context.response_headers.items():
+                if name not in response:
+                    response[name] = value
+        return response
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Match the route first: authentication and limits depend on it."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gateway_project.redis import redis_client, redis_key
+from quotas.store import MemoryStore, RedisStore, use_store
 from routing.table import route_tables
 from tests.support.upstream import UpstreamServer
 
@@ -41,6 +43,21 @@ def clean_redis_namespace() -> Iterator[None]:
     client = redis_client()
     if client is not None:
         keys = list(client.scan_iter(redis_key("*")))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def fresh_limit_store() -> Iterator[Any]:
+    """Every test starts with empty limit counters (route ids repeat between tests)."""
+    client = redis_client()
+    prefix = redis_key(f"t{uuid.uuid4().hex[:8]}:")
+    store = RedisStore(client, prefix=prefix) if client is not None else MemoryStore()
+    use_store(store)
+    yield store
+    use_store(None)
+    if client is not None:
+        keys = list(client.scan_iter(f"{prefix}*"))
         if keys:
             client.delete(*keys)
 

@@ -53,6 +53,8 @@ def gateway_env(**overrides: str) -> dict[str, str]:
         GATEWAY_THREADS="4",
         GATEWAY_SECURE_COOKIES="false",
         LOG_LEVEL="WARNING",
+        # Off unless a test asks: rows a server flushes on exit would outlive the test.
+        GATEWAY_USAGE_TRACKING="false",
         PYTHONDONTWRITEBYTECODE="1",
     )
     if settings.REDIS_URL:

@@ -1,0 +1,342 @@
+"""Where limit counters live: Redis (one Lua call per request) or this process (no Redis)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from bisect import bisect_right, insort
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway_project.redis import redis_client, redis_key
+from quotas.policies import (
+    DAY,
+    MONTH,
+    SLIDING_WINDOW,
+    TOKEN_BUCKET,
+    Policy,
+    PolicyState,
+    Verdict,
+    period_end,
+    period_id,
+    quota_key,
+)
+
+LUA_SOURCE = (Path(__file__).with_name("check.lua")).read_text()
+USAGE_KEY = "rl:usage"
+USAGE_TTL_SECONDS = 7 * 86_400  # pending counts survive a week without a flush
+_KIND_CODES = {TOKEN_BUCKET: "tb", SLIDING_WINDOW: "sw", DAY: "day", MONTH: "month"}
+_US = 1_000_000
+_DAY_US = 86_400 * _US
+_QUOTA_GRACE_US = 3600 * _US  # quota counters outlive their period by an hour (console)
+
+Clock = Callable[[], float]
+
+
+class StoreUnavailable(Exception):
+    """The counter store could not be reached or failed; the verdict is unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBatch:
+    """Pending usage counts claimed for one flush: `{"<day>|<a or r>|<json>": count}`."""
+
+    batch_id: str
+    counts: dict[str, int]
+
+
+class LimitStore(Protocol):
+    """What the throttle and the console need from a counter store."""
+
+    def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
+        """Check every policy; when all pass and `consume`, use one unit of each."""
+        ...
+
+    def adjust_quota(self, *, consumer_key: str, kind: str, top_up: int | None) -> None:
+        """Reset the current period's count (top_up None) or grant `top_up` more requests."""
+        ...
+
+    def claim_usage(self) -> list[UsageBatch]:
+        """Take the pending usage counts (and any batch a failed flush left) for flushing."""
+        ...
+
+    def usage_flushed(self, batch_id: str) -> None:
+        """Forget a batch once it is safely in the database."""
+        ...
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+class RedisStore:
+    """Counters in Redis: every check is one EVALSHA of check.lua (one round trip)."""
+
+    def __init__(self, client: Any, *, clock: Clock | None = None, prefix: str | None = None):
+        self._client = client
+        # register_script sends EVALSHA and falls back to EVAL when Redis lost the script.
+        self._script = client.register_script(LUA_SOURCE)
+        self._clock = clock  # None: Redis TIME, the one clock every gateway node shares
+        self._prefix = prefix if prefix is not None else redis_key("")
+
+    def _now_arg(self) -> str:
+        return "" if self._clock is None else str(round(self._clock() * _US))
+
+    def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
+        """Check every policy; when all pass and `consume`, use one unit of each."""
+        keys = [self._prefix + policy.key for policy in policies]
+        keys.append(self._prefix + USAGE_KEY)
+        args: list[Any] = [
+            self._now_arg(),
+            "1" if consume else "0",
+            usage_field,
+            USAGE_TTL_SECONDS,
+            len(policies),
+        ]
+        for policy in policies:
+            args += [
+                _KIND_CODES[policy.kind],
+                policy.limit,
+                policy.requests,
+                policy.period_seconds * _US,
+            ]
+        try:
+            raw = self._script(keys=keys, args=args)
+        except Exception as error:  # redis-py raises RedisError, or OSError on a dead socket
+            raise StoreUnavailable(str(error)) from error
+        return _verdict(policies, [int(value) for value in raw])
+
+    def _now_us(self) -> int:
+        if self._clock is not None:
+            return round(self._clock() * _US)
+        seconds, micros = self._client.time()
+        return int(seconds) * _US + int(micros)
+
+    def adjust_quota(self, *, consumer_key: str, kind: str, top_up: int | None) -> None:
+        """Reset the current period's count (top_up None) or grant `top_up` more requests."""
+        try:
+            now = self._now_us()
+            key = f"{self._prefix}{quota_key(consumer_key, kind)}:{period_id(kind, now / _US)}"
+            if top_up is None:
+                self._client.delete(key)
+                return
+            expire_ms = int(period_end(kind, now / _US) * 1000) + _QUOTA_GRACE_US // 1000
+            pipe = self._client.pipeline(transaction=True)
+            pipe.decrby(key, top_up)
+            pipe.pexpireat(key, expire_ms)
+            pipe.execute()
+        except Exception as error:
+            raise StoreUnavailable(str(error)) from error
+
+    def claim_usage(self) -> list[UsageBatch]:
+        """Rename the pending hash to a batch key (atomic), plus batches left by a failed flush."""
+        pending = self._prefix + USAGE_KEY
+        claimed = f"{pending}:batch:{uuid.uuid4().hex}"
+        try:
+            try:
+                self._client.rename(pending, claimed)
+            except Exception as error:
+                if "no such key" not in str(error).lower():
+                    raise
+            batches = []
+            for key in self._client.scan_iter(match=f"{pending}:batch:*", count=100):
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                raw = self._client.hgetall(name)
+                counts = {_text(field): int(value) for field, value in raw.items()}
+                batches.append(UsageBatch(name.rsplit(":", 1)[1], counts))
+            return batches
+        except Exception as error:
+            raise StoreUnavailable(str(error)) from error
+
+    def usage_flushed(self, batch_id: str) -> None:
+        """Delete a flushed batch."""
+        try:
+            self._client.delete(f"{self._prefix}{USAGE_KEY}:batch:{batch_id}")
+        except Exception as error:
+            raise StoreUnavailable(str(error)) from error
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _verdict(policies: Sequence[Policy], raw: list[int]) -> Verdict:
+    states = []
+    for index, policy in enumerate(policies):
+        remaining, reset_us, retry_us = raw[2 + index * 3 : 5 + index * 3]
+        states.append(
+            PolicyState(
+                policy=policy,
+                remaining=remaining,
+                reset_seconds=max(0, reset_us) / _US,
+                retry_after_seconds=None if retry_us < 0 else retry_us / _US,
+            )
+        )
+    return Verdict(allowed=bool(raw[0]), states=tuple(states), now=raw[1] / _US)
+
+
+# --- In-process -------------------------------------------------------------------------------
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class MemoryStore:
+    """Counters in this process, with the Redis store's exact semantics, under one lock."""
+
+    _SWEEP_EVERY_US = 60 * _US
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[int, int]] = {}  # key -> (tokens, at)
+        self._logs: dict[str, list[int]] = {}  # key -> sorted request times
+        self._counts: dict[str, int] = {}  # quota key with period -> used
+        self._expires: dict[str, int] = {}
+        self._usage: dict[str, int] = {}
+        self._batches: dict[str, dict[str, int]] = {}  # claimed, not yet flushed
+        self._next_sweep = 0
+
+    def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
+        """Check every policy; when all pass and `consume`, use one unit of each."""
+        now = round(self._clock() * _US)
+        with self._lock:
+            self._sweep(now)
+            reads = [self._read(policy, now) for policy in policies]
+            allowed = all(read["ok"] for read in reads)
+            if allowed and consume:
+                states = [self._consume(p, r, now) for p, r in zip(policies, reads, strict=True)]
+            else:
+                states = [self._state(p, r, now) for p, r in zip(policies, reads, strict=True)]
+            if consume and usage_field:
+                field = f"{now // _DAY_US}|{'a' if allowed else 'r'}|{usage_field}"
+                self._usage[field] = self._usage.get(field, 0) + 1
+        return Verdict(allowed=allowed, states=tuple(states), now=now / _US)
+
+    def _read(self, policy: Policy, now: int) -> dict[str, Any]:
+        if policy.kind == TOKEN_BUCKET:
+            unit = policy.period_seconds * _US
+            cap = policy.limit * unit
+            tokens = cap
+            if policy.key in self._buckets:
+                stored, at = self._buckets[policy.key]
+                elapsed = min(max(0, now - at), _ceil_div(cap, policy.requests))
+                tokens = min(cap, stored + elapsed * policy.requests)
+            return {"ok": tokens >= unit, "tokens": tokens, "unit": unit, "cap": cap}
+        if policy.kind == SLIDING_WINDOW:
+            log = self._logs.get(policy.key, [])
+            window = log[bisect_right(log, now - policy.period_seconds * _US) :]
+            return {"ok": len(window) < policy.limit, "window": window}
+        key = f"{policy.key}:{period_id(policy.kind, now / _US)}"
+        used = self._counts.get(key, 0)
+        ends = int(period_end(policy.kind, now / _US)) * _US
+        return {"ok": used < policy.limit, "key": key, "used": used, "ends": ends}
+
+    def _consume(self, policy: Policy, read: dict[str, Any], now: int) -> PolicyState:
+        if policy.kind == TOKEN_BUCKET:
+            unit, cap = read["unit"], read["cap"]
+            tokens = read["tokens"] - unit
+            self._buckets[policy.key] = (tokens, now)
+            to_full = _ceil_div(cap - tokens, policy.requests)
+            self._expires[policy.key] = now + to_full + 1000
+            remaining = tokens // unit
+            reset = _ceil_div(unit - tokens, policy.requests) if remaining == 0 else to_full
+        elif policy.kind == SLIDING_WINDOW:
+            window = list(read["window"])
+            insort(window, now)
+            self._logs[policy.key] = window
+            period = policy.period_seconds * _US
+            self._expires[policy.key] = now + period + 1000
+            remaining = policy.limit - len(window)
+            reset = window[0] + period - now if remaining == 0 else period
+        else:
+            self._counts[read["key"]] = read["used"] + 1
+            self._expires[read["key"]] = read["ends"] + _QUOTA_GRACE_US
+            remaining = policy.limit - read["used"] - 1
+            reset = read["ends"] - now
+        return PolicyState(policy, max(0, remaining), max(0, reset) / _US, None)
+
+    def _state(self, policy: Policy, read: dict[str, Any], now: int) -> PolicyState:
+        if policy.kind == TOKEN_BUCKET:
+            unit, cap, tokens = read["unit"], read["cap"], read["tokens"]
+            remaining = tokens // unit
+            to_next = _ceil_div(unit - tokens, policy.requests)
+            reset = to_next if remaining == 0 else _ceil_div(cap - tokens, policy.requests)
+            retry = to_next
+        elif policy.kind == SLIDING_WINDOW:
+            window = read["window"]
+            period = policy.period_seconds * _US
+            remaining = policy.limit - len(window)
+            to_next = window[0] + period - now if window else 0
+            newest = window[-1] + period - now if window else 0
+            reset = to_next if remaining <= 0 else newest
+            retry = to_next
+        else:
+            remaining = policy.limit - read["used"]
+            reset = retry = read["ends"] - now
+        retry_after = None if read["ok"] else max(0, retry) / _US
+        return PolicyState(policy, max(0, remaining), max(0, reset) / _US, retry_after)
+
+    def _sweep(self, now: int) -> None:
+        """Drop expired counters now and then, as Redis TTLs would."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._SWEEP_EVERY_US
+        for key in [key for key, at in self._expires.items() if at <= now]:
+            del self._expires[key]
+            self._buckets.pop(key, None)
+            self._logs.pop(key, None)
+            self._counts.pop(key, None)
+
+    def adjust_quota(self, *, consumer_key: str, kind: str, top_up: int | None) -> None:
+        """Reset the current period's count (top_up None) or grant `top_up` more requests."""
+        now = round(self._clock() * _US)
+        key = f"{quota_key(consumer_key, kind)}:{period_id(kind, now / _US)}"
+        with self._lock:
+            if top_up is None:
+                self._counts.pop(key, None)
+                return
+            self._counts[key] = self._counts.get(key, 0) - top_up
+            self._expires[key] = int(period_end(kind, now / _US)) * _US + _QUOTA_GRACE_US
+
+    def claim_usage(self) -> list[UsageBatch]:
+        """Swap out the pending counts; batches a failed flush left are offered again."""
+        with self._lock:
+            if self._usage:
+                self._batches[uuid.uuid4().hex] = self._usage
+                self._usage = {}
+            return [UsageBatch(batch_id, dict(c)) for batch_id, c in self._batches.items()]
+
+    def usage_flushed(self, batch_id: str) -> None:
+        """Forget a flushed batch."""
+        with self._lock:
+            self._batches.pop(batch_id, None)
+
+
+# --- The process's store ----------------------------------------------------------------------
+
+_store: LimitStore | None = None
+_store_lock = threading.Lock()
+
+
+def limit_store() -> LimitStore:
+    """The process's store: Redis when REDIS_URL is set, else in-process."""
+    global _store
+    store = _store
+    if store is not None:
+        return store
+    with _store_lock:
+        if _store is None:
+            client = redis_client()
+            _store = RedisStore(client) if client is not None else MemoryStore()
+        return _store
+
+
+def use_store(store: LimitStore | None) -> None:
+    """Replace the process's store (tests); None goes back to the configured one."""
+    global _store
+    with _store_lock:
+        _store = store

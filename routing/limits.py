@@ -1,0 +1,218 @@
+"""The proxy's one throttle: every rate limit and quota of a request, in one store call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from rest_framework.throttling import BaseThrottle
+
+from quotas.errors import LimitStoreUnavailable, QuotaExceeded, RateLimitExceeded
+from quotas.metrics import STORE_ERRORS
+from quotas.policies import (
+    MONTH,
+    SLIDING_WINDOW,
+    TOKEN_BUCKET,
+    Policy,
+    Verdict,
+    consumer_key,
+    effective_quota,
+    month_seconds,
+    quota_policies,
+    rate_policy,
+)
+from quotas.store import StoreUnavailable, limit_store
+from routing.forwarding import client_address
+from routing.proxy import Consumer, ProxyContext
+from routing.table import CompiledRoute, QuotaSpec, RateLimitSpec, route_tables
+
+logger = logging.getLogger("gateway.limits")
+
+
+class _WarnEvery:
+    """Lets a warning through at most once per interval (a dead Redis must not flood logs)."""
+
+    def __init__(self) -> None:
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def due(self, interval_seconds: float) -> bool:
+        """Whether a warning may be logged now."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < interval_seconds:
+                return False
+            self._last = now
+            return True
+
+
+_store_warning = _WarnEvery()
+
+
+@lru_cache(maxsize=4096)
+def _scope(route_id: int, spec: RateLimitSpec) -> str:
+    # The spec is part of the key: a changed limit starts fresh counters instead of
+    # misreading the old ones.
+    return f"r{route_id}.{spec.requests}.{spec.period_seconds}.{spec.burst}.{spec.algorithm[0]}"
+
+
+def _identity(request: Any, consumer: Consumer | None) -> tuple[str, str]:
+    """(counter key, usage identity) of the caller: the consumer, or the client address."""
+    if consumer is None or consumer.kind not in ("user", "client"):
+        address = client_address(
+            str(request.META.get("REMOTE_ADDR", "")), request.META.get("HTTP_X_FORWARDED_FOR")
+        )
+        return consumer_key("anonymous", address), "anonymous"
+    return consumer_key(consumer.kind, consumer.id), consumer.kind
+
+
+def _quota(
+    quotas: dict[tuple[str, str], QuotaSpec], consumer: Consumer
+) -> tuple[int | None, int | None]:
+    own = quotas.get((consumer.kind, consumer.username))
+    roles = [quotas[("role", role)] for role in consumer.roles if ("role", role) in quotas]
+    return effective_quota(
+        (own.per_day, own.per_month) if own else None,
+        [(quota.per_day, quota.per_month) for quota in roles],
+    )
+
+
+def request_policies(request: Any, context: ProxyContext) -> tuple[list[Policy], str]:
+    """The policies that apply to this request, and the consumer kind for usage counting."""
+    route = context.route
+    consumer = context.consumer
+    key, kind = _identity(request, consumer)
+    policies: list[Policy] = []
+    spec = route.rate_limit
+    if spec is not None:
+        policies.append(
+            rate_policy(
+                scope=_scope(route.id, spec),
+                consumer_key=key,
+                requests=spec.requests,
+                period_seconds=spec.period_seconds,
+                burst=spec.burst,
+                algorithm=spec.algorithm,
+            )
+        )
+    if consumer is not None and kind != "anonymous":
+        quotas = route_tables.get().quotas
+        if quotas:
+            per_day, per_month = _quota(quotas, consumer)
+            policies += quota_policies(consumer_key=key, per_day=per_day, per_month=per_month)
+    return policies, kind
+
+
+def _usage_field(context: ProxyContext, kind: str) -> str:
+    consumer = context.consumer
+    route = context.route
+    if kind == "anonymous" or consumer is None:
+        # Anonymous callers are counted together: no per-address history (cardinality, privacy).
+        who = ["anonymous", "", "anonymous"]
+    else:
+        who = [kind, consumer.id, consumer.username]
+    return json.dumps([*who, route.id, route.name], separators=(",", ":"))
+
+
+def _window(policy: Policy, now: float) -> int:
+    return month_seconds(now) if policy.kind == MONTH else policy.window_seconds
+
+
+def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
+    """RateLimit-Limit/-Remaining/-Reset (the tightest policy) and the IETF draft's fields."""
+    tightest = verdict.tightest()
+    if tightest is None:
+        return {}
+    return {
+        "RateLimit-Limit": str(tightest.policy.limit),
+        "RateLimit-Remaining": str(tightest.remaining),
+        "RateLimit-Reset": str(math.ceil(tightest.reset_seconds)),
+        "RateLimit-Policy": ", ".join(
+            f'"{s.policy.name}";q={s.policy.limit};w={_window(s.policy, verdict.now)}'
+            for s in verdict.states
+        ),
+        "RateLimit": ", ".join(
+            f'"{s.policy.name}";r={s.remaining};t={math.ceil(s.reset_seconds)}'
+            for s in verdict.states
+        ),
+    }
+
+
+def _refusal(verdict: Verdict, headers: dict[str, str]) -> RateLimitExceeded | QuotaExceeded:
+    exceeded = verdict.exceeded
+    retry = max(1, math.ceil(verdict.retry_after_seconds))
+    names = "; ".join(f'policy "{s.policy.name}" allows {s.policy.describe()}' for s in exceeded)
+    quota = any(s.policy.kind not in (TOKEN_BUCKET, SLIDING_WINDOW) for s in exceeded)
+    what = "Quota exceeded" if quota else "Rate limit exceeded"
+    detail = f"{what}: {names}. Retry in {retry} s."
+    error_class = QuotaExceeded if quota else RateLimitExceeded
+    return error_class(detail, headers={**headers, "Retry-After": str(retry)})
+
+
+def _explain(verdict: Verdict) -> str:
+    parts = [
+        f"{s.policy.name} ({s.policy.describe()}): {s.remaining} left, "
+        f"resets in {math.ceil(s.reset_seconds)}s"
+        for s in verdict.states
+    ]
+    outcome = "pass" if verdict.allowed else "429"
+    return f"limits: {'; '.join(parts) or 'none'} -> {outcome} (dry run: nothing consumed)"
+
+
+def _store_failed(context: ProxyContext, policies: list[Policy], error: Exception) -> bool:
+    STORE_ERRORS.inc()
+    closed = settings.GATEWAY_LIMITS_ON_REDIS_FAILURE == "closed" and bool(policies)
+    if _store_warning.due(settings.GATEWAY_LIMITS_WARN_INTERVAL_MS / 1000):
+        logger.warning(
+            "limit store unavailable (%s); failing %s", error, "closed" if closed else "open"
+        )
+    if context.dry_run:
+        context.explain_steps.append(
+            f"limits: store unavailable -> {'503 (fail closed)' if closed else 'pass (fail open)'}"
+        )
+    if closed:
+        context.limit_verdict = "store_unavailable_closed"
+        raise LimitStoreUnavailable()
+    context.limit_verdict = "store_unavailable_open"
+    return True
+
+
+class GatewayThrottle(BaseThrottle):
+    """Checks and consumes the route's rate limit and the consumer's quotas atomically."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        """Pass, or raise 429 (limits), or 503 (store down and limits fail closed)."""
+        context: ProxyContext = request.gateway
+        policies, kind = request_policies(request, context)
+        dry_run = context.dry_run
+        tracking = settings.GATEWAY_USAGE_TRACKING and not dry_run
+        usage = _usage_field(context, kind) if tracking else ""
+        if not policies and not usage:
+            context.limit_verdict = "unlimited"
+            if dry_run:
+                context.explain_steps.append("limits: none apply")
+            return True
+        try:
+            verdict = limit_store().check(policies, consume=not dry_run, usage_field=usage)
+        except StoreUnavailable as error:
+            return _store_failed(context, policies, error)
+        headers = rate_limit_headers(verdict) if _send_headers(context.route) else {}
+        context.response_headers.update(headers)
+        if dry_run:
+            context.explain_steps.append(_explain(verdict))
+        if verdict.allowed:
+            context.limit_verdict = "allowed" if policies else "unlimited"
+            return True
+        # The access log and gateway_limit_rejections_total{route,policy} read this.
+        context.limit_verdict = "limited:" + ",".join(s.policy.name for s in verdict.exceeded)
+        raise _refusal(verdict, headers)
+
+
+def _send_headers(route: CompiledRoute) -> bool:
+    return route.rate_limit.send_headers if route.rate_limit is not None else True

@@ -1,0 +1,166 @@
+"""Fixtures for limit tests: stores (in-process and real Redis), a settable clock, consumers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.authentication import BaseAuthentication
+
+from gateway_project.redis import redis_client, redis_key
+from quotas.store import MemoryStore, RedisStore
+from routing.proxy import Consumer
+from routing.views import ProxyView
+from tests.support.gateway_server import free_port
+
+needs_redis = pytest.mark.skipif(
+    not settings.REDIS_URL, reason="needs a real Redis: set REDIS_URL (CI does)"
+)
+needs_redis_server = pytest.mark.skipif(
+    shutil.which("redis-server") is None,
+    reason="needs the redis-server binary to start a throwaway Redis",
+)
+
+
+class FakeClock:
+    """A settable clock (seconds since the epoch) for stores under test."""
+
+    def __init__(self, at: datetime) -> None:
+        self.now = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock at a fixed, arbitrary instant (mid-day, mid-month, UTC)."""
+    return FakeClock(datetime(2027, 3, 10, 12, 0, 0, tzinfo=UTC))
+
+
+def _private_prefix() -> str:
+    return redis_key(f"t{uuid.uuid4().hex[:8]}:")
+
+
+def _drop(client: Any, prefix: str) -> None:
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
+def store_factory(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Makes stores of one kind (in-process, or real Redis with a private key prefix)."""
+    prefixes: list[str] = []
+
+    def make(clock: Any = None) -> Any:
+        if request.param == "memory":
+            return MemoryStore(clock=clock) if clock else MemoryStore()
+        prefix = _private_prefix()
+        prefixes.append(prefix)
+        return RedisStore(redis_client(), clock=clock, prefix=prefix)
+
+    make.kind = request.param  # type: ignore[attr-defined]
+    yield make
+    for prefix in prefixes:
+        _drop(redis_client(), prefix)
+
+
+class HeaderConsumerAuthentication(BaseAuthentication):
+    """TEST ONLY: `X-Test-Consumer: kind:id:username:role1,role2` sets the consumer."""
+
+    def authenticate(self, request: Any) -> None:
+        """Set request.gateway.consumer from the test header; never a DRF user."""
+        raw = request.META.get("HTTP_X_TEST_CONSUMER")
+        if raw:
+            kind, identifier, username, roles = [*raw.split(":"), ""][:4]
+            request.gateway.consumer = Consumer(
+                id=identifier,
+                username=username,
+                roles=frozenset(role for role in roles.split(",") if role),
+                kind=kind,
+            )
+        return None
+
+
+@pytest.fixture
+def consumers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let tests name their consumer with the X-Test-Consumer header."""
+    monkeypatch.setattr(ProxyView, "authentication_classes", [HeaderConsumerAuthentication])
+
+
+def consumer_header(kind: str, identifier: str, username: str, roles: str = "") -> str:
+    """The X-Test-Consumer value for a consumer."""
+    return f"{kind}:{identifier}:{username}:{roles}"
+
+
+class ThrowawayRedis:
+    """A redis-server on a free loopback port, with no persistence, that a test may kill."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ThrowawayRedis:
+        """Start it and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the throwaway redis-server did not start")
+
+    def client(self) -> redis.Redis:
+        """A client built like the gateway's own: short timeouts, a pool without retries."""
+        pool = redis.ConnectionPool(
+            host="127.0.0.1", port=self.port, socket_timeout=0.25, socket_connect_timeout=0.25
+        )
+        return redis.Redis(connection_pool=pool)
+
+    def stop(self) -> None:
+        """Kill it (SIGKILL: as abrupt as a crash) and wait for it to be gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    """A private redis-server for fault tests; killed at the end whatever happens."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs the redis-server binary to start a throwaway Redis")
+    server = ThrowawayRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,120 @@
+"""A Redis that is really stopped: fail open (default) or closed, never hang, reload the script."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+
+import pytest
+from django.core.management import CommandError, call_command
+from prometheus_client import REGISTRY
+
+import quotas.flusher
+import routing.limits
+from gateway_project.redis import redis_client
+from quotas.policies import rate_policy
+from quotas.store import RedisStore, use_store
+from tests.quotas.conftest import needs_redis
+
+
+def store_errors() -> float:
+    return REGISTRY.get_sample_value("gateway_limit_store_errors_total") or 0.0
+
+
+@pytest.fixture
+def limits_on_throwaway_redis(throwaway_redis, monkeypatch):
+    """The proxy's limits kept in a private redis-server the test can stop."""
+    use_store(RedisStore(throwaway_redis.client(), prefix="gw:"))
+    monkeypatch.setattr(routing.limits, "_store_warning", routing.limits._WarnEvery())
+    return throwaway_redis
+
+
+def test_stopped_redis_fails_open_with_one_warning_and_a_metric(
+    client, make_route, upstream, limits_on_throwaway_redis, caplog
+):
+    make_route("/api/v1/lim/**", upstream.url, rate_limit_requests=1, rate_limit_period="hour")
+    assert client.get("/api/v1/lim/echo").status_code == 200
+    assert client.get("/api/v1/lim/echo").status_code == 429  # the limit is live
+    limits_on_throwaway_redis.stop()
+    before = store_errors()
+    with caplog.at_level(logging.WARNING, logger="gateway.limits"):
+        responses = [client.get("/api/v1/lim/echo") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert "RateLimit-Limit" not in responses[0]
+    assert store_errors() - before == 3
+    warnings = [r for r in caplog.records if "limit store unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # once per GATEWAY_LIMITS_WARN_INTERVAL, not once per request
+
+
+def test_stopped_redis_fails_closed_with_503_problem_when_configured(
+    client, make_route, upstream, limits_on_throwaway_redis, settings
+):
+    settings.GATEWAY_LIMITS_ON_REDIS_FAILURE = "closed"
+    make_route("/api/v1/lim/**", upstream.url, rate_limit_requests=5, rate_limit_period="hour")
+    make_route("/api/v1/open/**", upstream.url)
+    limits_on_throwaway_redis.stop()
+    refused = client.get("/api/v1/lim/echo")
+    assert refused.status_code == 503
+    assert refused["Content-Type"] == "application/problem+json"
+    assert json.loads(refused.content)["code"] == "limit_store_unavailable"
+    assert upstream.count("/api/v1/lim/") == 0
+    # A route with no limit to enforce is not refused because usage could not be counted.
+    assert client.get("/api/v1/open/echo").status_code == 200
+
+
+def test_a_hung_redis_costs_a_request_only_the_short_socket_timeout(
+    client, make_route, upstream, limits_on_throwaway_redis
+):
+    make_route("/api/v1/lim/**", upstream.url, rate_limit_requests=5, rate_limit_period="hour")
+    assert client.get("/api/v1/lim/echo").status_code == 200
+    process = limits_on_throwaway_redis.process
+    process.send_signal(signal.SIGSTOP)  # alive but silent: the worst case for a client
+    try:
+        started = time.monotonic()
+        response = client.get("/api/v1/lim/echo")
+        elapsed = time.monotonic() - started
+    finally:
+        process.send_signal(signal.SIGCONT)
+    assert response.status_code == 200  # failed open
+    assert elapsed < 3.0  # 250 ms socket timeout, not a hang
+
+
+def test_script_is_loaded_again_when_redis_has_forgotten_it(throwaway_redis):
+    client = throwaway_redis.client()
+    store = RedisStore(client, prefix="gw:")
+    policy = rate_policy(
+        scope="r1",
+        consumer_key="a:1",
+        requests=3,
+        period_seconds=3600,
+        burst=3,
+        algorithm="token_bucket",
+    )
+    assert store.check([policy], consume=True).allowed
+    client.script_flush()  # as after a Redis restart or failover
+    verdict = store.check([policy], consume=True)
+    assert verdict.allowed and verdict.states[0].remaining == 1
+
+
+@needs_redis
+def test_the_gateways_redis_client_has_short_timeouts_and_no_retries():
+    pool = redis_client().connection_pool
+    assert pool.connection_kwargs["socket_timeout"] <= 0.25
+    assert pool.connection_kwargs["socket_connect_timeout"] <= 0.25
+    connection = pool.get_connection()
+    try:
+        # redis-py's own Redis() defaults to 3 retries with backoff: seconds per dead call.
+        assert connection.retry.get_retries() == 0
+    finally:
+        pool.release(connection)
+
+
+def test_flush_usage_command_reports_a_stopped_redis_plainly(throwaway_redis, monkeypatch):
+    client = throwaway_redis.client()
+    use_store(RedisStore(client, prefix="gw:"))
+    monkeypatch.setattr(quotas.flusher, "redis_client", lambda: client)
+    throwaway_redis.stop()
+    with pytest.raises(CommandError, match="limit store is unavailable"):
+        call_command("flush_usage", "--wait", "0.1")

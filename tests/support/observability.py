@@ -1,0 +1,56 @@
+"""Helpers for the observability tests: captured log lines, metric readings, test steps."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from routing.proxy import Consumer
+
+
+class LineCapture(logging.Handler):
+    """Keeps the formatted messages a logger emits."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def records(self) -> list[dict[str, Any]]:
+        """The lines parsed as JSON."""
+        return [json.loads(line) for line in self.lines]
+
+
+@contextmanager
+def captured(logger_name: str) -> Iterator[LineCapture]:
+    """Every line the logger `logger_name` writes inside the block."""
+    logger = logging.getLogger(logger_name)
+    handler = LineCapture()
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def sample(name: str, **labels: str) -> float:
+    """The current value of one sample in this process's registry (0 when absent)."""
+    value = REGISTRY.get_sample_value(name, labels)
+    return value or 0.0
+
+
+class ConsumerAuth:
+    """Test authentication: names a consumer the way the identity step will."""
+
+    def authenticate(self, request: Any) -> None:
+        request.gateway.consumer = Consumer(id="42", username="alice", kind="user")
+
+    def authenticate_header(self, request: Any) -> str:
+        return "Bearer"
