@@ -87,7 +87,8 @@ def problem(status: int, description: str, example: dict[str, Any]) -> OpenApiRe
 
 PROBLEM_400 = problem(
     400,
-    "Invalid: `errors` lists every problem with its location (the config file's rules).",
+    "Malformed request or path; for invalid fields `errors` lists every problem with its "
+    "location (the config file's rules).",
     _problem(
         400,
         "validation_error",
@@ -183,7 +184,7 @@ def crud_schema(
             tags=[tag],
             summary=f"Get a {singular}",
             description=f"One {singular}, {shape}.",
-            responses={200: serializer, **errors(*auth, 404)},
+            responses={200: serializer, **errors(400, *auth, 404)},
             examples=[resp(f"A {singular}", "200")],
         ),
         "update": extend_schema(
@@ -213,7 +214,7 @@ def crud_schema(
             tags=[tag],
             summary=f"Delete a {singular}",
             description=f"Delete the {singular}; the change is versioned like any other.",
-            responses={204: None, **errors(*auth, 404, 409)},
+            responses={204: None, **errors(400, *auth, 404, 409)},
         ),
     }
 

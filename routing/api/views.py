@@ -73,8 +73,16 @@ def _flag(request: Request, name: str) -> bool | None:
     raise exceptions.ValidationError({name: [f"must be true or false, not {raw[:40]!r}."]})
 
 
+def _param(request: Request, name: str) -> str | None:
+    """A text query parameter, None when absent; 400 for a NUL (no database stores one)."""
+    value = request.query_params.get(name)
+    if value and "\x00" in value:
+        raise exceptions.ValidationError({name: ["must not contain NUL characters."]})
+    return value or None
+
+
 def _search(request: Request) -> str | None:
-    return request.query_params.get("search") or None
+    return _param(request, "search")
 
 
 SEARCH = OpenApiParameter("search", str, description="Case-insensitive text to look for.")
@@ -219,14 +227,15 @@ class RouteViewSet(EntryViewSet):
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """`?service=`, `?enabled=`, `?authentication=`, `?search=` (path, description)."""
-        params = self.request.query_params
-        if params.get("service"):
-            queryset = queryset.filter(service__name=params["service"])
+        service = _param(self.request, "service")
+        if service:
+            queryset = queryset.filter(service__name=service)
         enabled = _flag(self.request, "enabled")
         if enabled is not None:
             queryset = queryset.filter(enabled=enabled)
-        if params.get("authentication"):
-            queryset = queryset.filter(authentication=params["authentication"])
+        authentication = _param(self.request, "authentication")
+        if authentication:
+            queryset = queryset.filter(authentication=authentication)
         text = _search(self.request)
         if text:
             queryset = queryset.filter(Q(path__icontains=text) | Q(description__icontains=text))
@@ -287,12 +296,11 @@ class QuotaViewSet(EntryViewSet):
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """`?role=`, `?user=`, `?client=` by name."""
-        params = self.request.query_params
-        for param, lookup in (("role", "role__name"), ("user", "user__username")):
-            if params.get(param):
-                queryset = queryset.filter(**{lookup: params[param]})
-        if params.get("client"):
-            queryset = queryset.filter(client__name=params["client"])
+        lookups = (("role", "role__name"), ("user", "user__username"), ("client", "client__name"))
+        for param, lookup in lookups:
+            value = _param(self.request, param)
+            if value:
+                queryset = queryset.filter(**{lookup: value})
         return queryset
 
 
@@ -390,7 +398,7 @@ class UserViewSet(ModelResourceViewSet):
         text = _search(self.request)
         if text:
             queryset = queryset.filter(Q(username__icontains=text) | Q(email__icontains=text))
-        role = self.request.query_params.get("role")
+        role = _param(self.request, "role")
         if role:
             queryset = queryset.filter(roles__name=role)
         for name in ("is_active", "is_staff"):

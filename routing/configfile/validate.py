@@ -53,6 +53,7 @@ _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # The same patterns as accounts.models' validators: what the config accepts, the models store.
 PERMISSION_NAME = re.compile(r"^[a-z0-9_.-]+(:[a-z0-9_.*-]+)*$")
 ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_INT = 2**31 - 1  # the largest value an integer column holds (PostgreSQL `integer`)
 _TOP_KEYS = {"services", "routes", "roles", "quotas"}
 
@@ -148,6 +149,9 @@ class Checker:
         if len(value.strip()) > max_length:
             self.error(location, f"must be at most {max_length} characters.")
             return None
+        if _CONTROL.search(value):
+            self.error(location, "must not contain control characters.")
+            return None
         return value.strip()
 
     def duration(self, value: Any, location: str) -> int | None:
@@ -220,8 +224,8 @@ class Checker:
 def _url_error(url: Any) -> str | None:
     if not isinstance(url, str):
         return "url is required and must be text."
-    if len(url) > 500:
-        return "url must be at most 500 characters."
+    if len(url) > 500 or _CONTROL.search(url):
+        return "url must be at most 500 characters, without control characters."
     return upstream_url_error(url)
 
 
@@ -266,13 +270,21 @@ def check_service(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
         h = c.mapping(health_raw, f"{loc}.health_check", {"path", "interval"})
         if h is not None:
             hpath = h.get("path")
-            if not isinstance(hpath, str) or not hpath.startswith("/") or len(hpath) > 255:
+            if (
+                not isinstance(hpath, str)
+                or not hpath.startswith("/")
+                or len(hpath) > 255
+                or _CONTROL.search(hpath)
+            ):
                 c.error(f"{loc}.health_check.path", "must be a path starting with '/'.")
             interval = c.duration(h.get("interval", "10s"), f"{loc}.health_check.interval")
             health = {"path": hpath, "interval_ms": interval}
     openapi = entry.get("openapi")
     if openapi is not None and (
-        not isinstance(openapi, str) or not openapi.startswith("/") or len(openapi) > 255
+        not isinstance(openapi, str)
+        or not openapi.startswith("/")
+        or len(openapi) > 255
+        or _CONTROL.search(openapi)
     ):
         c.error(f"{loc}.openapi", "must be the path of the service's spec, like /openapi.json.")
     return {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -25,6 +27,13 @@ from routing.portal.selectors import documented_services, service_document, upst
 def gateway_url(request: Request) -> str:
     """The gateway's base URL as the caller reached it, e.g. http://127.0.0.1:8000."""
     return request.build_absolute_uri("/").rstrip("/")
+
+
+_SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+
+
+def _documented(name: str) -> bool:
+    return Service.objects.filter(name=name).exclude(openapi="").exists()
 
 
 def _spec_url(name: str) -> str:
@@ -153,6 +162,8 @@ class ServiceSpecView(APIView):
     )
     def get(self, request: Request, name: str) -> Response:
         """The rewritten document, or why it is unavailable."""
+        if not _SERVICE_NAME.fullmatch(name):
+            raise Http404  # not a service name (and never sent to the database)
         service = get_object_or_404(
             Service.objects.exclude(openapi="").prefetch_related("targets"), name=name
         )
@@ -197,6 +208,6 @@ class GatewayRedocView(SpectacularRedocView):
 
     def _get_schema_url(self, request: Request) -> str:
         wanted = request.query_params.get("service")
-        if wanted and Service.objects.filter(name=wanted).exclude(openapi="").exists():
+        if wanted and _SERVICE_NAME.fullmatch(wanted) and _documented(wanted):
             return _spec_url(wanted)
         return str(super()._get_schema_url(request))

@@ -334,3 +334,16 @@ def test_a_non_staff_manager_cannot_change_a_staff_users_password(make_user, sta
     assert response.status_code == 403
     staff_user.refresh_from_db()
     assert staff_user.check_password("a long passphrase 42")
+
+
+def test_nul_characters_are_a_400_not_a_database_error(staff, upstream):
+    assert staff.get("/api/gateway/routes/?service=a%00b").status_code == 400
+    assert staff.get("/api/gateway/quotas/?user=a%00b").status_code == 400
+    response = staff.post(
+        "/api/gateway/quotas/", {"user": "a\x00b", "requests_per_day": 1}, format="json"
+    )
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["user"]
+    service = {"name": "svc", "url": upstream.url, "openapi": "/open\x00api.json"}
+    response = staff.post("/api/gateway/services/", service, format="json")
+    assert [e["field"] for e in response.json()["errors"]] == ["openapi"]

@@ -195,3 +195,8 @@ def test_gateway_docs_command_writes_the_rewritten_document(rd_service, tmp_path
     assert set(spec["paths"]) == {"/tasks", "/tasks/{id}"}
     with pytest.raises(CommandError, match="declares an openapi document"):
         call_command("gateway_docs", "nope")
+
+
+def test_odd_service_names_are_404_not_errors():
+    assert APIClient().get("/api/docs/services/a%00b/openapi.json").status_code == 404
+    assert APIClient().get("/api/redoc?service=a%00b").status_code == 200
