@@ -21,11 +21,12 @@ def schema() -> dict[str, Any]:
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The operations under /api/ (the management API and the portal)."""
     return [
         (path, method, op)
         for path, item in schema["paths"].items()
         for method, op in item.items()
-        if method in METHODS
+        if method in METHODS and path.startswith("/api/")
     ]
 
 
