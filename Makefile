@@ -52,3 +52,32 @@ bench: $(VENV)/.runtime
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+## sdk: typed Python clients (openapi-python-client) into sdk/: the gateway's API, or
+## SERVICE=name for a service's API as clients reach it through the gateway.
+## SDK_GATEWAY_URL=http://host:port takes the schema from that running gateway instead.
+.PHONY: sdk
+SDK_CONFIG := config/openapi-python-client.yaml
+export SDK_FETCH := import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1], timeout=30).read())
+sdk: $(VENV)/.dev
+	$(PY) -m gateway_project.bootstrap
+	mkdir -p sdk
+ifdef SERVICE
+	@if [ -n "$(SDK_GATEWAY_URL)" ]; then \
+		$(PY) -c "$$SDK_FETCH" "$(SDK_GATEWAY_URL)/api/docs/services/$(SERVICE)/openapi.json" sdk/$(SERVICE)-openapi.json; \
+	else \
+		$(PY) manage.py gateway_docs $(SERVICE) --output sdk/$(SERVICE)-openapi.json; \
+	fi
+	$(BIN)/openapi-python-client generate --path sdk/$(SERVICE)-openapi.json --overwrite \
+		--meta none --output-path sdk/$(subst -,_,$(SERVICE))_client --config $(SDK_CONFIG)
+	@echo "Generated sdk/$(subst -,_,$(SERVICE))_client (import it with sdk/ on PYTHONPATH)."
+else
+	@if [ -n "$(SDK_GATEWAY_URL)" ]; then \
+		$(PY) -c "$$SDK_FETCH" "$(SDK_GATEWAY_URL)/api/openapi.json" sdk/gateway-openapi.json; \
+	else \
+		$(PY) manage.py spectacular --format openapi-json --file sdk/gateway-openapi.json; \
+	fi
+	$(BIN)/openapi-python-client generate --path sdk/gateway-openapi.json --overwrite \
+		--meta none --output-path sdk/gateway_client --config $(SDK_CONFIG)
+	@echo "Generated sdk/gateway_client (import it with sdk/ on PYTHONPATH)."
+endif

@@ -1,4 +1,8 @@
-"""OpenAPI security schemes for the gateway's credentials (drf-spectacular extensions)."""
+"""OpenAPI security scheme for the console session on /users/me (drf-spectacular extension).
+
+The JWT / OAuth2 / API-key schemes of CredentialAuthentication are declared once, with the
+management API's schema (routing/api/schema.py).
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,13 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-_BEARER = {
-    "type": "http",
-    "scheme": "bearer",
-    "bearerFormat": "JWT from /auth/token/ or an OAuth2 access token from /o/token/",
-}
-_API_KEY = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-
-
-class CredentialAuthenticationScheme(OpenApiAuthenticationExtension):
-    """Bearer token or X-API-Key."""
-
-    target_class = "accounts.authentication.CredentialAuthentication"
-    name = ["bearerAuth", "apiKeyAuth"]
-
-    def get_security_definition(self, auto_schema: Any) -> Any:
-        """Both schemes; either one authenticates."""
-        return [_BEARER, _API_KEY]
-
 
 class SessionScheme(OpenApiAuthenticationExtension):
-    """A console session cookie."""
+    """A console session cookie, read as a Principal."""
 
     target_class = "accounts.authentication.PrincipalSessionAuthentication"
-    name = "cookieAuth"
+    # Not "cookieAuth": that name belongs to DRF's SessionAuthentication, a different class.
+    name = "consoleSession"
 
     def get_security_definition(self, auto_schema: Any) -> Any:
         """Django's session cookie."""

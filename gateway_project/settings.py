@@ -369,3 +369,49 @@ if REDIS_SENTINELS:
             "SENTINEL_KWARGS": _sentinel_kwargs,
         }
     )
+
+# --- management API and docs portal ---
+# The management API's authentication, in order; token classes join this one list.
+GATEWAY_API_AUTHENTICATION_CLASSES = [
+    "rest_framework.authentication.SessionAuthentication",
+    "accounts.authentication.CredentialAuthentication",
+]
+GATEWAY_DOCS_FETCH_TIMEOUT_MS = env_duration_ms("GATEWAY_DOCS_FETCH_TIMEOUT", "5s")
+GATEWAY_DOCS_MAX_SIZE = env_size("GATEWAY_DOCS_MAX_SIZE", "5MiB")
+GATEWAY_DOCS_CACHE_TTL_MS = env_duration_ms("GATEWAY_DOCS_CACHE_TTL", "5m")
+SPECTACULAR_SETTINGS = {
+    # Operation ids and tags relative to /api/ (e.g. gateway_routes_list), whatever else is served.
+    "SCHEMA_PATH_PREFIX": r"/api/",
+    "TITLE": "Django Gateway API",
+    "DESCRIPTION": "Manage the gateway's services, routes, roles, permissions, users and quotas; "
+    "import and export its config; explain how a request would be handled. Every change is "
+    "versioned and reaches every gateway node within GATEWAY_CONFIG_POLL. Errors are "
+    "application/problem+json (RFC 9457). The services' own APIs, as clients reach them "
+    "through the gateway, are in the definition selector at the top of /api/docs.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["routing.api.schema.exclude_proxy"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "routing.api.schema.add_security_schemes",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "HttpMethodEnum": "routing.configfile.validate.HTTP_METHODS",
+        "AuthenticationModeEnum": "routing.configfile.validate.AUTHENTICATION_MODES",
+    },
+    "TAGS": [
+        {"name": "services", "description": "Upstream services and their targets."},
+        {"name": "routes", "description": "Path patterns leading to services, with policies."},
+        {"name": "roles", "description": "Named groups of permissions."},
+        {"name": "permissions", "description": "Capabilities roles grant and routes require."},
+        {"name": "users", "description": "People who call or administer the gateway."},
+        {"name": "quotas", "description": "Daily and monthly allowances."},
+        {"name": "config", "description": "The whole config as the YAML file."},
+        {"name": "explain", "description": "Dry runs of the proxy's checks."},
+        {"name": "developer portal", "description": "The services' own documents."},
+    ],
+}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from gateway_project import health
 from gateway_project.metrics_view import metrics_endpoint
+from routing.portal import views as portal
 from routing.views import ProxyView
 
 handler400 = "gateway_project.errors.handler400"
@@ -21,6 +23,16 @@ urlpatterns = [
     path("health/ready", health.readiness, name="health-ready"),
     path("api/gateway/registry/", include("routing.registry")),
     path("metrics", metrics_endpoint, name="metrics"),
+    path("api/gateway/", include("routing.api.urls")),
+    path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
+    path("api/docs", portal.GatewaySwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc", portal.GatewayRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/docs/services/", portal.ServiceDocsListView.as_view(), name="service-docs"),
+    path(
+        "api/docs/services/<str:name>/openapi.json",
+        portal.ServiceSpecView.as_view(),
+        name="service-openapi",
+    ),
     path("", include("accounts.urls")),
     # Everything else is a candidate for a configured route.
     re_path(r"", ProxyView.as_view(), name="proxy"),

@@ -74,10 +74,10 @@ class ServiceAdmin(admin.ModelAdmin):
         ("Load balancing", {"fields": ("load_balancing",)}),
         ("Health check", {"fields": ("health_check_path", "health_check_interval_ms")}),
         ("Circuit breakers", {"fields": ("breaker_states",)}),
-        ("Docs", {"fields": ("openapi",)}),
+        ("Docs", {"fields": ("openapi", "docs_status")}),
     )
 
-    readonly_fields = ("breaker_states",)
+    readonly_fields = ("breaker_states", "docs_status")
 
     @admin.display(description="Breaker state per route")
     def breaker_states(self, service: Service) -> str:
@@ -107,6 +107,19 @@ class ServiceAdmin(admin.ModelAdmin):
         if override:
             return f"{override} (from GATEWAY_SERVICE_… env)"
         return service.url or "targets below"
+
+    @admin.display(description="Docs status")
+    def docs_status(self, service: Service) -> str:
+        """Whether the developer portal could fetch the service's OpenAPI document."""
+        from routing.portal.fetch import spec_url
+        from routing.portal.selectors import upstream_spec
+
+        if not service.pk or not service.openapi:
+            return "No OpenAPI document declared."
+        fetched = upstream_spec(service)
+        if fetched.error:
+            return f"Unavailable: GET {spec_url(service)}: {fetched.error}."
+        return f"Available at /api/docs/services/{service.name}/openapi.json"
 
     @admin.display(description="Targets")
     def target_count(self, service: Service) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import path
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -64,6 +65,34 @@ class RegisterSerializer(TargetSerializer):
     ttl = TtlField(required=False)
 
 
+class LeaseSerializer(serializers.Serializer):
+    """A target's lease, as the registry answers it (for the docs)."""
+
+    service = serializers.CharField()
+    url = serializers.CharField()
+    weight = serializers.IntegerField()
+    ttl = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+_TARGET_EXAMPLE = {"service": "rd-service", "url": "http://10.0.0.7:9001"}
+_LEASE_EXAMPLE = OpenApiExample(
+    "lease",
+    value={**_TARGET_EXAMPLE, "weight": 100, "ttl": "30s", "expires_at": "2026-11-26T22:00:30Z"},
+    response_only=True,
+)
+_REGISTRY_DOC = (
+    " Authenticate with `Authorization: Bearer <GATEWAY_REGISTRATION_TOKEN>`: 401 without or "
+    "with a wrong token, 403 when the gateway has no registration token set."
+)
+
+
+def _registry_errors(*statuses: int) -> dict[Any, OpenApiResponse]:
+    from routing.api.schema import errors
+
+    return errors(*statuses)
+
+
 def _lease_body(lease: Lease) -> dict[str, Any]:
     return {
         "service": lease.service,
@@ -97,6 +126,27 @@ class RegistryView(APIView):
 class RegisterView(RegistryView):
     """POST registers a target (201 when new); DELETE deregisters it (204)."""
 
+    @extend_schema(
+        tags=["Registry"],
+        summary="Register a target",
+        description="A service instance adds itself to a service's targets for `ttl` "
+        "(default GATEWAY_REGISTRATION_TTL); it leaves rotation unless it heartbeats before "
+        "then. 201 when new, 200 when renewed." + _REGISTRY_DOC,
+        request=RegisterSerializer,
+        responses={
+            201: OpenApiResponse(LeaseSerializer, description="Registered."),
+            200: OpenApiResponse(LeaseSerializer, description="Already registered; renewed."),
+            **_registry_errors(400, 401, 403, 409),
+        },
+        examples=[
+            OpenApiExample(
+                "register",
+                value={**_TARGET_EXAMPLE, "weight": 100, "ttl": "30s"},
+                request_only=True,
+            ),
+            _LEASE_EXAMPLE,
+        ],
+    )
     def post(self, request: Request) -> Response:
         """Register or re-register a target."""
         serializer = RegisterSerializer(data=request.data)
@@ -110,6 +160,18 @@ class RegisterView(RegistryView):
         )
         return Response(_lease_body(lease), status=201 if lease.created else 200)
 
+    @extend_schema(
+        tags=["Registry"],
+        summary="Deregister a target",
+        description="A service instance leaves rotation at once (JSON body, or ?service=&url=)."
+        + _REGISTRY_DOC,
+        request=TargetSerializer,
+        responses={
+            204: OpenApiResponse(description="Deregistered."),
+            **_registry_errors(400, 401, 403, 404, 409),
+        },
+        examples=[OpenApiExample("deregister", value=_TARGET_EXAMPLE, request_only=True)],
+    )
     def delete(self, request: Request) -> Response:
         """Deregister a target (JSON body, or ?service=&url= in the query)."""
         serializer = TargetSerializer(data=request.data or request.query_params)
@@ -121,6 +183,20 @@ class RegisterView(RegistryView):
 class HeartbeatView(RegistryView):
     """POST extends a registered target's lease."""
 
+    @extend_schema(
+        tags=["Registry"],
+        summary="Heartbeat",
+        description="Extends a registered target's lease by its ttl." + _REGISTRY_DOC,
+        request=TargetSerializer,
+        responses={
+            200: OpenApiResponse(LeaseSerializer, description="Lease extended."),
+            **_registry_errors(400, 401, 403, 404, 409),
+        },
+        examples=[
+            OpenApiExample("heartbeat", value=_TARGET_EXAMPLE, request_only=True),
+            _LEASE_EXAMPLE,
+        ],
+    )
     def post(self, request: Request) -> Response:
         """Extend the lease by the target's TTL."""
         serializer = TargetSerializer(data=request.data)

@@ -7,10 +7,11 @@ from typing import Any
 import yaml
 
 from gateway_project.units import format_duration_ms
-from routing.configfile.spec import ConfigSpec
+from routing.configfile.spec import ConfigSpec, QuotaKey
 
 
-def _service(values: dict[str, Any]) -> dict[str, Any]:
+def service_entry(values: dict[str, Any]) -> dict[str, Any]:
+    """A canonical service as its compact config-file entry (defaults left out)."""
     out: dict[str, Any] = {"name": values["name"]}
     if values["url"]:
         out["url"] = values["url"]
@@ -32,7 +33,8 @@ def _service(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _route(values: dict[str, Any]) -> dict[str, Any]:
+def route_entry(values: dict[str, Any]) -> dict[str, Any]:
+    """A canonical route as its compact config-file entry (defaults left out)."""
     out: dict[str, Any] = {"path": values["path"], "service": values["service"]}
     if values["methods"]:
         out["methods"] = list(values["methods"])
@@ -70,20 +72,34 @@ def _route(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def role_entry(values: dict[str, Any]) -> dict[str, Any]:
+    """A canonical role as its config-file entry."""
+    out: dict[str, Any] = {"name": values["name"], "permissions": list(values["permissions"])}
+    if values["description"]:
+        out["description"] = values["description"]
+    return out
+
+
+def quota_entry(key: QuotaKey, values: dict[str, Any]) -> dict[str, Any]:
+    """A canonical quota as its config-file entry, e.g. {role: developer, requests_per_day: 5}."""
+    kind, name = key
+    return {kind: name} | {
+        k: v for k, v in values.items() if v is not None and not k.startswith("_")
+    }
+
+
+def export_document(spec: ConfigSpec) -> dict[str, Any]:
+    """The config file's document for `spec`, as plain data."""
+    return {
+        "services": [service_entry(v) for _, v in sorted(spec.services.items())],
+        "routes": [route_entry(v) for _, v in sorted(spec.routes.items())],
+        "roles": [role_entry(v) for _, v in sorted(spec.roles.items())],
+        "quotas": [quota_entry(key, values) for key, values in sorted(spec.quotas.items())],
+    }
+
+
 def export_yaml(spec: ConfigSpec) -> str:
     """The config file text for `spec`."""
-    document: dict[str, Any] = {
-        "services": [_service(v) for _, v in sorted(spec.services.items())],
-        "routes": [_route(v) for _, v in sorted(spec.routes.items())],
-        "roles": [
-            {"name": v["name"], "permissions": v["permissions"]}
-            | ({"description": v["description"]} if v["description"] else {})
-            for _, v in sorted(spec.roles.items())
-        ],
-        "quotas": [
-            {kind: name}
-            | {k: v for k, v in values.items() if v is not None and not k.startswith("_")}
-            for (kind, name), values in sorted(spec.quotas.items())
-        ],
-    }
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.safe_dump(
+        export_document(spec), sort_keys=False, default_flow_style=False, width=100
+    )

@@ -14,7 +14,8 @@ from routing.configfile.validate import ConfigError, ConfigInvalid
 from routing.models import Route, Service, Target
 
 
-def _service_spec(service: Service) -> dict[str, Any]:
+def service_spec(service: Service) -> dict[str, Any]:
+    """A service row in canonical form (as check_service returns it)."""
     health = None
     if service.health_check_path:
         health = {
@@ -37,7 +38,8 @@ def _service_spec(service: Service) -> dict[str, Any]:
     }
 
 
-def _route_spec(route: Route) -> dict[str, Any]:
+def route_spec(route: Route) -> dict[str, Any]:
+    """A route row in canonical form (as check_route returns it)."""
     breaker = None
     if route.circuit_breaker_threshold:
         breaker = {
@@ -75,56 +77,78 @@ def live_spec() -> ConfigSpec:
     """The database's config in canonical form."""
     spec = ConfigSpec()
     for service in Service.objects.prefetch_related("targets"):
-        spec.services[service.name] = _service_spec(service)
+        spec.services[service.name] = service_spec(service)
     routes = Route.objects.select_related("service").prefetch_related("permissions", "roles")
     for route in routes:
-        spec.routes[(route.path, route.methods)] = _route_spec(route)
+        spec.routes[(route.path, route.methods)] = route_spec(route)
     for role in Role.objects.prefetch_related("permissions"):
-        spec.roles[role.name] = {
-            "name": role.name,
-            "permissions": sorted(p.name for p in role.permissions.all()),
-            "description": role.description,
-        }
+        spec.roles[role.name] = role_spec(role)
     for quota in Quota.objects.select_related("role", "user", "client"):
-        spec.quotas[quota.subject] = {
-            "requests_per_day": quota.requests_per_day,
-            "requests_per_month": quota.requests_per_month,
-        }
+        spec.quotas[quota.subject] = quota_spec(quota)
     return spec
+
+
+def role_spec(role: Role) -> dict[str, Any]:
+    """A role row in canonical form (as check_role returns it)."""
+    return {
+        "name": role.name,
+        "permissions": sorted(p.name for p in role.permissions.all()),
+        "description": role.description,
+    }
+
+
+def quota_spec(quota: Quota) -> dict[str, Any]:
+    """A quota row's limits in canonical form (as check_quota returns them)."""
+    return {
+        "requests_per_day": quota.requests_per_day,
+        "requests_per_month": quota.requests_per_month,
+    }
+
+
+def missing_service_error(
+    route: dict[str, Any], *, location: str, known_services: set[str], hint: str = ""
+) -> ConfigError | None:
+    """The error for a route naming a service that does not exist, else None."""
+    if route["service"] in known_services:
+        return None
+    return ConfigError(
+        f"{location}.service".lstrip("."),
+        None,
+        f"service '{route['service']}' is not defined; add it under services:{hint}.",
+    )
+
+
+def quota_subject_error(key: QuotaKey, *, location: str) -> ConfigError | None:
+    """The error for a quota naming a user or API client that does not exist, else None."""
+    kind, name = key
+    if kind == "user" and not get_user_model().objects.filter(username=name).exists():
+        return ConfigError(
+            f"{location}.user".lstrip("."), None, f"no user named '{name}'; create the user first."
+        )
+    if kind == "client" and not ApiClient.objects.filter(name=name).exists():
+        return ConfigError(
+            f"{location}.client".lstrip("."),
+            None,
+            f"no API client named '{name}'; create the client first.",
+        )
+    return None
 
 
 def check_references(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
     """Errors for routes naming unknown services and quotas naming unknown users/clients."""
     errors: list[ConfigError] = []
     known_services = set(spec.services) if prune else set(spec.services) | set(live.services)
+    hint = " (--prune removes services not in the file)" if prune else ""
     for route in spec.routes.values():
-        if route["service"] not in known_services:
-            hint = " (--prune removes services not in the file)" if prune else ""
-            errors.append(
-                ConfigError(
-                    f"{route['_location']}.service",
-                    None,
-                    f"service '{route['service']}' is not defined; add it under services:{hint}.",
-                )
-            )
-    user_model = get_user_model()
-    for (kind, name), quota in spec.quotas.items():
-        if kind == "user" and not user_model.objects.filter(username=name).exists():
-            errors.append(
-                ConfigError(
-                    f"{quota['_location']}.user",
-                    None,
-                    f"no user named '{name}'; create the user first.",
-                )
-            )
-        if kind == "client" and not ApiClient.objects.filter(name=name).exists():
-            errors.append(
-                ConfigError(
-                    f"{quota['_location']}.client",
-                    None,
-                    f"no API client named '{name}'; create the client first.",
-                )
-            )
+        error = missing_service_error(
+            route, location=route["_location"], known_services=known_services, hint=hint
+        )
+        if error:
+            errors.append(error)
+    for key, quota in spec.quotas.items():
+        error = quota_subject_error(key, location=quota["_location"])
+        if error:
+            errors.append(error)
     if errors:
         raise ConfigInvalid(errors)
 
@@ -137,72 +161,106 @@ def _roles(names: list[str]) -> list[Role]:
     return [Role.objects.get_or_create(name=name)[0] for name in names]
 
 
-def _apply_service(values: dict[str, Any]) -> None:
+def apply_service(values: dict[str, Any], *, service: Service | None = None) -> Service:
+    """Write a canonical service (and its targets): the named one, or `service` if given."""
     health = values["health_check"] or {}
-    service, _ = Service.objects.update_or_create(
-        name=values["name"],
-        defaults={
-            "url": values["url"] or "",
-            "openapi": values["openapi"],
-            "health_check_path": health.get("path", ""),
-            "health_check_interval_ms": health.get("interval_ms"),
-            "connect_timeout_ms": values["connect_timeout_ms"],
-            "load_balancing": values["load_balancing"],
-            "description": values["description"],
-        },
-    )
+    fields = {
+        "url": values["url"] or "",
+        "openapi": values["openapi"],
+        "health_check_path": health.get("path", ""),
+        "health_check_interval_ms": health.get("interval_ms"),
+        "connect_timeout_ms": values["connect_timeout_ms"],
+        "load_balancing": values["load_balancing"],
+        "description": values["description"],
+    }
+    if service is None:
+        service, _ = Service.objects.update_or_create(name=values["name"], defaults=fields)
+    else:
+        for name, value in (fields | {"name": values["name"]}).items():
+            setattr(service, name, value)
+        service.save()
     wanted = {t["url"]: t["weight"] for t in values["targets"]}
     service.targets.exclude(url__in=list(wanted)).exclude(registered=True).delete()
     for url, weight in wanted.items():
         Target.objects.update_or_create(
             service=service, url=url, defaults={"weight": weight, "registered": False}
         )
+    return service
 
 
-def _apply_route(key: RouteKey, values: dict[str, Any]) -> None:
+def route_key(values: dict[str, Any]) -> RouteKey:
+    """A canonical route's identity: (path, comma-joined sorted methods)."""
+    return (values["path"], ",".join(values["methods"]))
+
+
+def apply_route(values: dict[str, Any], *, route: Route | None = None) -> Route:
+    """Write a canonical route: the one with its path and methods, or `route` if given."""
     breaker = values["circuit_breaker"] or {}
     rate = values["rate_limit"] or {}
-    route, _ = Route.objects.update_or_create(
-        path=key[0],
-        methods=key[1],
-        defaults={
-            "service": Service.objects.get(name=values["service"]),
-            "strip_prefix": values["strip_prefix"],
-            "timeout_ms": values["timeout_ms"],
-            "retry": values["retry"],
-            "circuit_breaker_threshold": breaker.get("threshold"),
-            "circuit_breaker_timeout_ms": breaker.get("timeout_ms"),
-            "rate_limit_requests": rate.get("requests"),
-            "rate_limit_period": rate.get("period", Route.RatePeriod.MINUTE),
-            "rate_limit_burst": rate.get("burst"),
-            "rate_limit_algorithm": rate.get("algorithm", Route.RateAlgorithm.TOKEN_BUCKET),
-            "rate_limit_headers": rate.get("headers", True),
-            "authentication": values["authentication"],
-            "priority": values["priority"],
-            "enabled": values["enabled"],
-            "description": values["description"],
-        },
-    )
+    path, methods = route_key(values)
+    fields = {
+        "service": Service.objects.get(name=values["service"]),
+        "strip_prefix": values["strip_prefix"],
+        "timeout_ms": values["timeout_ms"],
+        "retry": values["retry"],
+        "circuit_breaker_threshold": breaker.get("threshold"),
+        "circuit_breaker_timeout_ms": breaker.get("timeout_ms"),
+        "rate_limit_requests": rate.get("requests"),
+        "rate_limit_period": rate.get("period", Route.RatePeriod.MINUTE),
+        "rate_limit_burst": rate.get("burst"),
+        "rate_limit_algorithm": rate.get("algorithm", Route.RateAlgorithm.TOKEN_BUCKET),
+        "rate_limit_headers": rate.get("headers", True),
+        "authentication": values["authentication"],
+        "priority": values["priority"],
+        "enabled": values["enabled"],
+        "description": values["description"],
+    }
+    if route is None:
+        route, _ = Route.objects.update_or_create(path=path, methods=methods, defaults=fields)
+    else:
+        for name, value in (fields | {"path": path, "methods": methods}).items():
+            setattr(route, name, value)
+        route.save()
     route.permissions.set(_permissions(values["permissions"]))
     route.roles.set(_roles(values["roles"]))
+    return route
 
 
-def _apply_quota(key: QuotaKey, values: dict[str, Any]) -> None:
-    kind, name = key
-    subject: dict[str, Any]
-    if kind == "role":
-        subject = {"role": _roles([name])[0]}
-    elif kind == "user":
-        subject = {"user": get_user_model().objects.get(username=name)}
+def apply_role(values: dict[str, Any], *, role: Role | None = None) -> Role:
+    """Write a canonical role: the named one, or `role` if given."""
+    if role is None:
+        role, _ = Role.objects.update_or_create(
+            name=values["name"], defaults={"description": values["description"]}
+        )
     else:
-        subject = {"client": ApiClient.objects.get(name=name)}
-    Quota.objects.update_or_create(
-        **subject,
-        defaults={
-            "requests_per_day": values["requests_per_day"],
-            "requests_per_month": values["requests_per_month"],
-        },
-    )
+        role.name, role.description = values["name"], values["description"]
+        role.save()
+    role.permissions.set(_permissions(values["permissions"]))
+    return role
+
+
+def apply_quota(key: QuotaKey, values: dict[str, Any], *, quota: Quota | None = None) -> Quota:
+    """Write a canonical quota: the one for its subject, or `quota` if given."""
+    kind, name = key
+    subject: dict[str, Any] = {"role": None, "user": None, "client": None}
+    if kind == "role":
+        subject["role"] = _roles([name])[0]
+    elif kind == "user":
+        subject["user"] = get_user_model().objects.get(username=name)
+    else:
+        subject["client"] = ApiClient.objects.get(name=name)
+    limits = {
+        "requests_per_day": values["requests_per_day"],
+        "requests_per_month": values["requests_per_month"],
+    }
+    if quota is None:
+        chosen = {k: v for k, v in subject.items() if v is not None}
+        quota, _ = Quota.objects.update_or_create(**chosen, defaults=limits)
+    else:
+        for field, value in (subject | limits).items():
+            setattr(quota, field, value)
+        quota.save()
+    return quota
 
 
 def apply_spec(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
@@ -210,19 +268,16 @@ def apply_spec(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
     with transaction.atomic():
         for name, role in spec.roles.items():
             if live.roles.get(name) != role:
-                obj, _ = Role.objects.update_or_create(
-                    name=name, defaults={"description": role["description"]}
-                )
-                obj.permissions.set(_permissions(role["permissions"]))
+                apply_role(role)
         for name, service in spec.services.items():
             if live.services.get(name) != service:
-                _apply_service(service)
+                apply_service(service)
         for key, route in spec.routes.items():
             if live.routes.get(key) != _public(route):
-                _apply_route(key, route)
+                apply_route(route)
         for key, quota in spec.quotas.items():
             if live.quotas.get(key) != _public(quota):
-                _apply_quota(key, quota)
+                apply_quota(key, quota)
         if prune:
             for key in set(live.routes) - set(spec.routes):
                 Route.objects.filter(path=key[0], methods=key[1]).delete()

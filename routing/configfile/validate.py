@@ -52,6 +52,11 @@ _ROUTE_KEYS = {
 _ROLE_KEYS = {"name", "permissions", "description"}
 _QUOTA_KEYS = {"role", "user", "client", "requests_per_day", "requests_per_month"}
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# The same patterns as accounts.models' validators: what the config accepts, the models store.
+PERMISSION_NAME = re.compile(r"^[a-z0-9_.-]+(:[a-z0-9_.*-]+)*$")
+ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_INT = 2**31 - 1  # the largest value an integer column holds (PostgreSQL `integer`)
 _TOP_KEYS = {"services", "routes", "roles", "quotas"}
 
 
@@ -97,7 +102,7 @@ def _line_map(node: yaml.Node, path: str, lines: dict[str, int], errors: list[Co
             _line_map(item, f"{path}[{index}]", lines, errors)
 
 
-class _Checker:
+class Checker:
     """Walks the parsed document, building the spec and collecting errors."""
 
     def __init__(self, lines: dict[str, int]) -> None:
@@ -106,6 +111,8 @@ class _Checker:
 
     def error(self, location: str, message: str) -> None:
         """Record an error at `location`, finding its line (or its parent's)."""
+        # A single entry (the management API) is checked at location "": no leading dot.
+        location = location.lstrip(".")
         probe = location
         while probe and probe not in self.lines:
             probe = probe.rsplit(".", 1)[0] if "." in probe else probe.rsplit("[", 1)[0]
@@ -136,10 +143,16 @@ class _Checker:
             return []
         return [(f"{key}[{index}]", item) for index, item in enumerate(value)]
 
-    def name(self, value: Any, location: str, what: str) -> str | None:
-        """A required non-empty string."""
+    def name(self, value: Any, location: str, what: str, *, max_length: int = 100) -> str | None:
+        """A required non-empty string of at most `max_length` characters."""
         if not isinstance(value, str) or not value.strip():
             self.error(location, f"{what} is required and must be text.")
+            return None
+        if len(value.strip()) > max_length:
+            self.error(location, f"must be at most {max_length} characters.")
+            return None
+        if _CONTROL.search(value):
+            self.error(location, "must not contain control characters.")
             return None
         return value.strip()
 
@@ -148,17 +161,26 @@ class _Checker:
         if value is None:
             return None
         try:
-            return parse_duration_ms(value)
+            duration = parse_duration_ms(value)
         except ValueError as error:
             self.error(location, str(error))
             return None
+        if duration > MAX_INT:
+            self.error(location, "must be at most 596h (the longest duration stored).")
+            return None
+        return duration
 
-    def count(self, value: Any, location: str, *, minimum: int = 0) -> int | None:
-        """A whole number at least `minimum`, or None when absent."""
+    def count(
+        self, value: Any, location: str, *, minimum: int = 0, maximum: int = MAX_INT
+    ) -> int | None:
+        """A whole number from `minimum` to `maximum`, or None when absent."""
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.error(location, f"must be a whole number of at least {minimum}.")
+            return None
+        if value > maximum:
+            self.error(location, f"must be at most {maximum}.")
             return None
         return value
 
@@ -171,33 +193,51 @@ class _Checker:
             return default
         return value
 
-    def strings(self, value: Any, location: str) -> list[str]:
-        """A list of non-empty strings, sorted and de-duplicated."""
+    def strings(self, value: Any, location: str, *, pattern: re.Pattern[str]) -> list[str]:
+        """A list of names matching `pattern` (as the models store them), sorted, unique."""
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.error(location, 'must be a list of names, like ["read:tasks"].')
             return []
+        for item in value:
+            if len(item) > 100 or not pattern.fullmatch(item):
+                self.error(
+                    location,
+                    f"'{item[:100]}' is not a valid name: use lower-case words joined by ':' "
+                    "(permissions, like read:tasks) or letters, digits, '-', '_', '.' (roles).",
+                )
+                return []
         return sorted(set(value))
 
-    def text(self, value: Any, location: str) -> str:
-        """Optional free text."""
+    def text(self, value: Any, location: str, *, max_length: int = 255) -> str:
+        """Optional free text of at most `max_length` characters."""
         if value is None:
             return ""
         if not isinstance(value, str):
             self.error(location, "must be text.")
             return ""
+        if len(value) > max_length or "\x00" in value:
+            self.error(location, f"must be at most {max_length} characters, without NUL.")
+            return ""
         return value
 
 
-def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+def _url_error(url: Any) -> str | None:
+    if not isinstance(url, str):
+        return "url is required and must be text."
+    if len(url) > 500 or _CONTROL.search(url):
+        return "url must be at most 500 characters, without control characters."
+    return upstream_url_error(url)
+
+
+def check_service(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+    """A config-file service entry in canonical form; problems are recorded on `c`."""
     entry = c.mapping(raw, loc, _SERVICE_KEYS)
     if entry is None:
         return None
     name = c.name(entry.get("name"), f"{loc}.name", "A service name")
-    if name and not all(
-        (ch.isalnum() and ch.islower()) or ch.isdigit() or ch == "-" for ch in name
-    ):
+    if name and not _SERVICE_NAME.fullmatch(name):
         c.error(f"{loc}.name", f"'{name}' must use lower-case letters, digits and '-'.")
     url = entry.get("url")
     targets_raw = entry.get("targets")
@@ -205,7 +245,7 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
     if (url is None) == (targets_raw is None):
         c.error(loc, "give either url: or targets:, not both and not neither.")
     if url is not None:
-        problem = upstream_url_error(url) if isinstance(url, str) else "url must be text."
+        problem = _url_error(url)
         if problem:
             c.error(f"{loc}.url", problem)
     if targets_raw is not None:
@@ -219,16 +259,12 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
                 if t is None:
                     continue
                 turl = t.get("url")
-                problem = (
-                    upstream_url_error(turl)
-                    if isinstance(turl, str)
-                    else "url is required and must be text."
-                )
+                problem = _url_error(turl)
                 if problem:
                     c.error(f"{tloc}.url", problem)
                 weight = c.count(t.get("weight", 100), f"{tloc}.weight")
                 targets.append({"url": turl, "weight": 100 if weight is None else weight})
-            urls = [t["url"] for t in targets]
+            urls = [str(t["url"]) for t in targets]
             if len(set(urls)) != len(urls):
                 c.error(f"{loc}.targets", "lists the same url twice; give each target once.")
     health = None
@@ -237,7 +273,12 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
         h = c.mapping(health_raw, f"{loc}.health_check", {"path", "interval"})
         if h is not None:
             hpath = h.get("path")
-            if not isinstance(hpath, str) or not hpath.startswith("/"):
+            if (
+                not isinstance(hpath, str)
+                or not hpath.startswith("/")
+                or len(hpath) > 255
+                or _CONTROL.search(hpath)
+            ):
                 c.error(f"{loc}.health_check.path", "must be a path starting with '/'.")
             interval = c.duration(h.get("interval", "10s"), f"{loc}.health_check.interval")
             health = {"path": hpath, "interval_ms": interval}
@@ -245,7 +286,12 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
     if balancing not in LOAD_BALANCING:
         c.error(f"{loc}.load_balancing", f"must be one of: {', '.join(LOAD_BALANCING)}.")
     openapi = entry.get("openapi")
-    if openapi is not None and (not isinstance(openapi, str) or not openapi.startswith("/")):
+    if openapi is not None and (
+        not isinstance(openapi, str)
+        or not openapi.startswith("/")
+        or len(openapi) > 255
+        or _CONTROL.search(openapi)
+    ):
         c.error(f"{loc}.openapi", "must be the path of the service's spec, like /openapi.json.")
     return {
         "name": name,
@@ -259,7 +305,7 @@ def _check_service(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
     }
 
 
-def _check_rate_limit(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+def _check_rate_limit(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
     allowed = set(RATE_KEYS) | {"burst", "algorithm", "headers"}
     entry = c.mapping(raw, loc, allowed)
     if entry is None:
@@ -284,11 +330,12 @@ def _check_rate_limit(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
     }
 
 
-def _check_route(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+def check_route(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+    """A config-file route entry in canonical form; problems are recorded on `c`."""
     entry = c.mapping(raw, loc, _ROUTE_KEYS)
     if entry is None:
         return None
-    path = c.name(entry.get("path"), f"{loc}.path", "A route path")
+    path = c.name(entry.get("path"), f"{loc}.path", "A route path", max_length=500)
     if path:
         for problem in pattern_errors(path):
             c.error(f"{loc}.path", problem)
@@ -329,7 +376,7 @@ def _check_route(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
     if entry.get("rate_limit") is not None:
         rate_limit = _check_rate_limit(c, f"{loc}.rate_limit", entry["rate_limit"])
     priority = entry.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int):
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_INT:
         c.error(f"{loc}.priority", "must be a whole number (higher wins).")
         priority = 0
     return {
@@ -338,19 +385,22 @@ def _check_route(c: _Checker, loc: str, raw: Any) -> dict[str, Any] | None:
         "service": service,
         "strip_prefix": c.flag(entry.get("strip_prefix"), f"{loc}.strip_prefix", False),
         "timeout_ms": c.duration(entry.get("timeout"), f"{loc}.timeout"),
-        "retry": c.count(entry.get("retry", 0), f"{loc}.retry") or 0,
+        "retry": c.count(entry.get("retry", 0), f"{loc}.retry", maximum=100) or 0,
         "circuit_breaker": breaker,
         "rate_limit": rate_limit,
         "authentication": authentication,
-        "permissions": c.strings(entry.get("permissions"), f"{loc}.permissions"),
-        "roles": c.strings(entry.get("roles"), f"{loc}.roles"),
+        "permissions": c.strings(
+            entry.get("permissions"), f"{loc}.permissions", pattern=PERMISSION_NAME
+        ),
+        "roles": c.strings(entry.get("roles"), f"{loc}.roles", pattern=ROLE_NAME),
         "priority": priority,
         "enabled": c.flag(entry.get("enabled"), f"{loc}.enabled", True),
         "description": c.text(entry.get("description"), f"{loc}.description"),
     }
 
 
-def _check_quota(c: _Checker, loc: str, raw: Any) -> tuple[tuple[str, str], dict[str, Any]] | None:
+def check_quota(c: Checker, loc: str, raw: Any) -> tuple[tuple[str, str], dict[str, Any]] | None:
+    """A config-file quota entry as (subject key, canonical values); problems recorded on `c`."""
     entry = c.mapping(raw, loc, _QUOTA_KEYS)
     if entry is None:
         return None
@@ -359,7 +409,9 @@ def _check_quota(c: _Checker, loc: str, raw: Any) -> tuple[tuple[str, str], dict
         c.error(loc, "give exactly one of role:, user: or client:.")
         return None
     kind = subjects[0]
-    name = c.name(entry[kind], f"{loc}.{kind}", f"The quota's {kind}")
+    name = c.name(entry[kind], f"{loc}.{kind}", f"The quota's {kind}", max_length=150)
+    if name and kind == "role" and not ROLE_NAME.fullmatch(name):
+        c.error(f"{loc}.role", f"'{name}' is not a role name.")
     per_day = c.count(entry.get("requests_per_day"), f"{loc}.requests_per_day", minimum=1)
     per_month = c.count(entry.get("requests_per_month"), f"{loc}.requests_per_month", minimum=1)
     if "requests_per_day" not in entry and "requests_per_month" not in entry:
@@ -367,6 +419,44 @@ def _check_quota(c: _Checker, loc: str, raw: Any) -> tuple[tuple[str, str], dict
     if name is None:
         return None
     return (kind, name), {"requests_per_day": per_day, "requests_per_month": per_month}
+
+
+def check_role(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
+    """A config-file role entry in canonical form; problems are recorded on `c`."""
+    entry = c.mapping(raw, loc, _ROLE_KEYS)
+    if entry is None:
+        return None
+    name = c.name(entry.get("name"), f"{loc}.name", "A role name")
+    if name is None:
+        return None
+    if not ROLE_NAME.fullmatch(name):
+        c.error(f"{loc}.name", f"'{name}' must use lower-case letters, digits, '-', '_' or '.'.")
+    return {
+        "name": name,
+        "permissions": c.strings(
+            entry.get("permissions"), f"{loc}.permissions", pattern=PERMISSION_NAME
+        ),
+        "description": c.text(entry.get("description"), f"{loc}.description"),
+    }
+
+
+def check_entry(kind: str, raw: Any) -> Any:
+    """One entry of a config section (service, route, role, quota), checked on its own.
+
+    The management API's way into the config file's rules: locations are relative to the
+    entry (`timeout`, `rate_limit.burst`); ConfigInvalid lists every problem.
+    """
+    checkers = {
+        "service": check_service,
+        "route": check_route,
+        "role": check_role,
+        "quota": check_quota,
+    }
+    checker = Checker({})
+    result = checkers[kind](checker, "", raw)
+    if checker.errors or result is None:
+        raise ConfigInvalid(checker.errors or [ConfigError("", None, "is not a valid entry.")])
+    return result
 
 
 def parse_config(text: str) -> ConfigSpec:
@@ -390,7 +480,7 @@ def parse_config(text: str) -> ConfigSpec:
         _line_map(node, "", lines, errors)
     if document is None:
         document = {}
-    checker = _Checker(lines)
+    checker = Checker(lines)
     checker.errors.extend(errors)
     if not isinstance(document, dict):
         raise ConfigInvalid(
@@ -404,28 +494,22 @@ def parse_config(text: str) -> ConfigSpec:
     spec = ConfigSpec()
 
     for loc, raw in checker.items(document, "services"):
-        service = _check_service(checker, loc, raw)
+        service = check_service(checker, loc, raw)
         if service and service["name"]:
             if service["name"] in spec.services:
                 checker.error(f"{loc}.name", f"service '{service['name']}' is defined twice.")
             spec.services[service["name"]] = service
 
     for loc, raw in checker.items(document, "roles"):
-        entry = checker.mapping(raw, loc, _ROLE_KEYS)
-        if entry is None:
-            continue
-        name = checker.name(entry.get("name"), f"{loc}.name", "A role name")
-        if name:
+        role = check_role(checker, loc, raw)
+        if role:
+            name = role["name"]
             if name in spec.roles:
                 checker.error(f"{loc}.name", f"role '{name}' is defined twice.")
-            spec.roles[name] = {
-                "name": name,
-                "permissions": checker.strings(entry.get("permissions"), f"{loc}.permissions"),
-                "description": checker.text(entry.get("description"), f"{loc}.description"),
-            }
+            spec.roles[name] = role
 
     for loc, raw in checker.items(document, "routes"):
-        route = _check_route(checker, loc, raw)
+        route = check_route(checker, loc, raw)
         if route and route["path"]:
             key = (route["path"], ",".join(route["methods"]))
             if key in spec.routes:
@@ -434,7 +518,7 @@ def parse_config(text: str) -> ConfigSpec:
             spec.routes[key] = route
 
     for loc, raw in checker.items(document, "quotas"):
-        quota = _check_quota(checker, loc, raw)
+        quota = check_quota(checker, loc, raw)
         if quota:
             key, values = quota
             if key in spec.quotas:

@@ -1,0 +1,280 @@
+"""Serializers: the config-entry shapes (for the schema only) and the plain model resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model, password_validation
+from rest_framework import serializers
+
+from accounts.models import Permission, Role, permission_name_validator
+from routing.configfile.validate import AUTHENTICATION_MODES, HTTP_METHODS, RATE_ALGORITHMS
+
+# The entry serializers below only DESCRIBE the config-file shape for the OpenAPI schema;
+# requests are checked by routing.configfile.validate, the config file's one implementation.
+
+DURATION_HELP = "A duration: 500ms, 30s, 5m or 1h."
+
+
+class TargetEntrySerializer(serializers.Serializer):
+    """One weighted instance of a service."""
+
+    url = serializers.CharField(help_text="Where this instance listens, e.g. http://10.0.0.5:9001.")
+    weight = serializers.IntegerField(required=False, default=100, min_value=0)
+
+
+class HealthCheckEntrySerializer(serializers.Serializer):
+    """The path the gateway probes and how often."""
+
+    path = serializers.CharField(help_text="e.g. /health")
+    interval = serializers.CharField(required=False, help_text=DURATION_HELP)
+
+
+class ServiceEntrySerializer(serializers.Serializer):
+    """A service, exactly as under `services:` in the config file (plus `id`)."""
+
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=100, help_text="Lower-case letters, digits and '-'.")
+    url = serializers.CharField(
+        required=False, help_text="The one upstream address; or give `targets` instead."
+    )
+    targets = TargetEntrySerializer(many=True, required=False)
+    openapi = serializers.CharField(
+        required=False, help_text="Path of the service's OpenAPI document, e.g. /openapi.json."
+    )
+    health_check = HealthCheckEntrySerializer(required=False)
+    connect_timeout = serializers.CharField(required=False, help_text=DURATION_HELP)
+    description = serializers.CharField(required=False, max_length=255)
+
+
+class CircuitBreakerEntrySerializer(serializers.Serializer):
+    """When the route's circuit opens, and for how long."""
+
+    threshold = serializers.IntegerField(min_value=1)
+    timeout = serializers.CharField(required=False, help_text=DURATION_HELP)
+
+
+class RateLimitEntrySerializer(serializers.Serializer):
+    """A token bucket (or sliding window): exactly one requests_per_* key."""
+
+    requests_per_second = serializers.IntegerField(required=False, min_value=1)
+    requests_per_minute = serializers.IntegerField(required=False, min_value=1)
+    requests_per_hour = serializers.IntegerField(required=False, min_value=1)
+    burst = serializers.IntegerField(required=False, min_value=1)
+    algorithm = serializers.ChoiceField(choices=RATE_ALGORITHMS, required=False)
+    headers = serializers.BooleanField(required=False)
+
+
+class RouteEntrySerializer(serializers.Serializer):
+    """A route, exactly as under `routes:` in the config file (plus `id`)."""
+
+    id = serializers.IntegerField(read_only=True)
+    path = serializers.CharField(help_text="Pattern: `*` one segment, final `**` any rest.")
+    service = serializers.CharField(help_text="The name of an existing service.")
+    methods = serializers.ListField(
+        child=serializers.ChoiceField(choices=HTTP_METHODS),
+        required=False,
+        help_text="Omit for every method.",
+    )
+    strip_prefix = serializers.BooleanField(required=False)
+    timeout = serializers.CharField(required=False, help_text=DURATION_HELP)
+    retry = serializers.IntegerField(required=False, min_value=0)
+    circuit_breaker = CircuitBreakerEntrySerializer(required=False)
+    rate_limit = RateLimitEntrySerializer(required=False)
+    authentication = serializers.ChoiceField(choices=AUTHENTICATION_MODES, required=False)
+    permissions = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="All of these are needed."
+    )
+    roles = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Any one of these is needed."
+    )
+    priority = serializers.IntegerField(required=False)
+    enabled = serializers.BooleanField(required=False)
+    description = serializers.CharField(required=False, max_length=255)
+
+
+class RoleEntrySerializer(serializers.Serializer):
+    """A role, exactly as under `roles:` in the config file (plus `id`)."""
+
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=100)
+    permissions = serializers.ListField(child=serializers.CharField(), required=False)
+    description = serializers.CharField(required=False, max_length=255)
+
+
+class QuotaEntrySerializer(serializers.Serializer):
+    """A quota, exactly as under `quotas:` in the config file (plus `id`)."""
+
+    id = serializers.IntegerField(read_only=True)
+    role = serializers.CharField(required=False, help_text="Give one of role, user or client.")
+    user = serializers.CharField(required=False)
+    client = serializers.CharField(required=False)
+    requests_per_day = serializers.IntegerField(required=False, min_value=1)
+    requests_per_month = serializers.IntegerField(required=False, min_value=1)
+
+
+class PermissionSerializer(serializers.ModelSerializer):
+    """A permission (not part of the config file: roles and routes create them by name)."""
+
+    class Meta:
+        model = Permission
+        fields = ["id", "name", "description"]
+        # Uniqueness is answered as 409 by the view, not as a 400 field error.
+        extra_kwargs = {"name": {"validators": [permission_name_validator]}}
+
+
+class UserSerializer(serializers.ModelSerializer):
+    """A user; `password` is write-only and checked by Django's password validators."""
+
+    roles = serializers.SlugRelatedField(
+        slug_field="name", queryset=Role.objects.all(), many=True, required=False
+    )
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        style={"input_type": "password"},
+        help_text="Set or change the password; omitted on create, the user cannot log in.",
+    )
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "is_active", "is_staff", "roles", "password"]
+        # Uniqueness is answered as 409 by the view, not as a 400 field error.
+        extra_kwargs = {"username": {"validators": [get_user_model().username_validator]}}
+
+    def validate_is_staff(self, value: bool) -> bool:
+        """Only staff make staff: manage:gateway alone must not grant console logins."""
+        request = self.context.get("request")
+        changing = value and not (self.instance is not None and self.instance.is_staff)
+        if changing and not getattr(getattr(request, "user", None), "is_staff", False):
+            raise serializers.ValidationError("Only a staff user may make a user staff.")
+        return value
+
+    def validate_password(self, value: str) -> str:
+        """Django's password validators, as the console applies them."""
+        password_validation.validate_password(value, self.instance)
+        return value
+
+    def create(self, validated_data: dict[str, Any]) -> Any:
+        """Create the user, hashing the password (or making it unusable)."""
+        roles = validated_data.pop("roles", [])
+        password = validated_data.pop("password", None)
+        user = get_user_model()(**validated_data)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+        user.roles.set(roles)
+        return user
+
+    def update(self, instance: Any, validated_data: dict[str, Any]) -> Any:
+        """Update the user; a given password is hashed."""
+        password = validated_data.pop("password", None)
+        user = super().update(instance, validated_data)
+        if password:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        return user
+
+
+class ConfigImportSerializer(serializers.Serializer):
+    """A config file to import."""
+
+    text = serializers.CharField(
+        trim_whitespace=False, max_length=2_000_000, help_text="The YAML config file's text."
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="Report the diff, change nothing.")
+    prune = serializers.BooleanField(
+        default=False, help_text="Delete services and routes that are not in the file."
+    )
+
+
+class ConfigImportResultSerializer(serializers.Serializer):
+    """What an import changed (or would change)."""
+
+    changes = serializers.ListField(
+        child=serializers.CharField(), help_text="`+ added`, `~ changed: ...`, `- removed`."
+    )
+    applied = serializers.BooleanField()
+
+
+class ConfigExportSerializer(serializers.Serializer):
+    """The live config as the YAML file and as the same document in JSON."""
+
+    yaml = serializers.CharField()
+    config = serializers.DictField()
+
+
+class ExplainRequestSerializer(serializers.Serializer):
+    """A request to run through the proxy's checks without forwarding it."""
+
+    method = serializers.ChoiceField(choices=HTTP_METHODS)
+    path = serializers.RegexField(r"^/[^\x00-\x1f\x7f]*$", max_length=2000)
+    headers = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=8192), required=False
+    )
+
+    def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
+        """Header names are tokens; values stay on one line."""
+        for name, header in value.items():
+            if not name or not all(c.isalnum() or c in "-_" for c in name) or not name.isascii():
+                raise serializers.ValidationError(f"'{name}' is not a header name.")
+            if any(ord(c) < 0x20 and c != "\t" for c in header):
+                raise serializers.ValidationError(f"the value of {name} has control characters.")
+        return value
+
+
+class ExplainRouteSerializer(serializers.Serializer):
+    """The route that matched."""
+
+    id = serializers.IntegerField()
+    path = serializers.CharField()
+    methods = serializers.ListField(child=serializers.CharField())
+    service = serializers.CharField()
+    authentication = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField())
+    permissions = serializers.ListField(child=serializers.CharField())
+
+
+class ExplainReportSerializer(serializers.Serializer):
+    """What the gateway would do with the request."""
+
+    method = serializers.CharField()
+    path = serializers.CharField()
+    normalized_path = serializers.CharField(allow_null=True)
+    route = ExplainRouteSerializer(allow_null=True)
+    upstream = serializers.CharField(allow_null=True)
+    consumer = serializers.CharField(allow_null=True)
+    status = serializers.IntegerField()
+    allowed = serializers.BooleanField()
+    verdict = serializers.CharField()
+    steps = serializers.ListField(child=serializers.CharField())
+    lines = serializers.ListField(child=serializers.CharField(), help_text="The report as text.")
+
+
+class ProblemFieldErrorSerializer(serializers.Serializer):
+    """One invalid field."""
+
+    field = serializers.CharField(help_text="Where, e.g. `timeout` or `routes[0].timeout`.")
+    message = serializers.CharField()
+    type = serializers.CharField()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """An RFC 9457 problem document, as every gateway error is answered."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    request_id = serializers.CharField(allow_null=True)
+
+    def get_fields(self) -> dict[str, Any]:
+        """The fields, plus `errors` (a class attribute would hide Serializer.errors)."""
+        fields = super().get_fields()
+        fields["errors"] = ProblemFieldErrorSerializer(
+            many=True, required=False, help_text="Validation errors only."
+        )
+        return fields

@@ -1,0 +1,88 @@
+"""Fetching a service's OpenAPI document from its upstream: bounded in time and size."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+import yaml
+from django.conf import settings
+
+from routing.models import Service
+from routing.table import service_url_override
+
+
+class SpecUnavailable(Exception):
+    """The service's document could not be fetched or is not OpenAPI 3; the reason says why."""
+
+
+def spec_base_url(service: Service) -> str | None:
+    """The address the document is fetched from: the override, the URL, or the first target."""
+    override = service_url_override(service.name) or service.url
+    if override:
+        return override
+    targets = sorted(service.targets.all(), key=lambda t: (-t.weight, t.url))
+    return targets[0].url if targets else None
+
+
+def _read_bounded(response: requests.Response, limit: int) -> bytes:
+    body = bytearray()
+    for chunk in response.iter_content(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise SpecUnavailable(f"the document is larger than GATEWAY_DOCS_MAX_SIZE ({limit} B)")
+    return bytes(body)
+
+
+def parse_spec(body: bytes) -> dict[str, Any]:
+    """A JSON or YAML OpenAPI 3 document as data; SpecUnavailable when it is not one."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        try:
+            document = yaml.safe_load(body)
+        except yaml.YAMLError:
+            raise SpecUnavailable("the document is neither JSON nor YAML") from None
+    if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3."):
+        raise SpecUnavailable("the document is not OpenAPI 3 (no `openapi: 3.x` key)")
+    if not isinstance(document.get("paths", {}), dict):
+        raise SpecUnavailable("the document's `paths` is not a mapping")
+    return document
+
+
+def spec_url(service: Service) -> str | None:
+    """Where the service's document is fetched from, or None without an address."""
+    base = spec_base_url(service)
+    return base.rstrip("/") + service.openapi if base and service.openapi else None
+
+
+def fetch_spec(service: Service) -> dict[str, Any]:
+    """The service's upstream OpenAPI document; SpecUnavailable with a readable reason.
+
+    Reasons never name the upstream's address: the portal shows them to anyone.
+    """
+    if not service.openapi:
+        raise SpecUnavailable("the service declares no openapi path")
+    url = spec_url(service)
+    if not url:
+        raise SpecUnavailable("the service has no URL and no targets")
+    timeout = settings.GATEWAY_DOCS_FETCH_TIMEOUT_MS / 1000
+    try:
+        with requests.get(
+            url,
+            timeout=(timeout, timeout),
+            stream=True,
+            allow_redirects=False,
+            headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1"},
+        ) as response:
+            if response.status_code != 200:
+                raise SpecUnavailable(f"the upstream answered {response.status_code}")
+            body = _read_bounded(response, settings.GATEWAY_DOCS_MAX_SIZE)
+    except requests.Timeout:
+        raise SpecUnavailable(f"the upstream did not answer within {timeout:g}s") from None
+    except requests.ConnectionError:
+        raise SpecUnavailable("the upstream could not be reached") from None
+    except requests.RequestException as error:
+        raise SpecUnavailable(f"the request failed ({type(error).__name__})") from None
+    return parse_spec(body)
