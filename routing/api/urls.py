@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from routing.api import views
+from routing.api import credentials, views
 
 router = SimpleRouter()
 router.register("services", views.ServiceViewSet, basename="gateway-service")
@@ -14,6 +14,11 @@ router.register("roles", views.RoleViewSet, basename="gateway-role")
 router.register("permissions", views.PermissionViewSet, basename="gateway-permission")
 router.register("users", views.UserViewSet, basename="gateway-user")
 router.register("quotas", views.QuotaViewSet, basename="gateway-quota")
+router.register("clients", credentials.ApiClientViewSet, basename="gateway-client")
+router.register("api-keys", credentials.ApiKeyViewSet, basename="gateway-api-key")
+router.register(
+    "oauth-applications", credentials.OAuthApplicationViewSet, basename="gateway-oauth-application"
+)
 
 urlpatterns = [
     path("config/export/", views.ConfigExportView.as_view(), name="gateway-config-export"),
