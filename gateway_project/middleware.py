@@ -43,3 +43,15 @@ class ConsoleSecurityMiddleware(SecurityMiddleware):
         if getattr(response, "gateway_proxied", False):
             return response
         return super().process_response(request, response)
+
+
+class AllowedHostMiddleware:
+    """Reject a Host outside ALLOWED_HOSTS with 400 (CommonMiddleware's check, for the proxy)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        """Validate the host, then go on."""
+        request.get_host()  # raises DisallowedHost, which Django answers with handler400
+        return self.get_response(request)

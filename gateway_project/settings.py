@@ -415,3 +415,17 @@ SPECTACULAR_SETTINGS = {
         {"name": "developer portal", "description": "The services' own documents."},
     ],
 }
+
+# --- the proxy's own middleware (gateway_project/dispatch.py) ---
+# Proxied requests skip sessions, CSRF, messages, static files and login throttling: only what
+# every proxied answer needs. The observability middleware runs right after the request id, as
+# in MIDDLEWARE.
+GATEWAY_PROXY_MIDDLEWARE = [
+    name
+    for name in MIDDLEWARE
+    if name
+    in (
+        "gateway_project.middleware.RequestIdMiddleware",
+        "gateway_project.observability.ObservabilityMiddleware",
+    )
+] + ["gateway_project.middleware.AllowedHostMiddleware"]

@@ -8,7 +8,10 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
 
-application = get_wsgi_application()
+from gateway_project.dispatch import GatewayApplication
+
+# Proxied requests take a lean middleware stack; the gateway's own pages the full one.
+application = GatewayApplication(get_wsgi_application())
 
 # Serving processes only: move usage counts into the database in the background.
 from quotas.flusher import start_background_flusher  # noqa: E402

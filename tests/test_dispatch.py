@@ -1,0 +1,107 @@
+"""The WSGI callable: proxied requests take the lean handler, the gateway's pages the full one."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+
+from gateway_project.dispatch import GatewayApplication, is_gateway_path
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def application():
+    """The WSGI callable wsgi.py serves (built here: importing wsgi.py starts its threads)."""
+    from django.core.wsgi import get_wsgi_application
+
+    return GatewayApplication(get_wsgi_application())
+
+
+@pytest.fixture(autouse=True)
+def keep_test_connection():
+    """Like Django's test client: the handler must not close the test's database connection."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def _call(application, path: str, host: str = "127.0.0.1") -> tuple[str, dict[str, str], bytes]:
+    captured: dict[str, object] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info=None):
+        captured["status"], captured["headers"] = status, dict(headers)
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "RAW_URI": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": host,
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+    result = application(environ, start_response)
+    body = b"".join(result)
+    result.close()
+    return str(captured["status"]), captured["headers"], body  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    "path, own",
+    [
+        ("/admin/", True),
+        ("/admin", True),
+        ("/health", True),
+        ("/health/ready", True),
+        ("/api/gateway/routes/", True),
+        ("/api/docs", True),
+        ("/o/token/", True),
+        ("/static/admin/css/base.css", True),
+        ("/api/v1/rd/tasks", False),
+        ("/administrator", False),
+        ("/healthz", False),
+        ("/oauth/x", False),
+    ],
+)
+def test_gateway_paths_are_told_from_routes_segment_wise(path, own):
+    assert is_gateway_path(path) is own
+
+
+def test_proxied_request_is_served_by_the_lean_handler(application, make_route, upstream):
+    make_route("/svc/**", upstream.url)
+    status, headers, body = _call(application, "/svc/echo")
+    assert status.startswith("200")
+    assert json.loads(body)["path"] == "/svc/echo"
+    assert headers["X-Request-ID"]
+    assert "X-Frame-Options" not in headers
+
+
+def test_gateway_pages_keep_the_full_stack(application):
+    status, headers, _ = _call(application, "/admin/login/")
+    assert status.startswith("200")
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_lean_handler_still_refuses_a_host_outside_allowed_hosts(application, make_route, upstream):
+    make_route("/svc/**", upstream.url)
+    status, headers, _ = _call(application, "/svc/echo", host="evil.example")
+    assert status.startswith("400")
+    assert headers["Content-Type"] == "application/problem+json"
+    assert upstream.count() == 0
+
+
+def test_unknown_path_is_a_problem_404_from_the_lean_handler(application):
+    status, _, body = _call(application, "/nowhere")
+    assert status.startswith("404")
+    assert json.loads(body)["code"] == "route_not_found"
