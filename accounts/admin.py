@@ -15,10 +15,11 @@ from oauth2_provider.models import get_application_model
 from accounts.models import ApiClient, ApiKey, ClientApplication, Permission, Role, User
 from accounts.selectors import effective_permissions
 from accounts.services import api_key_create
+from audit.views import HistoryAdminMixin
 
 
 @admin.register(Permission)
-class PermissionAdmin(admin.ModelAdmin):
+class PermissionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Permissions routes can require."""
 
     list_display = ["name", "description"]
@@ -26,7 +27,7 @@ class PermissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Roles and the permissions they grant."""
 
     list_display = ["name", "description", "permission_list"]
@@ -99,7 +100,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Programs calling the gateway with API keys or OAuth2 client credentials."""
 
     list_display = ["name", "owner", "is_active", "created_at"]

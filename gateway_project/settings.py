@@ -415,3 +415,11 @@ SPECTACULAR_SETTINGS = {
         {"name": "developer portal", "description": "The services' own documents."},
     ],
 }
+
+# --- console: history, rollback and admin roles ---
+# django-simple-history records every config change; audit stamps each row with its change set.
+INSTALLED_APPS += ["simple_history", "audit"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "audit.middleware.ChangeSetMiddleware",
+)

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.models import ApiClient, User
+from audit.views import HistoryAdminMixin
 from quotas.models import (
     ClientQuotaStatus,
     Quota,
@@ -26,7 +27,7 @@ from quotas.store import StoreUnavailable
 
 
 @admin.register(Quota)
-class QuotaAdmin(admin.ModelAdmin):
+class QuotaAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Quotas of roles, users and API clients; a change reaches every node within the poll."""
 
     list_display = ("__str__", "requests_per_day", "requests_per_month")

@@ -108,7 +108,13 @@ def config_view(request: HttpRequest) -> HttpResponse:
         apply = "apply" in request.POST
         try:
             text = form.config_text()
-            result = config_import(text=text, dry_run=not apply, prune=form.cleaned_data["prune"])
+            result = config_import(
+                text=text,
+                dry_run=not apply,
+                prune=form.cleaned_data["prune"],
+                by=request.user,
+                via="the console",
+            )
         except forms.ValidationError as error:
             form.add_error("file", error)
         except ConfigInvalid as invalid:
