@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 
 # Dependency order: a rollback restores in this order and deletes in the reverse one.
@@ -57,7 +58,7 @@ class HistoryEntry:
     @property
     def object_repr(self) -> str:
         """The object's name at the time of the change."""
-        return str(self.record.instance)
+        return describe(self.record)
 
 
 def _text(value: Any) -> str:
@@ -86,6 +87,28 @@ def _m2m_names(record: Any) -> dict[str, str]:
     return names
 
 
+def _tracked_names(record: Any) -> set[str]:
+    return {field.name for field in record.tracked_fields if field.editable}
+
+
+def _value(record: Any, field: Any) -> Any:
+    """A field's value; a foreign key as its object's name (or its id, once deleted)."""
+    if field.is_relation:
+        try:
+            return getattr(record, field.name)
+        except ObjectDoesNotExist:
+            return f"#{getattr(record, field.attname)} (deleted)"
+    return getattr(record, field.attname)
+
+
+def describe(record: Any) -> str:
+    """The object's name as the record has it (even if something it names is gone)."""
+    try:
+        return str(record.instance)
+    except ObjectDoesNotExist:
+        return f"#{record.id}"
+
+
 def changes_of(record: Any) -> list[FieldChange]:
     """What `record` changed against the previous row of the same object."""
     previous = record.prev_record
@@ -93,12 +116,14 @@ def changes_of(record: Any) -> list[FieldChange]:
     if previous is None or record.history_type == "-":
         if record.history_type == "-":
             return []
-        fields = [f.name for f in record.instance_type._meta.fields if f.editable]
-        values = {name: getattr(record, name, None) for name in fields}
+        fields = [
+            f for f in record._meta.fields if f.name in _tracked_names(record) and f.name != "id"
+        ]
+        values = {field.name: _value(record, field) for field in fields}
         changes = [
             FieldChange(name, "", _text(value))
             for name, value in values.items()
-            if value not in (None, "") and name not in ("id",) and name != "updated_at"
+            if value not in (None, "")
         ]
         new_names = _m2m_names(record)
         changes += [FieldChange(name, "", text) for name, text in new_names.items()]

@@ -44,6 +44,8 @@ def _restore(state: Any) -> str:
     """Write `state` back through the model's own validation; m2m fields included."""
     instance = state.instance
     name = f"{instance._meta.verbose_name} {instance}"
+    # An existing row is updated (its own unique values are not "taken"); a deleted one re-added.
+    instance._state.adding = not type(instance)._default_manager.filter(pk=instance.pk).exists()
     try:
         instance.full_clean()
     except ValidationError as error:
