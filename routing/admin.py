@@ -68,7 +68,7 @@ class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
     inlines = [TargetInline]
     list_display = ("name", "address", "target_count", "route_count", "updated_at")
     search_fields = ("name", "url", "description", "targets__url")
-    list_filter = ("updated_at",)
+    list_filter = ("load_balancing", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "url", "description")}),
         ("Timeouts", {"fields": ("connect_timeout_ms",)}),

@@ -228,3 +228,25 @@ def test_console_groups_are_created_idempotently_with_their_permissions():
         Group.objects.get(name=VIEWER).permissions.values_list("codename", flat=True)
     )
     assert all(code.startswith("view_") for code in viewer_codes)
+
+
+def test_quota_form_explains_a_missing_or_double_subject(admin_user_client):
+    _, client = admin_user_client
+    role = Role.objects.create(name="dev")
+    user = User.objects.create_user("dana")
+    both = client.post(
+        "/admin/quotas/quota/add/", {"role": role.pk, "user": user.pk, "requests_per_day": 5}
+    )
+    assert "Choose exactly one of role, user or API client" in both.content.decode()
+    none = client.post("/admin/quotas/quota/add/", {"role": role.pk})
+    assert "Set a daily limit, a monthly limit, or both." in none.content.decode()
+
+
+def test_role_page_lists_its_people_inline_and_users_show_their_console_role(admin_user_client):
+    _, client = admin_user_client
+    role = Role.objects.create(name="dev")
+    User.objects.create_user("dana").roles.add(role)
+    page = client.get(f"/admin/accounts/role/{role.pk}/change/").content.decode()
+    assert "People with this role" in page and "dana" in page
+    listing = client.get("/admin/accounts/user/").content.decode()
+    assert "console role" in listing.lower() and ">admin<" in listing
