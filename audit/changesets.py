@@ -51,16 +51,32 @@ def recording(*, user: Any = None, reason: str = "") -> Iterator[ChangeSet]:
         _current.reset(token)
 
 
+def _token_principal() -> str:
+    """'by <name> (<credential>)' for a request authenticated by a token, not a console login."""
+    from simple_history.models import HistoricalRecords
+
+    user = getattr(getattr(HistoricalRecords.context, "request", None), "user", None)
+    if user is None or isinstance(user, get_user_model()):
+        return ""
+    if not getattr(user, "is_authenticated", False):
+        return ""
+    label = getattr(user, "credential_label", "token")
+    return f"by {getattr(user, 'username', '?')} ({label})"
+
+
 def stamp(history_instance: Any) -> None:
     """Write the current change set's id, author and reason onto a history row being saved."""
     change_set = _current.get()
     if change_set is None:
         history_instance.change_set = uuid.uuid4().hex  # a lone change is its own set
-        return
-    history_instance.change_set = change_set.id
-    if change_set.reason and not history_instance.history_change_reason:
-        history_instance.history_change_reason = change_set.reason
-    user = change_set.user
-    # Only a User row can be stored; a token principal is named in the reason instead.
-    if history_instance.history_user_id is None and isinstance(user, get_user_model()):
-        history_instance.history_user = user
+    else:
+        history_instance.change_set = change_set.id
+        if change_set.reason and not history_instance.history_change_reason:
+            history_instance.history_change_reason = change_set.reason
+        # Only a User row can be stored; a token principal is named in the reason instead.
+        if history_instance.history_user_id is None and isinstance(
+            change_set.user, get_user_model()
+        ):
+            history_instance.history_user = change_set.user
+    if not history_instance.history_change_reason:
+        history_instance.history_change_reason = _token_principal() or None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from simple_history.models import HistoricalRecords
 
@@ -15,6 +17,14 @@ class ChangeSetFields(models.Model):
         abstract = True
 
 
+def history_user(request: Any = None, **kwargs: Any) -> Any:
+    """The signed-in console account, if any: a token principal is no User row to point at."""
+    from django.contrib.auth import get_user_model
+
+    user = getattr(request, "user", None)
+    return user if isinstance(user, get_user_model()) else None
+
+
 def tracked(
     *, m2m_fields: tuple[str, ...] = (), excluded: tuple[str, ...] = ()
 ) -> HistoricalRecords:
@@ -24,4 +34,5 @@ def tracked(
         history_change_reason_field=models.TextField(null=True, blank=True),
         m2m_fields=list(m2m_fields),
         excluded_fields=list(excluded),
+        get_user=history_user,
     )

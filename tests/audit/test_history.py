@@ -250,3 +250,22 @@ def test_role_page_lists_its_people_inline_and_users_show_their_console_role(adm
     assert "People with this role" in page and "dana" in page
     listing = client.get("/admin/accounts/user/").content.decode()
     assert "console role" in listing.lower() and ">admin<" in listing
+
+
+def test_api_write_with_a_bearer_token_is_recorded_naming_the_token_holder():
+    from rest_framework.test import APIClient
+
+    from accounts.services import token_pair_issue
+
+    holder = User.objects.create_user("integrator", password="a long passphrase 42")
+    role = Role.objects.create(name="integrations")
+    role.permissions.set([Permission.objects.create(name="manage:gateway")])
+    holder.roles.add(role)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_issue(user=holder)['access']}")
+
+    body = {"name": "token-svc", "url": "http://127.0.0.1:9001"}
+    assert client.post("/api/gateway/services/", body, format="json").status_code == 201
+    record = Service.objects.get(name="token-svc").history.first()
+    assert record.history_user is None  # a token is not a console account
+    assert "integrator" in record.history_change_reason
