@@ -11,6 +11,7 @@ from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from audit.changesets import current_change_set
@@ -66,7 +67,8 @@ def recent_changes_view(request: HttpRequest) -> HttpResponse:
 
 def _back(request: HttpRequest) -> HttpResponse:
     target = request.POST.get("next", "")
-    if not target.startswith("/admin/") or "//" in target:  # only our own console pages
+    own_page = url_has_allowed_host_and_scheme(target, allowed_hosts=None)
+    if not own_page or not target.startswith("/admin/"):  # only back to our own console pages
         target = reverse("audit-recent")
     return redirect(target)
 
