@@ -15,24 +15,37 @@ from oauth2_provider.models import get_application_model
 from accounts.models import ApiClient, ApiKey, ClientApplication, Permission, Role, User
 from accounts.selectors import effective_permissions
 from accounts.services import api_key_create
+from audit.views import HistoryAdminMixin
 
 
 @admin.register(Permission)
-class PermissionAdmin(admin.ModelAdmin):
+class PermissionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Permissions routes can require."""
 
     list_display = ["name", "description"]
     search_fields = ["name", "description"]
+    list_filter = ["roles"]
+
+
+class RoleMemberInline(admin.TabularInline):
+    """The people holding a role, assigned from the role's page."""
+
+    model = User.roles.through
+    extra = 0
+    autocomplete_fields = ["user"]
+    verbose_name = "person with this role"
+    verbose_name_plural = "people with this role"
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Roles and the permissions they grant."""
 
     list_display = ["name", "description", "permission_list"]
     search_fields = ["name", "description", "permissions__name"]
     list_filter = ["permissions"]
     filter_horizontal = ["permissions"]
+    inlines = [RoleMemberInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Role]:
         """Permissions fetched with the roles, for the list column."""
@@ -62,13 +75,33 @@ class UserAdmin(DjangoUserAdmin):
     )
     readonly_fields = ["effective_permissions"]
     filter_horizontal = ["roles", "groups", "user_permissions"]
-    list_display = ["username", "email", "is_active", "is_staff", "role_list"]
-    list_filter = ["is_active", "is_staff", "is_superuser", "roles"]
+    list_display = ["username", "email", "is_active", "is_staff", "admin_role", "role_list"]
+    list_filter = ["is_active", "is_staff", "is_superuser", "groups", "roles"]
     search_fields = ["username", "email", "first_name", "last_name"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         """Roles fetched with the users, for the list column."""
-        return super().get_queryset(request).prefetch_related("roles")
+        return super().get_queryset(request).prefetch_related("roles", "groups")
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """Explain the console roles where a superuser assigns them."""
+        if db_field.name == "groups":
+            kwargs["help_text"] = (
+                "The person's console role (needs 'Staff status'): gateway-operator may add, "
+                "change and delete services, targets, routes and quotas and import config, and "
+                "may look at people and roles; gateway-viewer may only look. 'Superuser status' "
+                "is the admin role: everything."
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="console role")
+    def admin_role(self, user: User) -> str:
+        """Superuser (admin), the console groups, or '-' when the person cannot sign in."""
+        if user.is_superuser:
+            return "admin"
+        if not user.is_staff:
+            return "-"
+        return ", ".join(g.name for g in user.groups.all()) or "staff, no role"
 
     @admin.display(description="roles")
     def role_list(self, user: User) -> str:
@@ -99,7 +132,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Programs calling the gateway with API keys or OAuth2 client credentials."""
 
     list_display = ["name", "owner", "is_active", "created_at"]

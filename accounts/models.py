@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from oauth2_provider.settings import oauth2_settings
 
+from audit.models import tracked
+
 permission_name_validator = RegexValidator(
     r"^[a-z0-9_.-]+(:[a-z0-9_.*-]+)*$",
     "Use lower-case words joined by ':', like read:tasks or manage:integrations.",
@@ -28,6 +30,8 @@ class Permission(models.Model):
         help_text="What the holder may do, as action:resource, e.g. read:tasks.",
     )
     description = models.CharField(max_length=255, blank=True, help_text="Shown to admins only.")
+
+    history = tracked()
 
     class Meta:
         ordering = ["name"]
@@ -52,6 +56,8 @@ class Role(models.Model):
         related_name="roles",
         help_text="Everything a holder of this role may do.",
     )
+
+    history = tracked(m2m_fields=("permissions",))
 
     class Meta:
         ordering = ["name"]
@@ -94,6 +100,8 @@ class ApiClient(models.Model):
         default=True, help_text="Inactive clients are refused at once, whatever key they send."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = tracked(m2m_fields=("roles",))
 
     class Meta:
         ordering = ["name"]

@@ -416,6 +416,14 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- console: history, rollback and admin roles ---
+# django-simple-history records every config change; audit stamps each row with its change set.
+INSTALLED_APPS += ["simple_history", "audit"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "audit.middleware.ChangeSetMiddleware",
+)
+
 # --- the proxy's own middleware (gateway_project/dispatch.py) ---
 # Proxied requests skip sessions, CSRF, messages, static files and login throttling: only what
 # every proxied answer needs. The observability middleware runs right after the request id, as

@@ -18,6 +18,7 @@ handler500 = "gateway_project.errors.handler500"
 
 urlpatterns = [
     path("admin/gateway/", include("routing.console")),
+    path("admin/gateway/history/", include("audit.views")),
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.models import ApiClient, User
+from audit.views import HistoryAdminMixin
 from quotas.models import (
     ClientQuotaStatus,
     Quota,
@@ -25,12 +26,45 @@ from quotas.services import quota_adjust
 from quotas.store import StoreUnavailable
 
 
+class QuotaForm(forms.ModelForm):
+    """A quota form whose errors say what to fix (the database constraints' names do not)."""
+
+    class Meta:
+        model = Quota
+        fields = ("role", "user", "client", "requests_per_day", "requests_per_month")
+        help_texts = {
+            "role": "Everyone holding this role gets this allowance (each on their own).",
+            "user": "Or: one person.",
+            "client": "Or: one API client.",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        """Exactly one of role, user and client; at least one limit."""
+        data = super().clean() or {}
+        chosen = [name for name in ("role", "user", "client") if data.get(name)]
+        if len(chosen) != 1:
+            raise forms.ValidationError(
+                "Choose exactly one of role, user or API client: a quota applies to one of them."
+            )
+        if data.get("requests_per_day") is None and data.get("requests_per_month") is None:
+            raise forms.ValidationError("Set a daily limit, a monthly limit, or both.")
+        return data
+
+
 @admin.register(Quota)
-class QuotaAdmin(admin.ModelAdmin):
+class QuotaAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Quotas of roles, users and API clients; a change reaches every node within the poll."""
+
+    form = QuotaForm
 
     list_display = ("__str__", "requests_per_day", "requests_per_month")
     list_select_related = ("role", "user", "client")
+    search_fields = ("role__name", "user__username", "client__name")
+    list_filter = (
+        ("role", admin.EmptyFieldListFilter),
+        ("user", admin.EmptyFieldListFilter),
+        ("client", admin.EmptyFieldListFilter),
+    )
     fields = ("role", "user", "client", "requests_per_day", "requests_per_month")
 
 

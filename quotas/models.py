@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import ApiClient, Role, User
+from audit.models import tracked
 
 
 class Quota(models.Model):
@@ -23,6 +24,8 @@ class Quota(models.Model):
     requests_per_month = models.PositiveIntegerField(
         null=True, blank=True, help_text="Requests allowed per calendar month (UTC)."
     )
+
+    history = tracked()
 
     class Meta:
         constraints = [

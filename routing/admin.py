@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from audit.views import HistoryAdminMixin
 from routing.models import HTTP_METHODS, Route, Service, Target
 from routing.table import service_url_override
 from routing.target_state import resilience_state, target_key
@@ -61,13 +62,13 @@ class TargetInline(admin.TabularInline):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Services with their targets inline."""
 
     inlines = [TargetInline]
     list_display = ("name", "address", "target_count", "route_count", "updated_at")
     search_fields = ("name", "url", "description", "targets__url")
-    list_filter = ("updated_at",)
+    list_filter = ("load_balancing", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "url", "description")}),
         ("Timeouts", {"fields": ("connect_timeout_ms",)}),
@@ -199,7 +200,7 @@ class RouteForm(forms.ModelForm):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Routes with their policies grouped by concern."""
 
     form = RouteForm

@@ -78,8 +78,11 @@ class ImportForm(forms.Form):
 
 @staff_member_required
 def explain_view(request: HttpRequest) -> HttpResponse:
-    """Explain a request: route, rules and verdict, without calling the upstream."""
-    form = ExplainForm(request.GET or None)
+    """Explain a request: route, rules and verdict, without calling the upstream.
+
+    A POST form: the credential typed in must not land in URLs, access logs or history.
+    """
+    form = ExplainForm(request.POST or None)
     report = None
     if form.is_bound and form.is_valid():
         report = explain_request(
@@ -108,7 +111,13 @@ def config_view(request: HttpRequest) -> HttpResponse:
         apply = "apply" in request.POST
         try:
             text = form.config_text()
-            result = config_import(text=text, dry_run=not apply, prune=form.cleaned_data["prune"])
+            result = config_import(
+                text=text,
+                dry_run=not apply,
+                prune=form.cleaned_data["prune"],
+                by=request.user,
+                via="the console",
+            )
         except forms.ValidationError as error:
             form.add_error("file", error)
         except ConfigInvalid as invalid:

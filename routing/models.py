@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from accounts.models import Permission, Role
+from audit.models import tracked
 from routing.paths import pattern_errors
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -81,6 +82,8 @@ class Service(models.Model):
     description = models.CharField(max_length=255, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    history = tracked(excluded=("updated_at",))
+
     class Meta:
         ordering = ["name"]
 
@@ -118,6 +121,8 @@ class Target(models.Model):
     # The lease as last written to the database; heartbeats extend it in Redis and write here
     # only when half of it has passed, so heartbeats do not write the database every time.
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    history = tracked(excluded=("lease_expires_at",))
 
     class Meta:
         ordering = ["service", "url"]
@@ -218,6 +223,8 @@ class Route(models.Model):
     enabled = models.BooleanField(default=True, help_text="Disabled routes answer 404.")
     description = models.CharField(max_length=255, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = tracked(m2m_fields=("permissions", "roles"), excluded=("updated_at",))
 
     class Meta:
         ordering = ["-priority", "path", "methods"]

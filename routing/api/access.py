@@ -29,18 +29,57 @@ def holds_manage_permission(user: Any) -> bool:
     return bool(roles.filter(permissions__name=MANAGE_PERMISSION).exists())
 
 
-class ManagesGateway(BasePermission):
-    """Active staff users, or callers holding the manage:gateway permission."""
+# The console's model permission each HTTP method needs, as Django's admin names them.
+_METHOD_ACTIONS = {
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
+}
 
-    message = "Managing the gateway needs a staff account or the manage:gateway permission."
+
+def required_model_permissions(request: Request, view: Any) -> list[str]:
+    """The Django model permissions a staff user needs for this call.
+
+    A view may name them per method in `model_permissions` (config import, explain);
+    otherwise they follow from the view's model: reads need view_*, writes add/change/delete_*.
+    """
+    declared: dict[str, tuple[str, ...]] | None = getattr(view, "model_permissions", None)
+    if declared is not None:
+        return list(declared.get(request.method or "", declared.get("*", ())))
+    queryset = getattr(view, "queryset", None)
+    if queryset is None:
+        return []
+    meta = queryset.model._meta
+    action = _METHOD_ACTIONS.get(request.method or "", "change")
+    return [f"{meta.app_label}.{action}_{meta.model_name}"]
+
+
+class ManagesGateway(BasePermission):
+    """Staff users with the matching console permissions, or manage:gateway holders.
+
+    Staff are held to their admin role (the gateway-operator / gateway-viewer groups, or
+    superuser): the same model permissions the console enforces. A token or user holding the
+    manage:gateway permission claim has full access, as before.
+    """
+
+    message = (
+        "Managing the gateway needs a staff account whose admin role allows this action, "
+        "or the manage:gateway permission."
+    )
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        """Allow staff and manage:gateway holders; everyone else gets 401/403."""
+        """Allow staff with the model permissions and manage:gateway holders; else 401/403."""
         user = request.user
         if user is None or not getattr(user, "is_authenticated", False):
             return False
         if not getattr(user, "is_active", True):
             return False
-        if getattr(user, "is_staff", False):
+        if holds_manage_permission(user):
             return True
-        return holds_manage_permission(user)
+        if getattr(user, "is_staff", False):
+            return bool(user.has_perms(required_model_permissions(request, view)))
+        return False

@@ -418,6 +418,8 @@ EXAMPLE_YAML = (
 class ConfigExportView(ManagementView):
     """The live config as the config file."""
 
+    model_permissions: ClassVar[dict[str, tuple[str, ...]]] = {"*": ("routing.view_route",)}
+
     @extend_schema(
         tags=["config"],
         summary="Export the live config",
@@ -470,6 +472,8 @@ class ConfigExportView(ManagementView):
 class ConfigImportView(ManagementView):
     """Load a config file, as `manage.py gateway import` does."""
 
+    model_permissions: ClassVar[dict[str, tuple[str, ...]]] = {"*": ("routing.change_route",)}
+
     @extend_schema(
         tags=["config"],
         summary="Import a config file",
@@ -498,7 +502,7 @@ class ConfigImportView(ManagementView):
         body = ConfigImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            result = config_import(**body.validated_data)
+            result = config_import(**body.validated_data, by=request.user, via="the management API")
         except ConfigInvalid as invalid:
             raise config_errors(invalid.errors) from None
         return Response({"changes": result.changes, "applied": result.applied})
@@ -506,6 +510,8 @@ class ConfigImportView(ManagementView):
 
 class ExplainView(ManagementView):
     """Explain: what the proxy would do with a request, without forwarding it."""
+
+    model_permissions: ClassVar[dict[str, tuple[str, ...]]] = {"*": ("routing.view_route",)}
 
     @extend_schema(
         tags=["explain"],

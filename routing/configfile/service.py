@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
+from audit.changesets import recording
 from routing.configfile.diff import config_diff
 from routing.configfile.export import export_yaml
 from routing.configfile.live import apply_spec, check_references, live_spec
@@ -18,19 +20,28 @@ class ImportResult:
 
     changes: list[str]
     applied: bool
+    change_set: str = ""  # the history's change set of an applied import
 
 
-def config_import(*, text: str, dry_run: bool = False, prune: bool = False) -> ImportResult:
-    """Validate `text` whole, then apply it atomically; ConfigInvalid lists every error."""
+def config_import(
+    *, text: str, dry_run: bool = False, prune: bool = False, by: Any = None, via: str = ""
+) -> ImportResult:
+    """Validate `text` whole, then apply it atomically; ConfigInvalid lists every error.
+
+    An applied import is one change set in the history ("config import by <who>"), so it
+    can be undone in one action.
+    """
     spec = parse_config(text)
-    with transaction.atomic():
+    who = getattr(by, "get_username", lambda: "")() or getattr(by, "username", "") or via
+    reason = f"config import by {who}" if who else "config import"
+    with transaction.atomic(), recording(user=by, reason=reason) as change_set:
         live = live_spec()
         check_references(spec, live, prune=prune)
         changes = config_diff(live, spec, prune=prune)
         if dry_run or not changes:
             return ImportResult(changes=changes, applied=False)
         apply_spec(spec, live, prune=prune)
-    return ImportResult(changes=changes, applied=True)
+    return ImportResult(changes=changes, applied=True, change_set=change_set.id)
 
 
 def config_export() -> str:

@@ -10,10 +10,12 @@ from rest_framework.test import APIClient
 
 @pytest.fixture
 def staff_user(db: Any) -> Any:
-    """An active staff user."""
+    """An active staff user with the admin role (superuser)."""
     from accounts.models import User
 
-    return User.objects.create_user("ops", "ops@example.com", "a long passphrase 42", is_staff=True)
+    return User.objects.create_user(
+        "ops", "ops@example.com", "a long passphrase 42", is_staff=True, is_superuser=True
+    )
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff():
-    user = User.objects.create_user("root", password="a long test password 1", is_staff=True)
+    user = User.objects.create_superuser("root", password="a long test password 1")
     client = APIClient()
     client.force_authenticate(user)
     return client

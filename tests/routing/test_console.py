@@ -34,7 +34,7 @@ def test_explain_page_shows_the_route_and_verdict(staff_client, upstream):
         {"file": SimpleUploadedFile("c.yaml", EXAMPLE.read_bytes()), "apply": "1"},
     )
     route_tables.reset()  # the test's transaction never commits, so the version never moves
-    response = staff_client.get(
+    response = staff_client.post(
         "/admin/gateway/explain/", {"method": "GET", "path": "/api/v1/pm/tasks", "headers": ""}
     )
     text = response.content.decode()
@@ -44,7 +44,7 @@ def test_explain_page_shows_the_route_and_verdict(staff_client, upstream):
 
 
 def test_explain_page_rejects_a_malformed_header_line(staff_client):
-    response = staff_client.get(
+    response = staff_client.post(
         "/admin/gateway/explain/", {"method": "GET", "path": "/x", "headers": "no colon here"}
     )
     assert "Line 1 must look like" in response.content.decode()

@@ -65,7 +65,9 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"Cannot read {file_name}: {error.strerror}.") from None
         try:
-            result = config_import(text=text, dry_run=dry_run, prune=prune)
+            result = config_import(
+                text=text, dry_run=dry_run, prune=prune, via=f"the command line ({file_name})"
+            )
         except ConfigInvalid as invalid:
             for problem in invalid.errors:
                 self.stderr.write(f"{file_name}: {problem}")

@@ -1,0 +1,36 @@
+"""The audit app: history of config changes, rollback, and the console's admin roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _stamp(sender: Any, history_instance: Any, **kwargs: Any) -> None:
+    from audit.changesets import stamp
+
+    stamp(history_instance)
+
+
+def _groups(sender: Any, **kwargs: Any) -> None:
+    from audit.roles import ensure_console_groups
+
+    ensure_console_groups()
+
+
+class AuditConfig(AppConfig):
+    """Stamps history rows with their change set; keeps the admin-role groups up to date."""
+
+    name = "audit"
+    verbose_name = "History"
+
+    def ready(self) -> None:
+        """Connect the history stamp and the post-migrate group setup."""
+        from simple_history.signals import pre_create_historical_record
+
+        pre_create_historical_record.connect(_stamp, dispatch_uid="audit-stamp")
+        # After every `migrate` (so `make run` and test databases), once per app: the last call
+        # sees every app's model permissions, whatever the order of INSTALLED_APPS.
+        post_migrate.connect(_groups, dispatch_uid="audit-groups")
