@@ -23,6 +23,9 @@ def gateway(django_db_setup, django_db_blocker, upstream_server) -> Iterator[Gat
     with django_db_blocker.unblock():
         service = Service.objects.create(name="hostile", url=upstream_server.url)
         Route.objects.create(path="/svc/**", service=service, authentication="none")
+        Route.objects.create(
+            path="/quick/**", service=service, authentication="none", timeout_ms=300, retry=0
+        )
         try:
             with GatewayServer(
                 GATEWAY_MAX_REQUEST_LINE=str(MAX_LINE),
@@ -165,3 +168,22 @@ def test_header_with_underscore_is_400_problem_when_set_to_reject(upstream, upst
         answer = raw_exchange(server.port, get("/health", "X_Forwarded_For: 10.0.0.1"))
     assert status_of(answer) == 400, answer[:300]
     assert problem_of(answer)["code"] == "invalid_header_name"
+
+
+def test_upstream_header_over_http_client_line_limit_is_502_problem(gateway, upstream):
+    # http.client refuses a header line over 64 KiB (and more than 100 header lines).
+    answer = raw_exchange(gateway.port, get("/svc/headers-big/70000"))
+    assert status_of(answer) == 502, answer[:300]
+    assert problem_of(answer)["code"] == "upstream_invalid_response"
+    assert b"aaaa" not in answer
+
+
+def test_upstream_header_within_limits_passes(gateway, upstream):
+    answer = raw_exchange(gateway.port, get("/svc/headers-big/4000"))
+    assert status_of(answer) == 200
+
+
+def test_upstream_slower_than_the_route_timeout_is_504_problem(gateway, upstream):
+    answer = raw_exchange(gateway.port, get("/quick/slow/3000"))
+    assert status_of(answer) == 504, answer[:300]
+    assert problem_of(answer)["code"] == "upstream_timeout"
