@@ -56,7 +56,7 @@ def console(django_db_setup, django_db_blocker) -> Iterator[GatewayServer]:
     _collect_static()
     with django_db_blocker.unblock():
         # Hashed as the server's production settings can verify (the tests' MD5 is test-only).
-        hashed = PBKDF2PasswordHasher().encode(PASSWORD, "securitysalt")
+        hashed = PBKDF2PasswordHasher().encode(PASSWORD, "securitysalt", iterations=1000)
         for name in ("secadmin", "victim"):
             User.objects.create(username=name, password=hashed, is_staff=True)
         server = GatewayServer(

@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth.hashers import check_password
 from rest_framework.test import APIClient
 
 from routing.configfile.service import config_import
@@ -104,3 +105,20 @@ def test_name_resolving_to_a_blocked_address_is_502_without_contact(guarded_gate
     assert "127.0.0.1" not in problem["detail"]
     assert upstream.count() == 0
     assert "blocked address" in guarded_gateway.log()
+
+
+@pytest.mark.django_db
+def test_oauth_client_secret_is_stored_hashed():
+    from oauth2_provider.models import Application
+
+    secret = "client-secret-in-plain-0123456789"
+    app = Application.objects.create(
+        name="hashed",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_secret=secret,
+    )
+    stored = Application.objects.get(pk=app.pk).client_secret
+    assert app.hash_client_secret
+    assert secret not in stored
+    assert check_password(secret, stored)
