@@ -170,9 +170,8 @@ class UpstreamClient:
             block=False,
             retries=False,
         )
-        self._pools.pool_classes_by_scheme = (
-            guarded_pool_classes()
-        )  # SSRF: routing/upstream_guard.py
+        # Refuse link-local and metadata peers on every new connection (routing/upstream_guard.py).
+        self._pools.pool_classes_by_scheme = guarded_pool_classes()
         self.state = state or resilience_state
         self.picker = TargetPicker(self.state)
         self.breakers = CircuitBreakers(self.state)

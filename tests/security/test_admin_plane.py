@@ -19,9 +19,10 @@ from routing.models import Route, Service
 from tests.security.wire import get, header_of, problem_of, raw_exchange, status_of
 from tests.support.gateway_server import ROOT, GatewayServer, gateway_env
 
-# No django_db mark: the tests only talk to the server over sockets, and an open test
-# transaction would lock SQLite against the server's own writes (sessions, lockouts, tokens).
 pytestmark = pytest.mark.e2e
+# The console's tests log in: the server writes sessions and lockouts, which an open test
+# transaction would block on SQLite. They run transactional (no wrapping transaction).
+console_test = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "correct horse battery staple 9"
 
@@ -54,29 +55,33 @@ def _collect_static() -> None:
 
 
 @pytest.fixture(scope="module")
-def console(django_db_setup, django_db_blocker) -> Iterator[GatewayServer]:
+def console(django_db_setup) -> Iterator[GatewayServer]:
     """A production-like gateway: DEBUG off, Secure cookies by default, lockout after 3 tries."""
     _collect_static()
-    with django_db_blocker.unblock():
-        # Hashed as the server's production settings can verify (the tests' MD5 is test-only).
-        hashed = PBKDF2PasswordHasher().encode(PASSWORD, "securitysalt", iterations=1000)
-        for name in ("secadmin", "victim"):
-            User.objects.create(username=name, password=hashed, is_staff=True)
-        server = GatewayServer(
-            DEBUG="false", GATEWAY_ADMIN_ALLOWED_NETWORKS="127.0.0.1/32", LOGIN_FAILURE_LIMIT="3"
-        )
-        server.env.pop("GATEWAY_SECURE_COOKIES")  # the production default, not the lab's
-        try:
-            with server:
-                yield server
-        finally:
-            User.objects.filter(username__in=["secadmin", "victim"]).delete()
+    server = GatewayServer(
+        DEBUG="false",
+        GATEWAY_ADMIN_ALLOWED_NETWORKS="127.0.0.1/32,::1/128",
+        LOGIN_FAILURE_LIMIT="3",
+    )
+    server.env.pop("GATEWAY_SECURE_COOKIES")  # the production default, not the lab's
+    with server:
+        yield server
+
+
+@pytest.fixture
+def staff(console) -> None:
+    """Two staff accounts (per test: transactional tests empty the database after each)."""
+    # Hashed as the server's production settings can verify (the tests' MD5 is test-only).
+    hashed = PBKDF2PasswordHasher().encode(PASSWORD, "securitysalt", iterations=1000)
+    for name in ("secadmin", "victim"):
+        User.objects.create(username=name, password=hashed, is_staff=True)
 
 
 @pytest.mark.parametrize(
     "path",
     ["/admin/", "/admin/login/", "/api/gateway/services/", "/api/docs", "/api/openapi.json"],
 )
+@pytest.mark.django_db
 def test_admin_plane_from_outside_the_allowed_networks_is_403_problem(closed_gateway, path):
     answer = raw_exchange(closed_gateway.port, get(path))
     assert status_of(answer) == 403, answer[:300]
@@ -84,6 +89,7 @@ def test_admin_plane_from_outside_the_allowed_networks_is_403_problem(closed_gat
 
 
 @pytest.mark.parametrize("path", ["/health", "/plane/echo", "/api/gateway/registry/services/x"])
+@pytest.mark.django_db
 def test_proxy_health_and_registry_stay_reachable_when_the_admin_plane_is_closed(
     closed_gateway, upstream, path
 ):
@@ -126,7 +132,8 @@ def _attributes(set_cookie: str) -> set[str]:
     return {part.strip().lower() for part in set_cookie.split(";")[1:]}
 
 
-def test_session_and_csrf_cookies_are_secure_httponly_samesite_outside_debug(console):
+@console_test
+def test_session_and_csrf_cookies_are_secure_httponly_samesite_outside_debug(console, staff):
     response = _login(console, "secadmin", PASSWORD)
     assert response.status == 302, response.status
     cookies = _set_cookies(response)
@@ -135,7 +142,8 @@ def test_session_and_csrf_cookies_are_secure_httponly_samesite_outside_debug(con
         assert {"secure", "httponly", "samesite=lax"} <= attributes, cookies[name]
 
 
-def test_console_login_locks_out_after_the_failure_limit(console):
+@console_test
+def test_console_login_locks_out_after_the_failure_limit(console, staff):
     statuses = [_login(console, "victim", "wrong password").status for _ in range(3)]
     assert statuses[:2] == [200, 200]  # the form again, with an error
     locked = _login(console, "victim", PASSWORD)  # even the right password now
@@ -143,7 +151,8 @@ def test_console_login_locks_out_after_the_failure_limit(console):
     assert locked.headers["Retry-After"]
 
 
-def test_console_pages_carry_csp_and_security_headers(console):
+@console_test
+def test_console_pages_carry_csp_and_security_headers(console, staff):
     answer = raw_exchange(console.port, get("/admin/login/"))
     assert status_of(answer) == 200
     csp = header_of(answer, "Content-Security-Policy") or ""
@@ -156,7 +165,8 @@ def test_console_pages_carry_csp_and_security_headers(console):
     assert header_of(answer, "Permissions-Policy")
 
 
-def test_api_docs_inline_script_carries_the_pages_nonce(console):
+@console_test
+def test_api_docs_inline_script_carries_the_pages_nonce(console, staff):
     answer = raw_exchange(console.port, get("/api/docs"))
     assert status_of(answer) == 200
     nonce = re.search(r"'nonce-([^']+)'", header_of(answer, "Content-Security-Policy") or "")
@@ -168,7 +178,8 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Chromium on this machine")
-def test_console_and_docs_pages_run_in_chromium_without_csp_violations(console):
+@console_test
+def test_console_and_docs_pages_run_in_chromium_without_csp_violations(console, staff):
     from playwright.sync_api import sync_playwright
 
     # localhost, not 127.0.0.1: Chromium keeps Secure cookies set over http only for localhost.

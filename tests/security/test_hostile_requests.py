@@ -10,9 +10,8 @@ from routing.models import Route, Service
 from tests.security.wire import get, header_of, problem_of, raw_exchange, status_of
 from tests.support.gateway_server import GatewayServer
 
-# No django_db mark: the tests only talk to the server over sockets, and an open test
-# transaction would lock SQLite against the server's own writes (sessions, lockouts, tokens).
-pytestmark = pytest.mark.e2e
+# django_db makes pytest-django create the test database the gateway subprocess shares.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 MAX_LINE = 1024
 MAX_HEADERS = 20

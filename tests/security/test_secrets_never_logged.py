@@ -14,9 +14,9 @@ from accounts.services import api_key_create
 from routing.models import Route, Service
 from tests.support.gateway_server import GatewayServer
 
-# No django_db mark: the tests only talk to the server over sockets, and an open test
-# transaction would lock SQLite against the server's own writes (sessions, lockouts, tokens).
-pytestmark = pytest.mark.e2e
+# Transactional: the server writes (token bookkeeping, lockouts), which an open test
+# transaction would block on SQLite.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "plaintext-password-never-logged-7"
 SIGNING_KEY = "hmac-signing-key-never-logged-0123456789abcdef"

@@ -11,9 +11,8 @@ import pytest
 from tests.security.wire import get, raw_exchange, status_of
 from tests.support.gateway_server import GatewayServer
 
-# No django_db mark: the tests only talk to the server over sockets, and an open test
-# transaction would lock SQLite against the server's own writes (sessions, lockouts, tokens).
-pytestmark = pytest.mark.e2e
+# django_db makes pytest-django create the test database the gateway subprocess shares.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 THREADS = 2
 SLOW_CLIENTS = 4  # twice the threads: without a bound, every thread would stay stuck

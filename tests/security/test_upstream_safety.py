@@ -97,6 +97,7 @@ def guarded_gateway(django_db_setup, django_db_blocker, upstream_server) -> Iter
 
 
 @pytest.mark.e2e
+@pytest.mark.django_db
 def test_name_resolving_to_a_blocked_address_is_502_without_contact(guarded_gateway, upstream):
     answer = raw_exchange(guarded_gateway.port, get("/named/echo"))
     assert status_of(answer) == 502, answer[:300]
