@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck audit pytest bench clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ run: $(VENV)/.runtime
 	kill -TERM $$hc 2>/dev/null; wait $$hc; exit $$status
 
 ## test: install dev tools, lint, type-check and run the whole suite
-test: $(VENV)/.dev lint typecheck pytest
+test: $(VENV)/.dev lint typecheck audit pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -40,6 +40,11 @@ lint: $(VENV)/.dev
 
 typecheck: $(VENV)/.dev
 	SECRET_KEY=typecheck $(BIN)/mypy .
+
+## audit: pip-audit over requirements.txt; fails on a known vulnerability with a fixed release,
+## warns (and passes) when the vulnerability service cannot be reached
+audit: $(VENV)/.dev
+	$(PY) scripts/dependency_audit.py
 
 pytest: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS)

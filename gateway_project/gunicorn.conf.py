@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from gateway_project import drain
-from gateway_project.env import env_duration_ms, env_int
+from gateway_project.env import env_choice, env_duration_ms, env_int
 from gateway_project.sizing import available_cpus, default_workers
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
@@ -35,14 +35,30 @@ graceful_timeout = env_int("GATEWAY_GRACEFUL_TIMEOUT", 30, minimum=1)
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# Requests with header names holding underscores are dropped (ambiguous with dashes).
-header_map = "drop"
+# Header names holding underscores are ambiguous with dashes once in the WSGI environ
+# (X_Forwarded_For and X-Forwarded-For both become HTTP_X_FORWARDED_FOR): dropped by default,
+# or refused with 400 (GATEWAY_UNDERSCORE_HEADERS=reject). See SECURITY.md.
+header_map = {"drop": "drop", "reject": "refuse"}[
+    env_choice("GATEWAY_UNDERSCORE_HEADERS", "drop", ("drop", "reject"))
+]
 # gunicorn's runtime control socket lives at one fixed path per user, so several gateways on one
 # machine would fight over it; we manage processes with signals instead.
 control_socket_disable = True
 
 # Worker heartbeats on tmpfs: a container's overlay /tmp can stall them (gunicorn's FAQ).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+# --- security ---
+# Hostile-input bounds, enforced by gunicorn before the app runs (answers are problem+json,
+# gateway_project/server_errors.py): request line -> 414, header count or size -> 431.
+limit_request_line = env_int("GATEWAY_MAX_REQUEST_LINE", 8190, minimum=0)
+limit_request_fields = env_int("GATEWAY_MAX_HEADERS", 100, minimum=1)
+limit_request_field_size = env_int("GATEWAY_MAX_HEADER_SIZE", 8190, minimum=0)
+# A client that stalls mid-request frees its thread after this long (slowloris); read by the
+# worker class (gateway_project/gunicorn_worker.py) from the environment it inherits.
+os.environ["GATEWAY_CLIENT_TIMEOUT_SECONDS"] = str(
+    env_duration_ms("GATEWAY_CLIENT_TIMEOUT", "30s") / 1000
+)
 
 DRAIN_SECONDS = env_duration_ms("GATEWAY_DRAIN", "0s") / 1000
 

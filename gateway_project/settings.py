@@ -424,6 +424,59 @@ MIDDLEWARE.insert(
     "audit.middleware.ChangeSetMiddleware",
 )
 
+# --- security (SECURITY.md, docs/security.md) ---
+# Upstream addresses refused at validation and at connect time (routing/upstream_guard.py).
+GATEWAY_UPSTREAM_BLOCKED_NETWORKS = env_networks(
+    "GATEWAY_UPSTREAM_BLOCKED_NETWORKS",
+    ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"],
+)
+GATEWAY_UPSTREAM_ALLOWED_NETWORKS = env_networks("GATEWAY_UPSTREAM_ALLOWED_NETWORKS", [])
+# Source addresses that may reach the console, the management API and the API docs
+# (gateway_project/admin_plane.py); empty = any address (credentials still required).
+GATEWAY_ADMIN_ALLOWED_NETWORKS = env_networks("GATEWAY_ADMIN_ALLOWED_NETWORKS", [])
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("gateway_project.middleware.RequestIdMiddleware") + 1,
+    "gateway_project.admin_plane.AdminNetworkMiddleware",
+)
+# HSTS on the gateway's own pages (never on proxied answers): on by default outside DEBUG,
+# like the Secure cookies; GATEWAY_HSTS_SECONDS=0 for plain-HTTP labs (browsers ignore HSTS
+# over http anyway, but a lab reached once over https would be pinned to it).
+SECURE_HSTS_SECONDS = env_int("GATEWAY_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("GATEWAY_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = False
+# The gateway terminates plain HTTP itself or sits behind a TLS proxy that redirects; a
+# redirect here would also redirect proxied API calls.
+SECURE_SSL_REDIRECT = env_bool("GATEWAY_SSL_REDIRECT", False)
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("gateway_project.middleware.ConsoleSecurityMiddleware") + 1,
+    "gateway_project.content_policy.ContentSecurityPolicyMiddleware",
+)
+SILENCED_SYSTEM_CHECKS = [
+    # security.W001: the headers come from ConsoleSecurityMiddleware, a SecurityMiddleware
+    # subclass that leaves proxied answers alone; Django's check only knows the class by name.
+    # tests/security/test_admin_plane.py checks the headers on the wire instead.
+    "security.W001",
+    # security.W008: SECURE_SSL_REDIRECT stays off - it would redirect proxied API traffic;
+    # TLS is terminated (and http redirected) in front of the gateway. See SECURITY.md.
+    "security.W008",
+    # security.W021: HSTS preload is a one-way commitment for a whole domain: the operator's.
+    "security.W021",
+]
+# django-oauth-toolkit's RFC 9700 (OAuth 2.0 Security BCP) behaviour, ahead of its 4.0 default:
+# no implicit or password grant, PKCE S256 only, tokens never in the query string, `iss` in
+# authorization responses, tokens stored hashed, a replayed refresh token revokes its family.
+OAUTH2_PROVIDER.update(
+    COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT=True,
+    COMPLIANT_BCP_RFC9700_PASSWORD_GRANT=True,
+    COMPLIANT_BCP_RFC9700_PKCE_METHOD=True,
+    COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT=True,
+    COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS=True,
+    COMPLIANT_BCP_RFC9700_TOKEN_STORAGE=True,
+    COMPLIANT_BCP_RFC9700_REFRESH_TOKEN=True,
+    REFRESH_TOKEN_REUSE_PROTECTION=True,
+)
+
 # --- the proxy's own middleware (gateway_project/dispatch.py) ---
 # Proxied requests skip sessions, CSRF, messages, static files and login throttling: only what
 # every proxied answer needs. The observability middleware runs right after the request id, as

@@ -22,6 +22,7 @@ from urllib3.exceptions import HTTPError
 from routing.dns import DnsExpander
 from routing.table import CompiledService, CompiledTarget, route_tables
 from routing.target_state import ResilienceState, resilience_state
+from routing.upstream_guard import guarded_pool_classes
 
 logger = logging.getLogger("gateway.healthcheck")
 
@@ -46,6 +47,7 @@ class HealthChecker:
     def __init__(self, state: ResilienceState | None = None) -> None:
         self._state = state or resilience_state
         self._pools = urllib3.PoolManager(num_pools=128, maxsize=2, retries=False, block=False)
+        self._pools.pool_classes_by_scheme = guarded_pool_classes()  # probes are requests too
         self._executor = ThreadPoolExecutor(
             max_workers=settings.GATEWAY_HEALTHCHECK_CONCURRENCY,
             thread_name_prefix="healthcheck",

@@ -14,7 +14,12 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +34,7 @@ _MIN_TTL_MS = 1_000
 _MAX_TTL_MS = 3_600_000
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "example": "30s"}, {"type": "number"}]})
 class TtlField(serializers.Field):
     """A lease length: a duration like "30s", or a number of seconds."""
 

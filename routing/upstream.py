@@ -33,6 +33,7 @@ from routing.dns import DnsExpander
 from routing.resilience_errors import NoHealthyTarget
 from routing.table import CompiledRoute, CompiledService, CompiledTarget
 from routing.target_state import ResilienceState, resilience_state
+from routing.upstream_guard import guarded_pool_classes
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -169,6 +170,8 @@ class UpstreamClient:
             block=False,
             retries=False,
         )
+        # Refuse link-local and metadata peers on every new connection (routing/upstream_guard.py).
+        self._pools.pool_classes_by_scheme = guarded_pool_classes()
         self.state = state or resilience_state
         self.picker = TargetPicker(self.state)
         self.breakers = CircuitBreakers(self.state)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from routing.upstream_guard import host_refusal
+
 
 def upstream_url_error(value: str) -> str | None:
     """Return why `value` is not a usable upstream URL, or None when it is."""
@@ -22,4 +24,4 @@ def upstream_url_error(value: str) -> str | None:
         return f"{value!r} must not have a query or fragment."
     if port == 0:
         return f"{value!r} has port 0; give the port the service listens on."
-    return None
+    return host_refusal(parts.hostname)

@@ -1,0 +1,52 @@
+"""Content-Security-Policy (and Permissions-Policy) on the gateway's own HTML pages."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponseBase
+
+# Scripts only from the gateway itself, or inline ones carrying this request's nonce (the API
+# docs pages bootstrap Swagger UI and ReDoc inline). Inline styles are allowed: the console's
+# templates and ReDoc use them, and a style cannot run code.
+_POLICY = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+
+
+class CspNonce:
+    """A request's nonce, drawn only when a template or the header first needs it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = secrets.token_urlsafe(16)
+        return self._value
+
+
+class ContentSecurityPolicyMiddleware:
+    """Adds a per-request-nonce CSP to HTML the gateway renders; proxied answers are untouched."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        """Give templates `request.csp_nonce`, then set the headers on the gateway's HTML."""
+        nonce = CspNonce()  # proxied requests never draw one
+        request.csp_nonce = nonce  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        if getattr(response, "gateway_proxied", False):
+            return response
+        if response.get("Content-Type", "").startswith("text/html"):
+            response.setdefault("Content-Security-Policy", _POLICY.format(nonce=nonce))
+            response.setdefault("Permissions-Policy", _PERMISSIONS_POLICY)
+        return response
