@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group
+from django.db import connections
 
 from accounts.models import User
 from audit.roles import VIEWER, ensure_console_groups
@@ -109,6 +110,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+            # Connections opened while Playwright's loop ran live in their own context: close
+            # them here, or the test database cannot be dropped at the end of the session.
+            connections.close_all()
 
 
 @pytest.fixture
