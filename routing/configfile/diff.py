@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routing.configfile.spec import ConfigSpec, route_label
-
-
-def _public(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if not k.startswith("_")}
+from routing.configfile.spec import ConfigSpec, public_values, route_label
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -26,7 +22,7 @@ def _section(
     lines = []
     for key, values in wanted.items():
         current = live.get(key)
-        public = _public(values)
+        public = public_values(values)
         if current is None:
             lines.append(f"+ {kind} {label(key)}")
         elif current != public:

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from accounts.models import ApiClient, Permission, Role
 from quotas.models import Quota
-from routing.configfile.spec import ConfigSpec, QuotaKey, RouteKey
+from routing.configfile.spec import ConfigSpec, QuotaKey, RouteKey, public_values
 from routing.configfile.validate import ConfigError, ConfigInvalid
 from routing.models import Route, Service, Target
 
@@ -273,17 +273,12 @@ def apply_spec(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
             if live.services.get(name) != service:
                 apply_service(service)
         for key, route in spec.routes.items():
-            if live.routes.get(key) != _public(route):
+            if live.routes.get(key) != public_values(route):
                 apply_route(route)
         for key, quota in spec.quotas.items():
-            if live.quotas.get(key) != _public(quota):
+            if live.quotas.get(key) != public_values(quota):
                 apply_quota(key, quota)
         if prune:
             for key in set(live.routes) - set(spec.routes):
                 Route.objects.filter(path=key[0], methods=key[1]).delete()
             Service.objects.exclude(name__in=list(spec.services)).delete()
-
-
-def _public(values: dict[str, Any]) -> dict[str, Any]:
-    """Values without bookkeeping keys (like `_location`)."""
-    return {k: v for k, v in values.items() if not k.startswith("_")}

@@ -19,6 +19,11 @@ class ConfigSpec:
     quotas: dict[QuotaKey, dict[str, Any]] = field(default_factory=dict)
 
 
+def public_values(values: dict[str, Any]) -> dict[str, Any]:
+    """A spec entry without its bookkeeping keys (like `_location`)."""
+    return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
 def route_label(key: RouteKey) -> str:
     """A readable name for a route key, e.g. `GET,POST /api/v1/rd/**`."""
     path, methods = key
