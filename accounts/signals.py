@@ -8,6 +8,7 @@ from django.core.signals import setting_changed
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from accounts.credential_cache import api_key_cache_key, cache_drop, oauth_cache_key
+from audit.authority import forget_actors
 
 
 def _drop_api_key(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -60,6 +61,32 @@ def _client_roles_changed(sender: Any, instance: Any, action: str, **kwargs: Any
 def _user_roles_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
     if action in ("post_add", "post_remove", "post_clear"):
         _drop_user_tokens(instance.pk)
+        _forget_m2m_actors(instance, kwargs)
+
+
+def _forget_m2m_actors(instance: Any, kwargs: dict[str, Any]) -> None:
+    """Drop the management level of the users on either side of a roles/groups change."""
+    from accounts.models import User
+
+    if isinstance(instance, User):
+        forget_actors(instance.pk)
+    elif kwargs.get("pk_set"):
+        forget_actors(*kwargs["pk_set"])
+    else:  # a cleared role or group: every holder may have changed
+        forget_actors(*User.objects.values_list("pk", flat=True))
+
+
+def _user_groups_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        _forget_m2m_actors(instance, kwargs)
+
+
+def _user_row_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    forget_actors(instance.pk)
+
+
+def _group_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    forget_actors(*instance.user_set.values_list("pk", flat=True))
 
 
 def _drop_role_holders(role_id: int) -> None:
@@ -67,8 +94,10 @@ def _drop_role_holders(role_id: int) -> None:
 
     for client_id in ApiClient.objects.filter(roles=role_id).values_list("pk", flat=True):
         _drop_client_keys(client_id)
-    for user_id in User.objects.filter(roles=role_id).values_list("pk", flat=True):
+    user_ids = list(User.objects.filter(roles=role_id).values_list("pk", flat=True))
+    for user_id in user_ids:
         _drop_user_tokens(user_id)
+    forget_actors(*user_ids)
 
 
 def _role_permissions_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
@@ -133,4 +162,14 @@ def connect() -> None:
     post_save.connect(_drop_access_token, sender=access_token, dispatch_uid="auth-token-save")
     post_delete.connect(_drop_access_token, sender=access_token, dispatch_uid="auth-token-del")
     post_save.connect(_user_saved, sender=User, dispatch_uid="auth-user-save")
+    # The management API's cached level of a token's user (audit.authority).
+    from django.contrib.auth.models import Group
+
+    post_save.connect(_user_row_changed, sender=User, dispatch_uid="authority-user-save")
+    post_delete.connect(_user_row_changed, sender=User, dispatch_uid="authority-user-del")
+    m2m_changed.connect(
+        _user_groups_changed, sender=User.groups.through, dispatch_uid="authority-user-groups"
+    )
+    post_save.connect(_group_changed, sender=Group, dispatch_uid="authority-group-save")
+    pre_delete.connect(_group_changed, sender=Group, dispatch_uid="authority-group-del")
     setting_changed.connect(_settings_changed, dispatch_uid="auth-settings")

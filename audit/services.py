@@ -8,9 +8,17 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from audit.authority import actor_for_user, authorize_change, section_for_model
 from audit.changesets import recording
 from audit.errors import RollbackRefused
 from audit.selectors import TRACKED_MODELS, change_set_records
+
+
+def authorize_rollback(*, user: Any, model: Any) -> None:
+    """A rollback re-adds, changes or deletes objects: the table's three rights on the model."""
+    actor = actor_for_user(user)
+    for action in ("add", "change", "delete"):
+        authorize_change(actor, action, section_for_model(model))
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ def _restore(state: Any) -> str:
 
 def restore_version(*, record: Any, user: Any, reason: str = "") -> RollbackResult:
     """Make the object look as `record` recorded it; the rollback is itself one change set."""
+    authorize_rollback(user=user, model=record.instance_type)
     state = _state_of(record)
     label = f"{state.instance._meta.verbose_name} {state.instance}"
     when = record.history_date.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -86,6 +95,8 @@ def undo_change_set(*, change_set: str, user: Any, reason: str = "") -> Rollback
     records = change_set_records(change_set=change_set)
     if not records:
         raise RollbackRefused("That change set has no recorded changes.")
+    for model in {record.instance_type for record in records}:
+        authorize_rollback(user=user, model=model)
     first: dict[tuple[str, Any], Any] = {}
     for record in records:  # oldest first: the first row per object marks where it started
         first.setdefault((record.instance_type._meta.label, record.id), record)

@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from audit.authority import ChangeRefused, console_actor, may, section_for_model
 from audit.changesets import current_change_set
 from audit.errors import RollbackRefused
 from audit.selectors import (
@@ -27,13 +28,13 @@ from audit.selectors import (
 from audit.services import restore_version, undo_change_set
 
 
-def _may(user: Any, model: type[Model], action: str) -> bool:
-    return bool(user.has_perm(f"{model._meta.app_label}.{action}_{model._meta.model_name}"))
+def _may(request: HttpRequest, model: type[Model], action: str) -> bool:
+    return may(console_actor(request), action, section_for_model(model))
 
 
-def may_roll_back(user: Any, model: type[Model]) -> bool:
+def may_roll_back(request: HttpRequest, model: type[Model]) -> bool:
     """Rolling back writes the object: it needs add, change and delete on its model."""
-    return all(_may(user, model, action) for action in ("add", "change", "delete"))
+    return all(_may(request, model, action) for action in ("add", "change", "delete"))
 
 
 def render_history(
@@ -41,7 +42,7 @@ def render_history(
 ) -> HttpResponse:
     """The history table: who, when, what changed (old -> new), why, and rollback buttons."""
     rollback_models = {
-        model._meta.label_lower for model in tracked_models() if may_roll_back(request.user, model)
+        model._meta.label_lower for model in tracked_models() if may_roll_back(request, model)
     }
     context = {
         **admin.site.each_context(request),
@@ -56,7 +57,7 @@ def render_history(
 @staff_member_required
 def recent_changes_view(request: HttpRequest) -> HttpResponse:
     """Every recorded change the user may see, newest first; ?change_set= narrows to one."""
-    visible = [model for model in tracked_models() if _may(request.user, model, "view")]
+    visible = [model for model in tracked_models() if _may(request, model, "view")]
     if not visible:
         raise PermissionDenied
     change_set = request.GET.get("change_set", "")[:32] or None
@@ -80,7 +81,7 @@ def restore_view(request: HttpRequest, label: str, history_id: int) -> HttpRespo
     model = model_for_label(label)
     if model is None:
         raise Http404("Not a tracked model.")
-    if not may_roll_back(request.user, model):
+    if not may_roll_back(request, model):
         raise PermissionDenied
     record = model.history.filter(history_id=history_id).first()  # type: ignore[attr-defined]
     if record is None:
@@ -89,7 +90,7 @@ def restore_view(request: HttpRequest, label: str, history_id: int) -> HttpRespo
         result = restore_version(
             record=record, user=request.user, reason=request.POST.get("reason", "")[:500]
         )
-    except RollbackRefused as refused:
+    except (RollbackRefused, ChangeRefused) as refused:
         messages.error(request, str(refused.detail))
     else:
         messages.success(
@@ -106,13 +107,13 @@ def undo_view(request: HttpRequest, change_set: str) -> HttpResponse:
     if not records:
         raise Http404("No such change set.")
     for model in {record.instance_type for record in records}:
-        if not may_roll_back(request.user, model):
+        if not may_roll_back(request, model):
             raise PermissionDenied
     try:
         result = undo_change_set(
             change_set=change_set, user=request.user, reason=request.POST.get("reason", "")[:500]
         )
-    except RollbackRefused as refused:
+    except (RollbackRefused, ChangeRefused) as refused:
         messages.error(request, str(refused.detail))
     else:
         done = [f"restored {name}" for name in result.restored]

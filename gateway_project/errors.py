@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
@@ -176,6 +177,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     elif isinstance(exc, _DATABASE_DOWN):
         logger.warning("database unavailable (request_id=%s): %s", request_id, type(exc).__name__)
         exc = DatabaseUnavailable(headers={"Retry-After": "5"})
@@ -185,6 +188,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     status = exc.status_code
     headers = dict(getattr(exc, "headers", None) or {})
+    auth_header = getattr(exc, "auth_header", None)  # DRF's challenge for a 401
+    if auth_header and status == 401:
+        headers.setdefault("WWW-Authenticate", str(auth_header))
     if status >= 500:
         request = context.get("request")
         remember_cause(

@@ -372,10 +372,16 @@ if REDIS_SENTINELS:
 
 # --- management API and docs portal ---
 # The management API's authentication, in order; token classes join this one list.
+# The credential class comes first: its Bearer challenge makes an anonymous call a 401.
 GATEWAY_API_AUTHENTICATION_CLASSES = [
-    "rest_framework.authentication.SessionAuthentication",
     "accounts.authentication.CredentialAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
 ]
+# The largest management API body (bytes or with a unit); larger is 413, before parsing.
+GATEWAY_MAX_API_BODY_SIZE = env_size("GATEWAY_MAX_API_BODY_SIZE", "5MiB")
+# OAuth 2.0 client ids allowed to call /o/introspect/ (and to be granted the `introspection`
+# scope); empty: no client introspects.
+GATEWAY_OAUTH_INTROSPECTION_CLIENTS = env_list("GATEWAY_OAUTH_INTROSPECTION_CLIENTS", [])
 GATEWAY_DOCS_FETCH_TIMEOUT_MS = env_duration_ms("GATEWAY_DOCS_FETCH_TIMEOUT", "5s")
 GATEWAY_DOCS_MAX_SIZE = env_size("GATEWAY_DOCS_MAX_SIZE", "5MiB")
 GATEWAY_DOCS_CACHE_TTL_MS = env_duration_ms("GATEWAY_DOCS_CACHE_TTL", "5m")

@@ -6,14 +6,15 @@ import time
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 
+from audit.authority import ChangeRefused, console_actor
 from routing.config_version import current_version
 from routing.configfile.service import config_export, config_import
 from routing.configfile.validate import ConfigInvalid
+from routing.console_access import console_page
 from routing.explain import explain_request
 from routing.nodes import CHECK_IN_TTL_SECONDS, list_nodes
 
@@ -76,7 +77,7 @@ class ImportForm(forms.Form):
         return str(self.cleaned_data.get("text") or "")
 
 
-@staff_member_required
+@console_page
 def explain_view(request: HttpRequest) -> HttpResponse:
     """Explain a request: route, rules and verdict, without calling the upstream.
 
@@ -95,7 +96,7 @@ def explain_view(request: HttpRequest) -> HttpResponse:
     return render(request, "routing/explain.html", context)
 
 
-@staff_member_required
+@console_page
 def config_view(request: HttpRequest) -> HttpResponse:
     """Download the live config, or upload one: preview its diff, then apply it."""
     if request.GET.get("download"):
@@ -105,9 +106,6 @@ def config_view(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST or None, request.FILES or None)
     context = {**admin.site.each_context(request), "title": "Config import and export"}
     if request.method == "POST" and form.is_valid():
-        if not request.user.has_perm("routing.change_route"):
-            messages.error(request, "Your role may look at the config but not import it.")
-            return redirect("console-config")
         apply = "apply" in request.POST
         try:
             text = form.config_text()
@@ -117,7 +115,11 @@ def config_view(request: HttpRequest) -> HttpResponse:
                 prune=form.cleaned_data["prune"],
                 by=request.user,
                 via="the console",
+                actor=console_actor(request),
             )
+        except ChangeRefused as refused:
+            messages.error(request, f"Nothing was imported: {refused.detail}")
+            return redirect("console-config")
         except forms.ValidationError as error:
             form.add_error("file", error)
         except ConfigInvalid as invalid:
@@ -134,7 +136,7 @@ def config_view(request: HttpRequest) -> HttpResponse:
     return render(request, "routing/config.html", context)
 
 
-@staff_member_required
+@console_page
 def cluster_view(request: HttpRequest) -> HttpResponse:
     """Each gateway process, the config version it serves and when it last checked in."""
     latest = current_version()

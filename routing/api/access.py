@@ -1,4 +1,8 @@
-"""Who may use the management API: authentication classes (one list) and the permission."""
+"""Who may use the management API: authentication classes (one list) and the permission.
+
+The decision itself is audit.authority's table; this module only maps an HTTP call to
+(actor, action, section).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,16 @@ from django.utils.module_loading import import_string
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-MANAGE_PERMISSION = "manage:gateway"
+from audit.authority import (
+    MANAGE_PERMISSION,
+    Actor,
+    actor_for_principal,
+    actor_for_user,
+    authorize_change,
+    section_for_model,
+)
+
+__all__ = ["MANAGE_PERMISSION", "ManagesGateway", "actor_for_request", "api_authentication_classes"]
 
 
 def api_authentication_classes() -> list[type]:
@@ -17,19 +30,15 @@ def api_authentication_classes() -> list[type]:
     return [import_string(path) for path in settings.GATEWAY_API_AUTHENTICATION_CLASSES]
 
 
-def holds_manage_permission(user: Any) -> bool:
-    """Whether `user` holds manage:gateway: from token claims, or from a user's roles."""
-    held = getattr(user, "permissions", None)
-    if isinstance(held, set | frozenset):  # a token principal carries its claims
-        checker = getattr(user, "has_permission", None)
-        return bool(checker(MANAGE_PERMISSION)) if callable(checker) else MANAGE_PERMISSION in held
-    roles = getattr(user, "roles", None)
-    if roles is None or not hasattr(roles, "filter"):
-        return False
-    return bool(roles.filter(permissions__name=MANAGE_PERMISSION).exists())
+def actor_for_request(request: Request | Any) -> Actor:
+    """The actor of an authenticated management call: a console user or a credential."""
+    user = request.user
+    if hasattr(user, "credential"):  # a Principal from a token or key
+        return actor_for_principal(user)
+    return actor_for_user(user)
 
 
-# The console's model permission each HTTP method needs, as Django's admin names them.
+# The action of the table each HTTP method is, unless a view says otherwise.
 _METHOD_ACTIONS = {
     "GET": "view",
     "HEAD": "view",
@@ -41,45 +50,35 @@ _METHOD_ACTIONS = {
 }
 
 
-def required_model_permissions(request: Request, view: Any) -> list[str]:
-    """The Django model permissions a staff user needs for this call.
+def request_action(request: Request, view: Any) -> str:
+    """The table's action for this call: the view's `method_actions`, else by method."""
+    declared: dict[str, str] = getattr(view, "method_actions", None) or {}
+    method = request.method or ""
+    return declared.get(method) or _METHOD_ACTIONS.get(method, "change")
 
-    A view may name them per method in `model_permissions` (config import, explain);
-    otherwise they follow from the view's model: reads need view_*, writes add/change/delete_*.
-    """
-    declared: dict[str, tuple[str, ...]] | None = getattr(view, "model_permissions", None)
-    if declared is not None:
-        return list(declared.get(request.method or "", declared.get("*", ())))
+
+def view_section(view: Any) -> str:
+    """The table section of a view: its `section`, else its model's."""
+    section = getattr(view, "section", None)
+    if section:
+        return str(section)
     queryset = getattr(view, "queryset", None)
-    if queryset is None:
-        return []
-    meta = queryset.model._meta
-    action = _METHOD_ACTIONS.get(request.method or "", "change")
-    return [f"{meta.app_label}.{action}_{meta.model_name}"]
+    return section_for_model(queryset.model) if queryset is not None else "other"
 
 
 class ManagesGateway(BasePermission):
-    """Staff users with the matching console permissions, or manage:gateway holders.
+    """CONTRACT section 3's table for every management endpoint (401 when anonymous).
 
-    Staff are held to their admin role (the gateway-operator / gateway-viewer groups, or
-    superuser): the same model permissions the console enforces. A token or user holding the
-    manage:gateway permission claim has full access, as before.
+    Object-level rules (a staff or superuser account as the target) and config import's
+    per-section rules are checked where the object or the diff is known, by the same table.
     """
 
-    message = (
-        "Managing the gateway needs a staff account whose admin role allows this action, "
-        "or the manage:gateway permission."
-    )
-
     def has_permission(self, request: Request, view: Any) -> bool:
-        """Allow staff with the model permissions and manage:gateway holders; else 401/403."""
+        """False for anonymous callers (DRF answers 401); 403 naming what is missing."""
         user = request.user
         if user is None or not getattr(user, "is_authenticated", False):
             return False
-        if not getattr(user, "is_active", True):
-            return False
-        if holds_manage_permission(user):
-            return True
-        if getattr(user, "is_staff", False):
-            return bool(user.has_perms(required_model_permissions(request, view)))
-        return False
+        authorize_change(
+            actor_for_request(request), request_action(request, view), view_section(view)
+        )
+        return True

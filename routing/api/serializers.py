@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model, password_validation
 from rest_framework import serializers
 
 from accounts.models import Permission, Role, permission_name_validator
+from audit.authority import authorize_change
 from routing.configfile.validate import AUTHENTICATION_MODES, HTTP_METHODS, RATE_ALGORITHMS
 
 # The entry serializers below only DESCRIBE the config-file shape for the OpenAPI schema;
@@ -143,11 +144,13 @@ class UserSerializer(serializers.ModelSerializer):
         extra_kwargs = {"username": {"validators": [get_user_model().username_validator]}}
 
     def validate_is_staff(self, value: bool) -> bool:
-        """Only staff make staff: manage:gateway alone must not grant console logins."""
+        """Only a superuser makes an account staff (the table in audit.authority)."""
+        from routing.api.access import actor_for_request
+
         request = self.context.get("request")
         changing = value and not (self.instance is not None and self.instance.is_staff)
-        if changing and not getattr(getattr(request, "user", None), "is_staff", False):
-            raise serializers.ValidationError("Only a staff user may make a user staff.")
+        if changing and request is not None:
+            authorize_change(actor_for_request(request), "change", "users", sets_staff=True)
         return value
 
     def validate_password(self, value: str) -> str:

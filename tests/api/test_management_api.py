@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -169,8 +168,11 @@ def test_lists_filter_and_paginate(staff, upstream):
     assert staff.get("/api/gateway/routes/?enabled=maybe").status_code == 400
 
 
-def test_anonymous_and_plain_users_are_refused_403(make_user):
-    assert APIClient().get("/api/gateway/services/").status_code == 403
+def test_anonymous_is_401_with_a_challenge_and_plain_users_403(make_user):
+    anonymous = APIClient().get("/api/gateway/services/")
+    assert anonymous.status_code == 401
+    assert anonymous["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous["Content-Type"] == PROBLEM
     client = APIClient()
     client.force_login(make_user("plain", "read:tasks"))
     response = client.get("/api/gateway/services/")
@@ -292,37 +294,45 @@ def test_explain_reports_the_route_and_the_verdict_without_calling_the_upstream(
     assert upstream.received == []
 
 
-@dataclass(frozen=True)
-class _TokenPrincipal:
-    """What a token authentication class sets as request.user: claims, no database row."""
+def _key_principal(permissions: frozenset[str]) -> Any:
+    from accounts.identity import Principal
 
-    permissions: frozenset[str]
-    is_authenticated: bool = True
+    return Principal("batch", "batch", frozenset(), permissions, "client", "api_key")
 
 
 @pytest.mark.parametrize(
     ("permissions", "allowed"),
     [(frozenset({"manage:gateway"}), True), (frozenset({"read:tasks"}), False)],
 )
-def test_a_token_principal_needs_manage_gateway_in_its_claims(permissions, allowed):
-    request: Any = SimpleNamespace(user=_TokenPrincipal(permissions))
-    assert ManagesGateway().has_permission(request, None) is allowed
+def test_a_key_principal_needs_manage_gateway_in_its_permissions(permissions, allowed):
+    from audit.authority import ChangeRefused
+
+    request: Any = SimpleNamespace(user=_key_principal(permissions), method="GET")
+    view = SimpleNamespace(section="services")
+    if allowed:
+        assert ManagesGateway().has_permission(request, view) is True
+    else:
+        with pytest.raises(ChangeRefused, match="manage:gateway"):
+            ManagesGateway().has_permission(request, view)
 
 
 def test_inactive_staff_is_refused():
+    from audit.authority import ChangeRefused
+
     user = User.objects.create_user("gone", is_staff=True, is_active=False)
-    request: Any = SimpleNamespace(user=user)
-    assert ManagesGateway().has_permission(request, None) is False
+    request: Any = SimpleNamespace(user=user, method="GET")
+    with pytest.raises(ChangeRefused, match="inactive"):
+        ManagesGateway().has_permission(request, SimpleNamespace(section="services"))
 
 
-def test_only_staff_may_make_a_user_staff(make_user):
+def test_only_a_superuser_may_make_a_user_staff(make_user):
     client = APIClient()
     client.force_login(make_user("integrator", "manage:gateway"))
     response = client.post(
         "/api/gateway/users/", {"username": "eve", "is_staff": True}, format="json"
     )
-    assert response.status_code == 400
-    assert [e["field"] for e in response.json()["errors"]] == ["is_staff"]
+    assert response.status_code == 403
+    assert "superuser" in response.json()["detail"]
     assert client.post("/api/gateway/users/", {"username": "eve"}, format="json").status_code == 201
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.authority import SHELL_ACTOR
 from routing.configfile.service import config_export, config_import
 from routing.configfile.validate import ConfigInvalid
 
@@ -66,7 +67,11 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {file_name}: {error.strerror}.") from None
         try:
             result = config_import(
-                text=text, dry_run=dry_run, prune=prune, via=f"the command line ({file_name})"
+                text=text,
+                dry_run=dry_run,
+                prune=prune,
+                via=f"the command line ({file_name})",
+                actor=SHELL_ACTOR,  # shell access: full rights, through the same check
             )
         except ConfigInvalid as invalid:
             for problem in invalid.errors:

@@ -1,0 +1,100 @@
+"""The management API's one input layer: body size, then JSON, then text every database stores.
+
+Every management endpoint parses its body here, so no endpoint can forget a check: a body
+over GATEWAY_MAX_API_BODY_SIZE is 413 before it is read whole, and a string (key or value,
+at any depth) that PostgreSQL cannot store - a NUL, or a lone surrogate that is not UTF-8 -
+is a 400 naming the field, instead of a DataError 500 deep in a save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
+
+from gateway_project.errors import PayloadTooLarge
+
+
+def _too_large() -> PayloadTooLarge:
+    limit = settings.GATEWAY_MAX_API_BODY_SIZE
+    return PayloadTooLarge(
+        f"The request body is larger than GATEWAY_MAX_API_BODY_SIZE ({limit} bytes)."
+    )
+
+
+def _storable(text: str) -> str | None:
+    """Why `text` cannot be stored, or None."""
+    if "\x00" in text:
+        return "must not contain NUL characters."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no lone surrogates)."
+    return None
+
+
+def unstorable_fields(data: Any, path: str = "") -> dict[str, list[str]]:
+    """Each field (dotted path, `[i]` for list items) holding text no database can store."""
+    problems: dict[str, list[str]] = {}
+    if isinstance(data, str):
+        reason = _storable(data)
+        if reason:
+            problems[path or "non_field_errors"] = [reason]
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            name = str(key)
+            field = f"{path}.{name}" if path else name
+            if _storable(name):
+                problems[field.replace("\x00", "\\0")] = ["field names must be plain text."]
+                continue
+            problems.update(unstorable_fields(value, field))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            problems.update(unstorable_fields(value, f"{path}[{index}]"))
+    return problems
+
+
+class _LimitedStream:
+    """Reads the body and fails with 413 once it passes the limit (chunked bodies too)."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self._stream = stream
+        self._left = limit
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all when negative), never more than the limit plus one."""
+        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        data: bytes = self._stream.read(want)
+        self._left -= len(data)
+        if self._left < 0:
+            raise _too_large()
+        return data
+
+
+class ManagementJSONParser(JSONParser):
+    """JSON within GATEWAY_MAX_API_BODY_SIZE, every string storable (else 413 / 400)."""
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Refuse an oversize body before reading it, then parse and check every string."""
+        limit = settings.GATEWAY_MAX_API_BODY_SIZE
+        request = (parser_context or {}).get("request")
+        length = request.META.get("CONTENT_LENGTH") if request is not None else None
+        try:
+            declared = int(length) if length else 0
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise _too_large()
+        data = super().parse(_LimitedStream(stream, limit), media_type, parser_context)
+        problems = unstorable_fields(data)
+        if problems:
+            raise exceptions.ValidationError(problems)
+        return data
