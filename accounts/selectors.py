@@ -24,7 +24,7 @@ from accounts.errors import InvalidCredentials
 from accounts.identity import Principal
 from accounts.jwt_auth import jwt_verifier
 from accounts.models import ApiClient, ApiKey, Role, User
-from accounts.oauth_scopes import FULL_SCOPE
+from accounts.oauth_scopes import FULL_SCOPE, narrowed_roles_and_permissions
 
 logger = logging.getLogger("gateway.auth")
 
@@ -189,15 +189,22 @@ def _oauth_principal(token: object) -> Principal | None:
     scopes = set(str(getattr(token, "scope", "")).split())
     if FULL_SCOPE in scopes:
         return base
-    # Scopes narrow a token to some of its roles' permissions; they never add any.
-    return Principal(
-        base.id,
-        base.username,
-        base.roles,
-        frozenset(p for p in base.permissions if p in scopes),
-        base.kind,
-        base.credential,
+    # Scopes narrow a token to some of its roles and permissions; they never add any.
+    owner = (
+        user
+        if user is not None
+        else getattr(getattr(application, "gateway_link", None), "client", None)
     )
+    held = (
+        {
+            role.name: frozenset(p.name for p in role.permissions.all())
+            for role in owner.roles.prefetch_related("permissions")
+        }
+        if owner is not None
+        else {}
+    )
+    roles, permissions = narrowed_roles_and_permissions(held, scopes)
+    return Principal(base.id, base.username, roles, permissions, base.kind, base.credential)
 
 
 def effective_permissions(*, user: User) -> list[str]:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path, re_path
 from oauth2_provider import views as oauth2_views
 
-from accounts import views
+from accounts import oauth_views, views
+
+
+def oauth_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """No OAuth 2.0 endpoint at this path: 404 in RFC 6749's JSON, like every /o/ error."""
+    return oauth_views.oauth_error(404, "invalid_request", "No OAuth 2.0 endpoint at this path.")
+
 
 oauth2_patterns = (
     [
         path("login/", views.OAuthLoginView.as_view(), name="login"),
         path("authorize/", oauth2_views.AuthorizationView.as_view(), name="authorize"),
-        path("token/", oauth2_views.TokenView.as_view(), name="token"),
-        path("revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),
-        path("introspect/", oauth2_views.IntrospectTokenView.as_view(), name="introspect"),
+        path("token/", oauth_views.TokenView.as_view(), name="token"),
+        path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
+        path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+        re_path(r"^(?P<rest>.*)$", oauth_not_found, name="oauth-not-found"),
     ],
     "oauth2_provider",
 )

@@ -258,8 +258,28 @@ def problem_response(
     return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
+def console_error_page(
+    request: HttpRequest, *, status: int, heading: str, message: str
+) -> HttpResponse:
+    """A console error as a console page (under /admin/ the reader is a person in a browser)."""
+    from django.contrib import admin
+    from django.shortcuts import render
+
+    context = {**admin.site.each_context(request), "title": heading}
+    context.update(heading=heading, message=message)
+    return render(request, "admin/gateway_error.html", context, status=status)
+
+
+def _console(request: HttpRequest) -> bool:
+    return request.path.startswith("/admin/")
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django 404 handler: problem+json."""
+    """Django 404 handler: problem+json (a console page under /admin/)."""
+    if _console(request):
+        return console_error_page(
+            request, status=404, heading="Not found", message="There is no console page here."
+        )
     return problem_response(
         request, status=404, code="not_found", title="Not found", detail="Nothing lives here."
     )
@@ -273,7 +293,15 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django 403 handler: problem+json."""
+    """Django 403 handler: problem+json (a console page under /admin/)."""
+    if _console(request):
+        return console_error_page(
+            request,
+            status=403,
+            heading="Not allowed",
+            message="Your console role does not allow this page or action; a superuser can "
+            "change your role.",
+        )
     return problem_response(
         request, status=403, code="forbidden", title="Forbidden", detail="Access denied."
     )

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 
 from gateway_project import health
 from gateway_project.metrics_view import metrics_endpoint
+from routing.console import logout_view
 from routing.portal import views as portal
 from routing.views import ProxyView
 
@@ -19,6 +20,7 @@ handler500 = "gateway_project.errors.handler500"
 urlpatterns = [
     path("admin/gateway/", include("routing.console")),
     path("admin/gateway/history/", include("audit.views")),
+    path("admin/logout/", logout_view, name="console-logout"),
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),

@@ -158,6 +158,14 @@ def cluster_view(request: HttpRequest) -> HttpResponse:
     return render(request, "routing/cluster.html", context)
 
 
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """GET: a page with a log-out button (Django answers an empty 405); POST: log out."""
+    if request.method == "POST":
+        return admin.site.logout(request)
+    context = {**admin.site.each_context(request), "title": "Log out"}
+    return render(request, "admin/gateway_logout.html", context)
+
+
 urlpatterns = [
     path("explain/", explain_view, name="console-explain"),
     path("config/", config_view, name="console-config"),

@@ -93,7 +93,8 @@ class ManagementJSONParser(JSONParser):
             declared = 0
         if declared > limit:
             raise _too_large()
-        data = super().parse(_LimitedStream(stream, limit), media_type, parser_context)
+        limited: Any = _LimitedStream(stream, limit)
+        data = super().parse(limited, media_type, parser_context)
         problems = unstorable_fields(data)
         if problems:
             raise exceptions.ValidationError(problems)
