@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.test import override_settings
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from accounts.jwks_store import jwks_forget
 from tests.support.identity import bearer, problem, protect, upstream_headers
 
 pytestmark = pytest.mark.django_db
@@ -110,9 +111,11 @@ def idp_server() -> Iterator[JwksServer]:
 
 
 @pytest.fixture
-def idp(idp_server: JwksServer) -> JwksServer:
+def idp(idp_server: JwksServer) -> Iterator[JwksServer]:
     idp_server.reset()
-    return idp_server
+    jwks_forget(idp_server.url)  # the shared store outlives a test; the URL does not change
+    yield idp_server
+    jwks_forget(idp_server.url)
 
 
 @pytest.fixture
