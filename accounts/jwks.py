@@ -1,9 +1,10 @@
-"""An external issuer's signing keys, fetched from its JWKS URL, cached and refetched sparingly."""
+"""An external issuer's signing keys, fetched from its JWKS URL, shared by all workers, refetched sparingly."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from typing import Any
 import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
+
+from accounts.jwks_store import StoredJwks, jwks_claim_refetch, jwks_read, jwks_write
 
 logger = logging.getLogger("gateway.auth")
 
@@ -63,7 +66,13 @@ def parse_jwks(document: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, 
 
 
 class JwksKeySet:
-    """The keys at one JWKS URL: cached for `max_age`, refetched at most every `min_refetch`."""
+    """The keys at one JWKS URL, shared by every worker through the JWKS store (jwks_store.py).
+
+    The document and its fetch time live in Redis; each worker re-reads them at most every
+    `sync_seconds` (never more than `min_refetch`), so a key the issuer withdrew fails on
+    every worker within that bound of any worker's refetch. An unknown `kid` or a document
+    older than `max_age` triggers a refetch, at most one per `min_refetch` for the deployment.
+    """
 
     def __init__(
         self,
@@ -79,34 +88,60 @@ class JwksKeySet:
         self.timeout_seconds = timeout_seconds
         self.max_age_seconds = max_age_seconds
         self.min_refetch_seconds = min_refetch_seconds
+        self.sync_seconds = min(1.0, min_refetch_seconds)
         self.fetch_count = 0
+        self.generation = 0  # bumped whenever the keys change; verified-token caches compare it
         self._keys: dict[str, VerificationKey] = {}
-        self._fetched_at: float | None = None  # last successful fetch
-        self._attempted_at: float | None = None  # last attempt, successful or not
+        self._fetched_at: float | None = None  # wall-clock fetch time of the document in use
+        self._synced_at = -math.inf  # monotonic time of the last look at the shared store
+        self._tried_at = -math.inf  # monotonic time of this worker's last refetch attempt
         self._lock = threading.Lock()
 
+    def sync(self) -> None:
+        """Adopt the shared document if another worker fetched a newer one (rate-limited)."""
+        if time.monotonic() - self._synced_at >= self.sync_seconds:
+            self._load_shared()
+
     def key(self, kid: str) -> VerificationKey | None:
-        """The key `kid`; an unknown or stale set is refetched, rate-limited."""
-        now = time.monotonic()
-        fetched = self._fetched_at
-        stale = fetched is None or now - fetched > self.max_age_seconds
+        """The key `kid`; an unknown kid or a stale set triggers a (deployment-wide limited) refetch."""
+        self.sync()
         found = self._keys.get(kid)
-        if found is not None and not stale:
+        if found is not None and not self._stale():
             return found
-        self._refetch_if_allowed()
+        self._refetch_if_allowed(kid)
         return self._keys.get(kid)
 
-    def _refetch_if_allowed(self) -> None:
+    def _stale(self) -> bool:
+        fetched = self._fetched_at
+        return fetched is None or time.time() - fetched > self.max_age_seconds
+
+    def _load_shared(self) -> None:
+        self._synced_at = time.monotonic()
+        stored = jwks_read(self.url)
+        if stored is not None and stored.fetched_at != self._fetched_at:
+            self._adopt(stored)
+
+    def _adopt(self, stored: StoredJwks) -> None:
+        self._keys = parse_jwks(stored.document, self.algorithms)
+        self._fetched_at = stored.fetched_at
+        self.generation += 1
+
+    def _refetch_if_allowed(self, kid: str) -> None:
         # One thread fetches; the others use what is there rather than queue up behind it.
         if not self._lock.acquire(blocking=self._fetched_at is None):
             return
         try:
-            attempted = self._attempted_at
-            if attempted is not None and time.monotonic() - attempted < self.min_refetch_seconds:
+            # A flood of unknown kids costs each worker a store read a few times a second at most.
+            if time.monotonic() - self._tried_at < min(0.25, self.min_refetch_seconds):
+                return
+            self._tried_at = time.monotonic()
+            self._load_shared()  # another worker may have fetched it a moment ago
+            if kid in self._keys and not self._stale():
+                return
+            if not jwks_claim_refetch(self.url, min_refetch_seconds=self.min_refetch_seconds):
                 return  # an unknown kid must not let callers hammer the issuer
-            self._attempted_at = time.monotonic()
             try:
-                self._keys = parse_jwks(self._fetch(), self.algorithms)
+                document = self._fetch()
             except JwksUnavailable as error:
                 logger.warning(
                     "JWKS fetch from %s failed: %s; keeping %d cached keys",
@@ -115,7 +150,9 @@ class JwksKeySet:
                     len(self._keys),
                 )
                 return
-            self._fetched_at = time.monotonic()
+            stored = StoredJwks(document=document, fetched_at=time.time())
+            jwks_write(self.url, stored)
+            self._adopt(stored)
             logger.info("JWKS fetched from %s: %d usable keys", self.url, len(self._keys))
         finally:
             self._lock.release()

@@ -1,4 +1,4 @@
-"""Stateless JWT verification for the proxy: pinned algorithms (RFC 8725), no database query."""
+"""Stateless JWT verification: the issuer picked by `iss`, pinned algorithms (RFC 8725), no DB query."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,12 @@ from jwt.algorithms import get_default_algorithms
 from accounts.errors import InvalidCredentials
 from accounts.identity import Principal
 from accounts.jwks import JwksKeySet
+from accounts.jwt_issuers import (
+    ExternalIssuer,
+    external_issuers,
+    gateway_audience,
+    gateway_issuer,
+)
 from accounts.jwt_settings import HMAC_ALGORITHMS
 
 ACCESS = "access"  # the token_type claim of access tokens (refresh tokens say "refresh")
@@ -66,8 +73,17 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Trusted:
+    """An external issuer as the verifier uses it: its settings plus its prepared keys."""
+
+    spec: ExternalIssuer
+    jwks: JwksKeySet | None
+    static_key: Any  # the prepared public_key, when the issuer has no JWKS URL
+
+
 class JwtVerifier:
-    """Verifies bearer JWTs and remembers verified ones (bounded LRU, expiry still checked)."""
+    """Verifies bearer JWTs, picking the issuer by `iss`; remembers verified ones (bounded LRU)."""
 
     def __init__(
         self,
@@ -78,9 +94,10 @@ class JwtVerifier:
         audience: str | None,
         leeway_seconds: float,
         cache_size: int,
-        jwks: JwksKeySet | None,
-        roles_claim: str,
-        permissions_claim: str,
+        externals: list[ExternalIssuer] | None = None,
+        jwks_timeout_seconds: float = 3.0,
+        jwks_max_age_seconds: float = 600.0,
+        jwks_min_refetch_seconds: float = 30.0,
     ) -> None:
         self.algorithm = algorithm
         self.local_kid = key_id(algorithm, verifying_key)
@@ -89,11 +106,28 @@ class JwtVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway_seconds
-        self.jwks = jwks
-        self.roles_claim = roles_claim
-        self.permissions_claim = permissions_claim
+        self._by_issuer: dict[str | None, _Trusted] = {}
+        for spec in externals or []:
+            jwks = None
+            static_key = None
+            if spec.jwks_url:
+                jwks = JwksKeySet(
+                    url=spec.jwks_url,
+                    algorithms=spec.algorithms,
+                    timeout_seconds=jwks_timeout_seconds,
+                    max_age_seconds=jwks_max_age_seconds,
+                    min_refetch_seconds=jwks_min_refetch_seconds,
+                )
+            else:
+                static_key = get_default_algorithms()[spec.algorithms[0]].prepare_key(
+                    str(spec.public_key)
+                )
+            self._by_issuer.setdefault(spec.issuer, _Trusted(spec, jwks, static_key))
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        # token -> (principal, exp, the key set it was verified with and that set's generation)
+        self._cache: OrderedDict[str, tuple[Principal, float, JwksKeySet | None, int]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
@@ -103,16 +137,22 @@ class JwtVerifier:
             if hit is not None:
                 self._cache.move_to_end(token)
         if hit is not None:
-            principal, expires = hit
-            if time.time() - self.leeway < expires:
-                return principal
+            principal, expires, jwks, generation = hit
+            if jwks is not None:
+                jwks.sync()  # a refetch elsewhere may have withdrawn the key
+            if jwks is None or jwks.generation == generation:
+                if time.time() - self.leeway < expires:
+                    return principal
+                with self._lock:
+                    self._cache.pop(token, None)
+                raise InvalidCredentials("The token has expired.")
             with self._lock:
                 self._cache.pop(token, None)
-            raise InvalidCredentials("The token has expired.")
-        principal, expires = self._verify_uncached(token)
+        principal, expires, jwks = self._verify_uncached(token)
         if self._cache_size:
+            entry = (principal, expires, jwks, jwks.generation if jwks is not None else 0)
             with self._lock:
-                self._cache[token] = (principal, expires)
+                self._cache[token] = entry
                 if len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return principal
@@ -122,58 +162,112 @@ class JwtVerifier:
         with self._lock:
             self._cache.clear()
 
-    def _verify_uncached(self, token: str) -> tuple[Principal, float]:
+    def _verify_uncached(self, token: str) -> tuple[Principal, float, JwksKeySet | None]:
         try:
             header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt_errors.InvalidTokenError:
             raise InvalidCredentials("The token is malformed.") from None
         kid = header.get("kid")
-        external = kid is not None and kid != self.local_kid
+        iss = unverified.get("iss")
+        if iss is not None and not isinstance(iss, str):
+            raise InvalidCredentials("The token is malformed.")
+        # The gateway's own tokens name its issuer; tokens issued before GATEWAY_JWT_ISSUER
+        # existed carry no `iss` and are accepted only under the gateway's own key.
+        own = iss == self.issuer or (iss is None and kid in (None, self.local_kid))
+        if own:
+            return self._verify_own(token, issued=iss is not None)
+        trusted = self._by_issuer.get(iss) or self._by_issuer.get(None)
+        if trusted is None:
+            raise InvalidCredentials(_reason(jwt_errors.InvalidIssuerError()))
+        return self._verify_external(token, trusted, kid)
+
+    def _verify_own(self, token: str, *, issued: bool) -> tuple[Principal, float, None]:
+        claims = self._decode(
+            token,
+            self._key,
+            [self.algorithm],
+            issuer=self.issuer if issued else None,
+            audience=self.audience,
+            required=["exp", "iat", "sub", "jti", "token_type"],
+        )
+        if claims.get("token_type") != ACCESS:
+            raise InvalidCredentials("Only access tokens are accepted here, not refresh tokens.")
+        return _own_principal(claims), float(claims["exp"]), None
+
+    def _verify_external(
+        self, token: str, trusted: _Trusted, kid: Any
+    ) -> tuple[Principal, float, JwksKeySet | None]:
+        spec = trusted.spec
         key: Any
-        if not external:
-            key, algorithms = self._key, [self.algorithm]
-            required = ["exp", "iat", "sub", "jti", "token_type"]
-        else:
-            found = self.jwks.key(str(kid)) if self.jwks is not None else None
+        if trusted.jwks is not None:
+            found = trusted.jwks.key(str(kid)) if kid is not None else None
             if found is None:
                 raise InvalidCredentials("The token is signed by a key this gateway does not know.")
-            key, algorithms, required = found.key, list(found.algorithms), ["exp", "sub"]
+            key, algorithms = found.key, list(found.algorithms)
+        else:
+            key, algorithms = trusted.static_key, list(spec.algorithms)
+        claims = self._decode(
+            token,
+            key,
+            algorithms,
+            issuer=spec.issuer,
+            audience=spec.audience,
+            required=["exp", "sub"],
+        )
+        if claims.get("token_type") is not None:
+            raise InvalidCredentials("Only access tokens are accepted here, not refresh tokens.")
+        return _external_principal(claims, spec), float(claims["exp"]), trusted.jwks
+
+    def _decode(
+        self,
+        token: str,
+        key: Any,
+        algorithms: list[str],
+        *,
+        issuer: str | None,
+        audience: str | None,
+        required: list[str],
+    ) -> dict[str, Any]:
         try:
             # The accepted algorithms come from configuration only, never from the header.
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=algorithms,
-                audience=self.audience,
-                issuer=self.issuer,
+                audience=audience,
+                issuer=issuer,
                 leeway=self.leeway,
-                options={"require": required, "verify_aud": self.audience is not None},
+                options={"require": required, "verify_aud": audience is not None},
             )
         except jwt_errors.InvalidTokenError as error:
             raise InvalidCredentials(_reason(error)) from None
-        token_type = claims.get("token_type")
-        if token_type != ACCESS and (not external or token_type is not None):
-            raise InvalidCredentials("Only access tokens are accepted here, not refresh tokens.")
-        return self._principal(claims, external=external), float(claims["exp"])
+        return claims
 
-    def _principal(self, claims: dict[str, Any], *, external: bool) -> Principal:
-        sub = str(claims["sub"])
-        if external:
-            roles = _string_list(_claim(claims, self.roles_claim))
-            permissions = _string_list(_claim(claims, self.permissions_claim))
-            username = claims.get("name") or claims.get("preferred_username") or sub
-        else:
-            roles = _string_list(claims.get("roles"))
-            permissions = _string_list(claims.get("permissions"))
-            username = claims.get("name") or sub
-        return Principal(
-            id=sub,
-            username=str(username),
-            roles=roles,
-            permissions=permissions,
-            kind="user",
-            credential="external_jwt" if external else "jwt",
-        )
+
+def _own_principal(claims: dict[str, Any]) -> Principal:
+    sub = str(claims["sub"])
+    return Principal(
+        id=sub,
+        username=str(claims.get("name") or sub),
+        roles=_string_list(claims.get("roles")),
+        permissions=_string_list(claims.get("permissions")),
+        kind="user",
+        credential="jwt",
+    )
+
+
+def _external_principal(claims: dict[str, Any], spec: ExternalIssuer) -> Principal:
+    sub = str(claims["sub"])
+    username = _claim(claims, spec.name_claim) or claims.get("name") or sub
+    return Principal(
+        id=sub,
+        username=str(username),
+        roles=_string_list(_claim(claims, spec.roles_claim)),
+        permissions=_string_list(_claim(claims, spec.permissions_claim)),
+        kind="user",
+        credential="external_jwt",
+    )
 
 
 def _reason(error: Exception) -> str:
@@ -187,23 +281,15 @@ def _reason(error: Exception) -> str:
 def jwt_verifier() -> JwtVerifier:
     """This process's verifier, built from settings (rebuilt when tests change them)."""
     algorithm, verifying_key = local_verifying_material()
-    jwks = None
-    if settings.JWT_JWKS_URL:
-        jwks = JwksKeySet(
-            url=settings.JWT_JWKS_URL,
-            algorithms=tuple(settings.JWT_JWKS_ALGORITHMS),
-            timeout_seconds=settings.JWT_JWKS_TIMEOUT_MS / 1000,
-            max_age_seconds=settings.JWT_JWKS_CACHE_TTL_MS / 1000,
-            min_refetch_seconds=settings.JWT_JWKS_MIN_REFETCH_MS / 1000,
-        )
     return JwtVerifier(
         algorithm=algorithm,
         verifying_key=verifying_key,
-        issuer=settings.JWT_ISSUER,
-        audience=settings.JWT_AUDIENCE,
+        issuer=gateway_issuer(),
+        audience=gateway_audience(),
         leeway_seconds=settings.JWT_LEEWAY_MS / 1000,
         cache_size=settings.JWT_CACHE_SIZE,
-        jwks=jwks,
-        roles_claim=settings.JWT_ROLES_CLAIM,
-        permissions_claim=settings.JWT_PERMISSIONS_CLAIM,
+        externals=external_issuers(),
+        jwks_timeout_seconds=settings.JWT_JWKS_TIMEOUT_MS / 1000,
+        jwks_max_age_seconds=settings.JWT_JWKS_CACHE_TTL_MS / 1000,
+        jwks_min_refetch_seconds=settings.JWT_JWKS_MIN_REFETCH_MS / 1000,
     )

@@ -67,7 +67,8 @@ def jwt_settings_from_env(*, secret_key: str) -> JwtKeySettings:
     """Read JWT_ALGORITHM and the key settings; ImproperlyConfigured names a bad one."""
     algorithm = _algorithm("JWT_ALGORITHM", "HS256")
     jwks_algorithms = tuple(
-        _algorithm_name(item) for item in env_list("JWT_JWKS_ALGORITHMS", ["RS256"])
+        asymmetric_algorithm(item, setting="JWT_JWKS_ALGORITHMS")
+        for item in env_list("JWT_JWKS_ALGORITHMS", ["RS256"])
     )
     signing_key = env_secret("JWT_SIGNING_KEY")
     private_key = env_secret("JWT_PRIVATE_KEY")
@@ -108,11 +109,12 @@ def jwt_settings_from_env(*, secret_key: str) -> JwtKeySettings:
     )
 
 
-def _algorithm_name(raw: str) -> str:
+def asymmetric_algorithm(raw: str, *, setting: str) -> str:
+    """The registered spelling of an RS/PS/ES/EdDSA algorithm; ImproperlyConfigured names `setting`."""
     by_upper = {algorithm.upper(): algorithm for algorithm in ASYMMETRIC_ALGORITHMS}
     algorithm = by_upper.get(raw.strip().upper())
     if algorithm is None:
         raise ImproperlyConfigured(
-            f"JWT_JWKS_ALGORITHMS: {raw!r} is not an asymmetric algorithm; use e.g. RS256, ES256."
+            f"{setting}: {raw!r} is not an asymmetric algorithm; use e.g. RS256, ES256."
         )
     return algorithm

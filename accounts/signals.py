@@ -127,7 +127,7 @@ def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def _settings_changed(setting: str, **kwargs: Any) -> None:
-    if setting.startswith("JWT_"):
+    if setting.startswith(("JWT_", "GATEWAY_JWT_")):
         from accounts.jwt_auth import jwt_verifier
         from accounts.tokens import token_backend
 

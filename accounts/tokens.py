@@ -12,6 +12,7 @@ from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.jwt_auth import key_id, local_verifying_material
+from accounts.jwt_issuers import gateway_audience, gateway_issuer
 
 
 class SigningKeyMissing(Exception):
@@ -50,8 +51,8 @@ def token_backend() -> GatewayTokenBackend:
         algorithm,
         settings.JWT_SIGNING_KEY or settings.JWT_PRIVATE_KEY or "",
         settings.JWT_PUBLIC_KEY or "",
-        settings.JWT_AUDIENCE,
-        settings.JWT_ISSUER,
+        gateway_audience(),
+        gateway_issuer(),  # never an external issuer's: the verifier tells them apart by `iss`
         None,
         timedelta(milliseconds=settings.JWT_LEEWAY_MS),
         kid=key_id(algorithm, verifying_key),

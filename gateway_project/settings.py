@@ -263,6 +263,7 @@ LOGIN_URL = "/o/login/"  # where /o/authorize/ sends people who are not logged i
 
 from datetime import timedelta  # noqa: E402
 
+from accounts.jwt_issuers import parse_external_issuers  # noqa: E402
 from accounts.jwt_settings import jwt_settings_from_env  # noqa: E402
 
 _jwt = jwt_settings_from_env(secret_key=SECRET_KEY)
@@ -283,6 +284,14 @@ JWT_REFRESH_TOKEN_LIFETIME_MS = env_duration_ms("JWT_REFRESH_TOKEN_LIFETIME", "2
 JWT_ROLES_CLAIM = env_str("JWT_ROLES_CLAIM", "roles") or "roles"
 JWT_PERMISSIONS_CLAIM = env_str("JWT_PERMISSIONS_CLAIM", "permissions") or "permissions"
 JWT_CACHE_SIZE = env_int("JWT_CACHE_SIZE", 10_000)
+# The gateway's own tokens vs external issuers (accounts/jwt_issuers.py, docs/identity.md).
+GATEWAY_JWT_ISSUER = env_str("GATEWAY_JWT_ISSUER") or None
+GATEWAY_JWT_AUDIENCE = env_str("GATEWAY_JWT_AUDIENCE") or None
+GATEWAY_JWT_EXTERNAL_ISSUERS = parse_external_issuers(
+    env_secret("GATEWAY_JWT_EXTERNAL_ISSUERS"),
+    default_algorithms=JWT_JWKS_ALGORITHMS,
+    gateway_iss=GATEWAY_JWT_ISSUER,
+)
 GATEWAY_CREDENTIAL_CACHE_TTL_MS = env_duration_ms("GATEWAY_CREDENTIAL_CACHE_TTL", "30s")
 
 SIMPLE_JWT = {
