@@ -13,6 +13,8 @@ import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
+from gateway_project.outbound_guard import guarded_session
+
 logger = logging.getLogger("gateway.auth")
 
 # A JWKS document is a few KiB; anything much larger is not one.
@@ -123,7 +125,7 @@ class JwksKeySet:
     def _fetch(self) -> dict[str, Any]:
         self.fetch_count += 1
         try:
-            with requests.get(
+            with guarded_session().get(  # the outbound address guard, like every fetch
                 self.url,
                 timeout=self.timeout_seconds,
                 stream=True,

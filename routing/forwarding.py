@@ -37,6 +37,7 @@ GATEWAY_SET_REQUEST_HEADERS = frozenset(
         "x-consumer-username",
         "x-consumer-roles",
         "x-consumer-permissions",
+        "via",
     }
 )
 # Headers of the upstream's answer that the gateway's own server rewrites.
