@@ -43,6 +43,10 @@ class _LineRecorder:
         self.lines.append(line)
         return line
 
+    def close(self) -> None:
+        """Close the wrapped file (http.client does on a bad status line)."""
+        self._fp.close()
+
 
 def head_error(lines: list[bytes]) -> str | None:
     """Why the raw head `lines` (status lines, header lines, blank lines) are refused, or None."""
@@ -89,7 +93,8 @@ class StrictHTTPResponse(http.client.HTTPResponse):
         try:
             super().begin()
         finally:
-            self.fp = real
+            if self.fp is recorder:  # http.client sets it to None when it closes the connection
+                self.fp = real
         reason = head_error(recorder.lines) or framing_error(self.msg)
         if reason is not None:
             self.close()

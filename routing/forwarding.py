@@ -127,6 +127,8 @@ def response_headers(
             cookies.append(value)  # never joined: Set-Cookie values may contain commas
             continue
         if lowered in joined:
+            if lowered == "content-length":
+                continue  # repeats carry the same value (the strict head parser checked)
             joined[lowered][1].append(value)
         else:
             joined[lowered] = (name, [value])

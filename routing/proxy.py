@@ -196,23 +196,63 @@ class StreamedProxiedResponse(_RepeatedHeadersMixin, StreamingHttpResponse):
     """A large or unknown-length upstream answer, streamed through in chunks."""
 
 
+def _upstream_failure(upstream: urllib3.BaseHTTPResponse, error: Exception) -> Exception:
+    """The gateway error for a body that failed before the client's head went out."""
+    upstream.close()
+    upstream.release_conn()
+    if isinstance(error, ReadTimeoutError):
+        return UpstreamTimeout()
+    logger.info("upstream body broke off before the answer went out: %s", type(error).__name__)
+    return UpstreamUnavailable()
+
+
+def _read_whole(upstream: urllib3.BaseHTTPResponse) -> bytes:
+    """A small body, read before the client's head goes out: a failure is still a 502/504."""
+    try:
+        content = bytes(upstream.read(decode_content=False))
+    except (HTTPError, OSError) as error:
+        raise _upstream_failure(upstream, error) from None
+    upstream.release_conn()
+    return content
+
+
 def _stream(upstream: urllib3.BaseHTTPResponse, client_socket: Any) -> Iterator[bytes]:
-    """The upstream's body in chunks; a body that breaks off closes the client's connection."""
+    """The upstream's body in chunks, the first one read before the client's answer starts.
+
+    The server sends the client's head with the first chunk, so a failure on the first read
+    is still a 502/504; a failure later closes the client's connection (see _rest).
+    """
+    chunks = upstream.stream(_CHUNK, decode_content=False)
+    try:
+        first = next(chunks, None)
+    except (HTTPError, OSError) as error:
+        raise _upstream_failure(upstream, error) from None
+    return _rest(upstream, chunks, first, client_socket)
+
+
+def _rest(
+    upstream: urllib3.BaseHTTPResponse,
+    chunks: Iterator[bytes],
+    first: bytes | None,
+    client_socket: Any,
+) -> Iterator[bytes]:
     finished = False
     try:
-        yield from upstream.stream(_CHUNK, decode_content=False)
+        if first is not None:
+            yield first
+            yield from chunks
         finished = True
     except (HTTPError, OSError) as error:
         # Too late for an error status: the head went out. Shut the client's connection so
         # the short body cannot be taken as complete (nor a closing chunk be written after
         # it); the server's next write then fails quietly with EPIPE.
-        logger.warning("upstream body broke off (%s); closing the client connection",
-                       type(error).__name__)  # fmt: skip
-        if client_socket is not None:
-            with contextlib.suppress(OSError):  # the client may have gone already
-                client_socket.shutdown(socket.SHUT_RDWR)
-        else:
+        logger.warning(
+            "upstream body broke off (%s); closing the client connection", type(error).__name__
+        )
+        if client_socket is None:
             raise
+        with contextlib.suppress(OSError):  # the client may have gone already
+            client_socket.shutdown(socket.SHUT_RDWR)
     finally:
         if not finished:
             upstream.close()
@@ -224,21 +264,6 @@ def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
         return True
     length = upstream.headers.get("content-length")
     return length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT
-
-
-def _read_whole(upstream: urllib3.BaseHTTPResponse) -> bytes:
-    """A small body, read before the client's head goes out: a failure is still a 502/504."""
-    try:
-        return bytes(upstream.read(decode_content=False))
-    except ReadTimeoutError:
-        upstream.close()
-        raise UpstreamTimeout() from None
-    except (HTTPError, OSError) as error:
-        upstream.close()
-        logger.info("upstream body broke off before the answer went out: %s", type(error).__name__)
-        raise UpstreamUnavailable() from None
-    finally:
-        upstream.release_conn()
 
 
 def client_response(
