@@ -15,6 +15,7 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
 from accounts.jwks_store import StoredJwks, jwks_claim_refetch, jwks_read, jwks_write
+from gateway_project.outbound_guard import guarded_session
 
 logger = logging.getLogger("gateway.auth")
 
@@ -160,7 +161,7 @@ class JwksKeySet:
     def _fetch(self) -> dict[str, Any]:
         self.fetch_count += 1
         try:
-            with requests.get(
+            with guarded_session().get(  # the outbound address guard, like every fetch
                 self.url,
                 timeout=self.timeout_seconds,
                 stream=True,

@@ -98,6 +98,15 @@ class UpstreamTimeout(GatewayError):
     title = "Gateway timeout"
 
 
+class LoopDetected(GatewayError):
+    """The request already passed through this gateway: forwarding it again would loop."""
+
+    status_code = 508
+    default_code = "loop_detected"
+    default_detail = "The request came back to this gateway (its own Via entry); not forwarded."
+    title = "Loop detected"
+
+
 class ServiceUnavailable(GatewayError):
     """The gateway cannot serve the request right now (circuit open, no healthy target...)."""
 

@@ -446,6 +446,12 @@ GATEWAY_UPSTREAM_BLOCKED_NETWORKS = env_networks(
     ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"],
 )
 GATEWAY_UPSTREAM_ALLOWED_NETWORKS = env_networks("GATEWAY_UPSTREAM_ALLOWED_NETWORKS", [])
+# This gateway's own addresses: a service URL naming one is refused (it would loop). gunicorn
+# reads the same variable (gunicorn.conf.py). The Via name marks forwarded requests so a request
+# that comes back is answered 508 (routing/loops.py): GATEWAY_NODE_NAME, else a pseudonym
+# derived from SECRET_KEY (the same on every node of a deployment, reveals no host name).
+GATEWAY_BIND = env_str("GATEWAY_BIND", "127.0.0.1:8000") or "127.0.0.1:8000"
+GATEWAY_NODE_NAME = env_str("GATEWAY_NODE_NAME", "") or ""
 # Source addresses that may reach the console, the management API and the API docs
 # (gateway_project/admin_plane.py); empty = any address (credentials still required).
 GATEWAY_ADMIN_ALLOWED_NETWORKS = env_networks("GATEWAY_ADMIN_ALLOWED_NETWORKS", [])

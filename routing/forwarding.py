@@ -37,6 +37,7 @@ GATEWAY_SET_REQUEST_HEADERS = frozenset(
         "x-consumer-username",
         "x-consumer-roles",
         "x-consumer-permissions",
+        "via",
     }
 )
 # Headers of the upstream's answer that the gateway's own server rewrites.
@@ -126,6 +127,8 @@ def response_headers(
             cookies.append(value)  # never joined: Set-Cookie values may contain commas
             continue
         if lowered in joined:
+            if lowered == "content-length":
+                continue  # repeats carry the same value (the strict head parser checked)
             joined[lowered][1].append(value)
         else:
             joined[lowered] = (name, [value])

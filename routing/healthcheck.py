@@ -19,10 +19,10 @@ import urllib3
 from django.conf import settings
 from urllib3.exceptions import HTTPError
 
+from gateway_project.outbound_guard import guarded_pool_classes
 from routing.dns import DnsExpander
 from routing.table import CompiledService, CompiledTarget, route_tables
 from routing.target_state import ResilienceState, resilience_state
-from routing.upstream_guard import guarded_pool_classes
 
 logger = logging.getLogger("gateway.healthcheck")
 

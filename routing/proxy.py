@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,14 +15,22 @@ import urllib3
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from gateway_project.errors import BadRequest, PayloadTooLarge
+from gateway_project.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    UpstreamInvalidResponse,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from routing.forwarding import (
     forwarded_for,
     request_headers_from_meta,
     response_headers,
     traceparent_for,
 )
+from routing.loops import via_with_ours
 from routing.paths import BadPath, normalize_path
 from routing.table import CompiledRoute
 from routing.upstream import UpstreamRequest, upstream_client
@@ -141,6 +151,7 @@ def upstream_request(request: HttpRequest, context: ProxyContext) -> UpstreamReq
     headers["x-forwarded-proto"] = request.scheme or "http"
     headers["x-forwarded-host"] = str(meta.get("HTTP_HOST", ""))
     headers["x-request-id"] = getattr(request, "request_id", "")
+    headers["via"] = via_with_ours(meta.get("HTTP_VIA"))
     trace = getattr(request, "trace", None)  # the observability middleware's trace context
     headers["traceparent"] = (
         trace.traceparent if trace is not None else traceparent_for(meta.get("HTTP_TRACEPARENT"))
@@ -185,15 +196,63 @@ class StreamedProxiedResponse(_RepeatedHeadersMixin, StreamingHttpResponse):
     """A large or unknown-length upstream answer, streamed through in chunks."""
 
 
-def _stream(upstream: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+def _upstream_failure(upstream: urllib3.BaseHTTPResponse, error: Exception) -> Exception:
+    """The gateway error for a body that failed before the client's head went out."""
+    upstream.close()
+    upstream.release_conn()
+    if isinstance(error, ReadTimeoutError):
+        return UpstreamTimeout()
+    logger.info("upstream body broke off before the answer went out: %s", type(error).__name__)
+    return UpstreamUnavailable()
+
+
+def _read_whole(upstream: urllib3.BaseHTTPResponse) -> bytes:
+    """A small body, read before the client's head goes out: a failure is still a 502/504."""
+    try:
+        content = bytes(upstream.read(decode_content=False))
+    except (HTTPError, OSError) as error:
+        raise _upstream_failure(upstream, error) from None
+    upstream.release_conn()
+    return content
+
+
+def _stream(upstream: urllib3.BaseHTTPResponse, client_socket: Any) -> Iterator[bytes]:
+    """The upstream's body in chunks, the first one read before the client's answer starts.
+
+    The server sends the client's head with the first chunk, so a failure on the first read
+    is still a 502/504; a failure later closes the client's connection (see _rest).
+    """
+    chunks = upstream.stream(_CHUNK, decode_content=False)
+    try:
+        first = next(chunks, None)
+    except (HTTPError, OSError) as error:
+        raise _upstream_failure(upstream, error) from None
+    return _rest(upstream, chunks, first, client_socket)
+
+
+def _rest(
+    upstream: urllib3.BaseHTTPResponse,
+    chunks: Iterator[bytes],
+    first: bytes | None,
+    client_socket: Any,
+) -> Iterator[bytes]:
     finished = False
     try:
-        yield from upstream.stream(_CHUNK, decode_content=False)
+        if first is not None:
+            yield first
+            yield from chunks
         finished = True
-    except Exception:
-        # Too late for an error status: drop the connection so the client sees a short body.
-        logger.warning("upstream stream broke off", exc_info=True)
-        raise
+    except (HTTPError, OSError) as error:
+        # Too late for an error status: the head went out. Shut the client's connection so
+        # the short body cannot be taken as complete (nor a closing chunk be written after
+        # it); the server's next write then fails quietly with EPIPE.
+        logger.warning(
+            "upstream body broke off (%s); closing the client connection", type(error).__name__
+        )
+        if client_socket is None:
+            raise
+        with contextlib.suppress(OSError):  # the client may have gone already
+            client_socket.shutdown(socket.SHUT_RDWR)
     finally:
         if not finished:
             upstream.close()
@@ -207,21 +266,27 @@ def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
     return length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT
 
 
-def client_response(upstream: urllib3.BaseHTTPResponse, *, method: str) -> HttpResponseBase:
-    """The client's answer from the upstream's: headers filtered, body streamed when large."""
+def client_response(
+    upstream: urllib3.BaseHTTPResponse, *, method: str, client_socket: Any = None
+) -> HttpResponseBase:
+    """The client's answer from the upstream's: headers filtered, body streamed when large.
+
+    `client_socket` (gunicorn's, from the WSGI environ) is shut when a streamed body breaks off.
+    """
     headers, cookies = response_headers(upstream.headers.items())
     response: BufferedProxiedResponse | StreamedProxiedResponse
     if _has_small_body(upstream, method):
-        try:
-            content = upstream.read(decode_content=False)
-        finally:
-            upstream.release_conn()
-        response = BufferedProxiedResponse(content, status=upstream.status)
+        response = BufferedProxiedResponse(_read_whole(upstream), status=upstream.status)
     else:
-        response = StreamedProxiedResponse(_stream(upstream), status=upstream.status)
+        response = StreamedProxiedResponse(_stream(upstream, client_socket), status=upstream.status)
     del response["Content-Type"]  # Django's default; the upstream's own is copied below
-    for name, value in headers:
-        response[name] = value
+    try:
+        for name, value in headers:
+            response[name] = value
+    except ValueError:  # Django refuses the value (the strict head parser should have already)
+        upstream.close()
+        raise UpstreamInvalidResponse() from None
+    response["Via"] = via_with_ours(response.get("Via"))
     response.extra_headers = [("Set-Cookie", cookie) for cookie in cookies]
     return response
 
@@ -237,4 +302,6 @@ def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
         context.upstream_seconds = time.perf_counter() - started
     context.upstream_target = result.target.url
     context.attempts = result.attempts
-    return client_response(result.response, method=outgoing.method)
+    return client_response(
+        result.response, method=outgoing.method, client_socket=request.META.get("gunicorn.socket")
+    )

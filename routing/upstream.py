@@ -28,12 +28,12 @@ from gateway_project.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway_project.outbound_guard import guarded_pool_classes
 from routing.breaker import FAILURE_STATUSES, CircuitBreakers, Ticket
 from routing.dns import DnsExpander
 from routing.resilience_errors import NoHealthyTarget
 from routing.table import CompiledRoute, CompiledService, CompiledTarget
 from routing.target_state import ResilienceState, resilience_state
-from routing.upstream_guard import guarded_pool_classes
 
 logger = logging.getLogger("gateway.upstream")
 

@@ -8,9 +8,11 @@ from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from gateway_project.errors import LoopDetected
 from gateway_project.tracing import TracedStepsMixin
 from routing.authorization import RouteAuthentication, RoutePermission
 from routing.limits import GatewayThrottle
+from routing.loops import came_back
 from routing.proxy import ProxyContext, forward, normalized_path
 from routing.table import route_tables
 
@@ -41,6 +43,8 @@ class ProxyView(TracedStepsMixin, APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Match the route first: authentication and limits depend on it."""
+        if came_back(request.META.get("HTTP_VIA")):
+            raise LoopDetected()  # before any check: a loop must cost as little as possible
         path = normalized_path(request._request)
         route = route_tables.get().match(str(request.method), path)
         context = ProxyContext(path=path, route=route, dry_run=kwargs.pop("dry_run", False))

@@ -9,6 +9,7 @@ import requests
 import yaml
 from django.conf import settings
 
+from gateway_project.outbound_guard import BlockedUpstreamAddress, guarded_session
 from routing.models import Service
 from routing.table import service_url_override
 
@@ -33,6 +34,12 @@ def _read_bounded(response: requests.Response, limit: int) -> bytes:
         if len(body) > limit:
             raise SpecUnavailable(f"the document is larger than GATEWAY_DOCS_MAX_SIZE ({limit} B)")
     return bytes(body)
+
+
+def _blocked(error: requests.ConnectionError) -> bool:
+    """Whether the connection was refused by the address guard (requests wraps its error)."""
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return isinstance(reason, BlockedUpstreamAddress)
 
 
 def parse_spec(body: bytes) -> dict[str, Any]:
@@ -69,7 +76,8 @@ def fetch_spec(service: Service) -> dict[str, Any]:
         raise SpecUnavailable("the service has no URL and no targets")
     timeout = settings.GATEWAY_DOCS_FETCH_TIMEOUT_MS / 1000
     try:
-        with requests.get(
+        # The address guard: the document is shown to anyone, so no fetch from a blocked address.
+        with guarded_session().get(
             url,
             timeout=(timeout, timeout),
             stream=True,
@@ -81,7 +89,11 @@ def fetch_spec(service: Service) -> dict[str, Any]:
             body = _read_bounded(response, settings.GATEWAY_DOCS_MAX_SIZE)
     except requests.Timeout:
         raise SpecUnavailable(f"the upstream did not answer within {timeout:g}s") from None
-    except requests.ConnectionError:
+    except requests.ConnectionError as error:
+        if _blocked(error):
+            raise SpecUnavailable(
+                "the upstream's address is blocked for outbound fetches"
+            ) from None
         raise SpecUnavailable("the upstream could not be reached") from None
     except requests.RequestException as error:
         raise SpecUnavailable(f"the request failed ({type(error).__name__})") from None

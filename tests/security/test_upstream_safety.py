@@ -9,10 +9,10 @@ import pytest
 from django.contrib.auth.hashers import check_password
 from rest_framework.test import APIClient
 
+from gateway_project.outbound_guard import address_blocked
 from routing.configfile.service import config_import
 from routing.configfile.validate import ConfigInvalid
 from routing.models import Route, Service
-from routing.upstream_guard import address_blocked
 from routing.upstream_urls import upstream_url_error
 from tests.security.wire import get, problem_of, raw_exchange, status_of
 from tests.support.gateway_server import GatewayServer
