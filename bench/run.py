@@ -5,6 +5,7 @@ Scenarios (each at 1 and 32 connections, rounds interleaved A B C D, A B C D, ..
   nginx_proxy   wrk -> nginx reverse proxy -> upstream (the native ceiling)
   gateway_open  wrk -> gateway, open route (no auth, no limit) -> upstream
   gateway_full  wrk -> gateway, JWT + permission + rate limit + access log + metrics -> upstream
+  server_floor  wrk -> gunicorn with the gateway's worker settings, a plain WSGI 200 (bench/floor_app.py)
 Every figure is the median over the rounds. Writes bench/results/latest.json.
 """
 
@@ -152,6 +153,31 @@ def gateway_env(tmp: Path, port: int, database_url: str, redis_url: str) -> dict
     return env
 
 
+def start_gunicorn(
+    env: dict[str, str], app: str, log_path: Path, health_path: str
+) -> subprocess.Popen[bytes]:
+    """gunicorn with the gateway's own config file serving `app`; waits for `health_path`."""
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--config", "gateway_project/gunicorn.conf.py", app],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    wait_http(f"http://{env['GATEWAY_BIND']}{health_path}")
+    return process
+
+
+def start_floor(tmp: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """The server floor: the same gunicorn settings and worker, a plain WSGI function."""
+    floor_env = dict(
+        env, GATEWAY_BIND=f"127.0.0.1:{port}", PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom-floor")
+    )
+    (tmp / "prom-floor").mkdir()
+    return start_gunicorn(floor_env, "bench.floor_app", tmp / "floor.log", "/")
+
+
 def start_gateway(tmp: Path, env: dict[str, str], upstream_port: int) -> subprocess.Popen[bytes]:
     """Migrate, import the bench routes and serve with gunicorn as `make run` does."""
     python = str(BIN / "python")
@@ -168,21 +194,7 @@ def start_gateway(tmp: Path, env: dict[str, str], upstream_port: int) -> subproc
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    log = (tmp / "gateway.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "--config",
-            "gateway_project/gunicorn.conf.py",
-            "gateway_project.wsgi",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    wait_http(f"http://{env['GATEWAY_BIND']}/health")
-    return process
+    return start_gunicorn(env, "gateway_project.wsgi", tmp / "gateway.log", "/health")
 
 
 def bench_token(signing_key: str) -> str:
@@ -274,8 +286,10 @@ def run_wrk(url: str, connections: int, seconds: int, headers: list[str]) -> Wrk
         command += ["-H", header]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out)[1])  # type: ignore[index]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out)[1])  # type: ignore[index]
+    # Anchored to the latency distribution's lines: the thread-stats lines end in a
+    # "+/- Stdev" percentage such as "99.50%" that an unanchored pattern would match.
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
     requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     non2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -319,11 +333,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gwbench-"))
     tmp.chmod(0o755)  # nginx workers run as an unprivileged user
     upstream_port, proxy_port, gateway_port = free_port(), free_port(), free_port()
+    floor_port = free_port()
     nginx = start_nginx(tmp, upstream_port, proxy_port)
     env = gateway_env(tmp, gateway_port, database_url, redis_url)
-    gateway = None
+    gateway = floor = None
     try:
         gateway = start_gateway(tmp, env, upstream_port)
+        floor = start_floor(tmp, env, floor_port)
         token = bench_token(env["JWT_SIGNING_KEY"])
         base = f"http://127.0.0.1:{gateway_port}"
         scenarios = [
@@ -336,6 +352,7 @@ def main() -> None:
                 [f"Authorization: Bearer {token}"],
                 gateway.pid,
             ),
+            Scenario("server_floor", f"http://127.0.0.1:{floor_port}/", [], floor.pid),
         ]
         for scenario in scenarios:  # warm up: pools, compiled routes, caches
             run_wrk(scenario.url, 8, 1, scenario.headers)
@@ -343,14 +360,15 @@ def main() -> None:
         runs: dict[str, dict[str, list[WrkResult]]] = {
             s.name: {"c1": [], "c32": []} for s in scenarios
         }
-        cpu: dict[str, list[float]] = {"gateway_open": [], "gateway_full": []}
+        cpu: dict[str, list[float]] = {s.name: [] for s in scenarios if s.gateway_pid}
         for round_number in range(args.rounds):
             for scenario in scenarios:
                 for connections in (1, 32):
-                    before = cpu_ticks(gateway.pid) if scenario.gateway_pid else 0
+                    pid = scenario.gateway_pid
+                    before = cpu_ticks(pid) if pid else 0
                     result = run_wrk(scenario.url, connections, args.seconds, scenario.headers)
-                    if scenario.gateway_pid and result.requests:
-                        used = (cpu_ticks(gateway.pid) - before) / TICKS
+                    if pid and result.requests:
+                        used = (cpu_ticks(pid) - before) / TICKS
                         cpu[scenario.name].append(used / result.requests * 1e6)
                     runs[scenario.name][f"c{connections}"].append(result)
                     print(
@@ -361,9 +379,10 @@ def main() -> None:
                     )
         rss_end = worker_rss_mb(gateway.pid)
     finally:
-        if gateway is not None:
-            gateway.send_signal(signal.SIGTERM)
-            gateway.wait(30)
+        for server in (gateway, floor):
+            if server is not None:
+                server.send_signal(signal.SIGTERM)
+                server.wait(30)
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(10)
 
@@ -396,6 +415,7 @@ def build_report(
             entry[key] = figures
         if name in cpu:
             entry["cpu_us_per_req"] = median(cpu[name])
+        if name in ("gateway_open", "gateway_full"):
             entry["rss_mb_start"] = round(max(rss_start, default=0), 1)
             entry["rss_mb_end"] = round(max(rss_end, default=0), 1)
         scenarios[name] = entry
@@ -416,8 +436,12 @@ def build_report(
             figure("gateway_full", "c32", "p99_ms") / figure("nginx_proxy", "c32", "p99_ms"), 2
         ),
     }
+    floor_cpu = float(scenarios.get("server_floor", {}).get("cpu_us_per_req") or 0)  # type: ignore[arg-type]
+    if floor_cpu:
+        full_cpu = float(scenarios["gateway_full"]["cpu_us_per_req"])  # type: ignore[arg-type]
+        ratios["gateway_full_vs_floor_cpu"] = round(full_cpu / floor_cpu, 2)
     gunicorn_conf = (ROOT / "gateway_project" / "gunicorn.conf.py").read_text()
-    worker_class = re.search(r'worker_class = "(\w+)"', gunicorn_conf)
+    worker_class = re.search(r'worker_class = "([\w.]+)"', gunicorn_conf)
     return {
         "machine": {
             "cpus": os.cpu_count(),
