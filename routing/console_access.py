@@ -59,7 +59,7 @@ def guard_model_admin(model_admin: admin.ModelAdmin) -> None:
         return {
             name: entry
             for name, entry in offered.items()
-            if getattr(entry[0], "allowed_permissions", None)
+            if entry is not None and getattr(entry[0], "allowed_permissions", None)
         }
 
     model_admin.get_actions = actions  # type: ignore[method-assign]
