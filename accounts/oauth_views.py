@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -42,7 +42,7 @@ class OAuthErrorsMixin(View):
 
     def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """405 as JSON (Django's default is an empty body)."""
-        allowed = ", ".join(m.upper() for m in self._allowed_methods())
+        allowed = ", ".join(m.upper() for m in self._allowed_methods())  # type: ignore[attr-defined]
         return oauth_error(
             405,
             "invalid_request",
@@ -81,7 +81,7 @@ class IntrospectTokenView(OAuthErrorsMixin, oauth2_views.IntrospectTokenView):
     caller gets 401, and an authenticated client not on the list 403, both in RFC 6749 JSON.
     """
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Authenticate the caller, check it may introspect, then answer."""
         if request.method is None or request.method.upper() not in ("GET", "POST"):
             return self.http_method_not_allowed(request)

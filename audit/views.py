@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import wraps
 from typing import Any
 
 from django.contrib import admin, messages
@@ -12,7 +13,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
 from audit.authority import ChangeRefused, console_actor, may, section_for_model
 from audit.changesets import current_change_set
@@ -26,6 +26,26 @@ from audit.selectors import (
     tracked_models,
 )
 from audit.services import restore_version, undo_change_set
+from gateway_project.errors import console_error_page
+
+
+def require_POST(view: Any) -> Any:
+    """POST only; other methods get a console page with 405 and Allow (Django's is empty)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            response = console_error_page(
+                request,
+                status=405,
+                heading="Use the button",
+                message="This action runs from its button on the history page (a POST).",
+            )
+            response["Allow"] = "POST"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _may(request: HttpRequest, model: type[Model], action: str) -> bool:

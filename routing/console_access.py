@@ -48,6 +48,22 @@ def guard_model_admin(model_admin: admin.ModelAdmin) -> None:
     def module(request: HttpRequest) -> bool:
         return console_actor(request).level != NONE
 
+    original_actions = model_admin.get_actions
+
+    def actions(request: HttpRequest) -> Any:
+        # An action without allowed_permissions would be offered to anyone who may view the
+        # list (Django's default): it changes objects, so it needs the table's change right.
+        offered = original_actions(request)
+        if may(console_actor(request), "change", section):
+            return offered
+        return {
+            name: entry
+            for name, entry in offered.items()
+            if entry is not None and getattr(entry[0], "allowed_permissions", None)
+        }
+
+    model_admin.get_actions = actions  # type: ignore[method-assign]
+
     model_admin.has_module_permission = module  # type: ignore[method-assign]
     model_admin._gateway_table = True  # type: ignore[attr-defined]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import exceptions
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 
 from gateway_project.errors import PayloadTooLarge
 
@@ -74,8 +74,15 @@ class _LimitedStream:
         return data
 
 
-class ManagementJSONParser(JSONParser):
-    """JSON within GATEWAY_MAX_API_BODY_SIZE, every string storable (else 413 / 400)."""
+class ManagementJSONParser(BaseParser):
+    """JSON within GATEWAY_MAX_API_BODY_SIZE, every string storable (else 413 / 400).
+
+    Not a JSONParser subclass on purpose: DRF reads a JSONParser's body whole through
+    Django's DATA_UPLOAD_MAX_MEMORY_SIZE first; this parser gets the stream and bounds it.
+    """
+
+    media_type = "application/json"
+    _json = JSONParser()
 
     def parse(
         self,
@@ -94,7 +101,7 @@ class ManagementJSONParser(JSONParser):
         if declared > limit:
             raise _too_large()
         limited: Any = _LimitedStream(stream, limit)
-        data = super().parse(limited, media_type, parser_context)
+        data = self._json.parse(limited, media_type, parser_context)
         problems = unstorable_fields(data)
         if problems:
             raise exceptions.ValidationError(problems)

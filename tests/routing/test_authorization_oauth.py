@@ -111,8 +111,9 @@ def test_unknown_opaque_token_is_refused_with_401(client, oauth_route):
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_introspection_reports_a_live_token(client, machine):
+def test_introspection_reports_a_live_token(client, machine, settings):
     app, secret = machine
+    settings.GATEWAY_OAUTH_INTROSPECTION_CLIENTS = [app.client_id]
     token = client_credentials_token(client, app, secret)["access_token"]
 
     response = form_post(client, "/o/introspect/", {"token": token}, **basic(app.client_id, secret))

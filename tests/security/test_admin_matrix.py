@@ -109,10 +109,18 @@ def accounts() -> dict[str, User | None]:
     return made
 
 
-def api_client(user: User | None) -> APIClient:
-    """A management API client with the account's console session (or none)."""
+def api_client(user: User | None, credential: str = "session") -> APIClient:
+    """A management API client with the account's console session or JWT (or nothing)."""
     client = APIClient()
-    if user is not None:
+    if user is None:
+        return client
+    if credential == "jwt":
+        answer = client.post(
+            "/auth/token/", {"username": user.username, "password": PASSWORD}, format="json"
+        )
+        assert answer.status_code == 200, answer.content
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {answer.json()['access']}")
+    else:
         client.force_login(user)
     return client
 
@@ -188,17 +196,22 @@ def _door_id(door: tuple[str, str, str, str]) -> str:
     return f"{door[0].upper()} {door[1]}"
 
 
-@pytest.mark.parametrize("role", ROLES)
+CALLERS = [(role, "session") for role in ROLES] + [(role, "jwt") for role in ROLES[:-1]]
+
+
+@pytest.mark.parametrize(("role", "credential"), CALLERS, ids=[f"{r}-{c}" for r, c in CALLERS])
 @pytest.mark.parametrize("door", API_DOORS, ids=[_door_id(d) for d in API_DOORS])
-def test_management_api_endpoint(accounts, role, door):
+def test_management_api_endpoint(accounts, role, credential, door):
     method, path, action, section = door
     body: dict[str, Any] = {}
     if path.endswith("config/import/"):
         body = {"text": "services: []\n", "dry_run": True}
     elif path.endswith("explain/"):
         body = {"method": "GET", "path": "/nothing"}
-    response = getattr(api_client(accounts[role]), method)(path, body, format="json")
-    assert_outcome(response, table(role, action, section), f"{role} {method.upper()} {path}")
+    client = api_client(accounts[role], credential)
+    response = getattr(client, method)(path, body, format="json")
+    door_name = f"{role} ({credential}) {method.upper()} {path}"
+    assert_outcome(response, table(role, action, section), door_name)
 
 
 def test_the_api_matrix_covers_every_resource_and_method():
@@ -476,3 +489,18 @@ def test_refusals_say_what_is_missing(accounts):
     plain = api_client(accounts["plain"])
     detail = plain.get("/api/gateway/services/").json()["detail"]
     assert re.search(r"superuser account, a staff account with a console role", detail)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_console_list_actions_need_the_change_right(accounts, role):
+    from accounts.services import api_key_create
+
+    key = api_key_create(
+        client=ApiClient.objects.create(name="act-client"), name="k", expires_at=None
+    )[0]
+    console_client(accounts[role]).post(
+        "/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]}
+    )
+    key.refresh_from_db()
+    revoked = key.revoked_at is not None
+    assert revoked is (role == "superuser"), f"{role} revoked a key: {revoked}"
