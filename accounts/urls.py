@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.urls import include, path
 from oauth2_provider import views as oauth2_views
 
-from accounts import views
+from accounts import oauth_pages, views
 
 oauth2_patterns = (
     [
-        path("login/", views.OAuthLoginView.as_view(), name="login"),
-        path("authorize/", oauth2_views.AuthorizationView.as_view(), name="authorize"),
+        path("login/", oauth_pages.EndUserLoginView.as_view(), name="login"),
+        path("authorize/", oauth_pages.ConsentView.as_view(), name="authorize"),
         path("token/", oauth2_views.TokenView.as_view(), name="token"),
         path("revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", oauth2_views.IntrospectTokenView.as_view(), name="introspect"),
