@@ -157,12 +157,6 @@ def test_authorization_code_with_pkce_completes_in_a_browser_to_another_origin(
     page.on("console", lambda message: blocked.append(message.text))
     _sign_in_and_reach_consent(page, _authorize_url(gateway, app, callback, challenge))
 
-    # The consent page allows its form to complete to the registered origin, and only that.
-    response = page.request.get(_authorize_url(gateway, app, callback, challenge))
-    policy = response.headers["content-security-policy"]
-    callback_origin = callback.url.removesuffix("/callback")
-    assert f"form-action 'self' {callback_origin};" in policy
-
     with page.expect_navigation(url=f"{callback.url}?*"):
         page.click("input[name=allow]")
     page.wait_for_selector("#done")
@@ -202,6 +196,12 @@ def test_authorization_code_with_pkce_completes_in_a_browser_to_another_origin(
         },
     )
     assert again == 400 and error["error"] == "invalid_grant"
+
+    # The consent page allowed its form to complete to the registered origin, and only that.
+    response = page.request.get(_authorize_url(gateway, app, callback, challenge))
+    policy = response.headers["content-security-policy"]
+    callback_origin = callback.url.removesuffix("/callback")
+    assert f"form-action 'self' {callback_origin};" in policy
 
 
 def test_cancel_reaches_the_callback_with_access_denied(browser, gateway, callback, app):
