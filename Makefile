@@ -40,6 +40,10 @@ lint: $(VENV)/.dev
 
 typecheck: $(VENV)/.dev
 	SECRET_KEY=typecheck $(BIN)/mypy .
+	@# The docs' python examples, strictly, against the SDK `make sdk` generates.
+	$(MAKE) --no-print-directory sdk >/dev/null
+	$(PY) scripts/docs_examples.py var/docs-examples >/dev/null
+	MYPYPATH=sdk $(BIN)/mypy --config-file= --strict --cache-dir=var/mypy-docs var/docs-examples
 
 ## audit: pip-audit over requirements.txt; fails on a known vulnerability with a fixed release,
 ## warns (and passes) when the vulnerability service cannot be reached

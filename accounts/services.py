@@ -124,18 +124,22 @@ def oauth_application_create(
     redirect_uris: str = "",
     client: ApiClient | None = None,
     user: User | None = None,
-) -> tuple[Any, str]:
-    """Register an OAuth2 application; returns it and its client secret (shown only once)."""
+) -> tuple[Any, str | None]:
+    """Register an OAuth2 application; returns it and its client secret (shown only once).
+
+    A public application (a browser or native app, which cannot keep a secret) gets none: None.
+    """
     from oauth2_provider.generators import generate_client_secret
     from oauth2_provider.models import get_application_model
 
-    secret = generate_client_secret()
-    application = get_application_model()(
+    model: Any = get_application_model()
+    secret = None if client_type == model.CLIENT_PUBLIC else generate_client_secret()
+    application = model(
         name=name,
         client_type=client_type,
         authorization_grant_type=authorization_grant_type,
         redirect_uris=redirect_uris,
-        client_secret=secret,
+        client_secret=secret or "",
         user=user,
     )
     application.full_clean()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.signals import setting_changed
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from accounts.credential_cache import api_key_cache_key, cache_drop, oauth_cache_key
 from audit.authority import forget_actors
@@ -126,6 +126,14 @@ def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
     user_tokens_revoke(user=instance)
 
 
+def _public_application_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if instance.client_type == instance.CLIENT_PUBLIC:
+        # A public client cannot keep a secret, so it never has one (console, API, import
+        # alike); unhashed, or the column would hold a hash of the empty string.
+        instance.client_secret = ""
+        instance.hash_client_secret = False
+
+
 def _settings_changed(setting: str, **kwargs: Any) -> None:
     if setting.startswith(("JWT_", "GATEWAY_JWT_")):
         from accounts.jwt_auth import jwt_verifier
@@ -137,7 +145,7 @@ def _settings_changed(setting: str, **kwargs: Any) -> None:
 
 def connect() -> None:
     """Connect the cache-dropping and revoking receivers."""
-    from oauth2_provider.models import get_access_token_model
+    from oauth2_provider.models import get_access_token_model, get_application_model
 
     from accounts.models import ApiClient, ApiKey, ClientApplication, Role, User
 
@@ -159,6 +167,9 @@ def connect() -> None:
     pre_delete.connect(_role_deleted, sender=Role, dispatch_uid="auth-role-del")
     post_save.connect(_link_changed, sender=ClientApplication, dispatch_uid="auth-link-save")
     post_delete.connect(_link_changed, sender=ClientApplication, dispatch_uid="auth-link-del")
+    pre_save.connect(
+        _public_application_saved, sender=get_application_model(), dispatch_uid="auth-app-public"
+    )
     post_save.connect(_drop_access_token, sender=access_token, dispatch_uid="auth-token-save")
     post_delete.connect(_drop_access_token, sender=access_token, dispatch_uid="auth-token-del")
     post_save.connect(_user_saved, sender=User, dispatch_uid="auth-user-save")

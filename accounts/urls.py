@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
-from oauth2_provider import views as oauth2_views
 
-from accounts import oauth_views, views
+from accounts import oauth_pages, oauth_views, views
 
 
 def oauth_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
@@ -16,8 +15,8 @@ def oauth_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
 
 oauth2_patterns = (
     [
-        path("login/", views.OAuthLoginView.as_view(), name="login"),
-        path("authorize/", oauth2_views.AuthorizationView.as_view(), name="authorize"),
+        path("login/", oauth_pages.EndUserLoginView.as_view(), name="login"),
+        path("authorize/", oauth_pages.ConsentView.as_view(), name="authorize"),
         path("token/", oauth_views.TokenView.as_view(), name="token"),
         path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),

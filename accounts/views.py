@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
-from django.contrib.auth.views import LoginView
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny, BasePermission
@@ -113,20 +112,3 @@ class MeView(APIView):
                 }
             ).data
         )
-
-
-class OAuthLoginView(LoginView):
-    """The login page /o/authorize/ sends people to (any active user, not only staff)."""
-
-    template_name = "admin/login.html"
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        """The admin login template's context: where to post, and the page titles."""
-        context = super().get_context_data(**kwargs)
-        context.update(
-            app_path=self.request.get_full_path(),
-            site_header="API gateway",
-            site_title="API gateway",
-            title="Log in to authorize an application",
-        )
-        return context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 
@@ -14,9 +15,20 @@ _POLICY = (
     "default-src 'self'; script-src 'self' 'nonce-{nonce}'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
     "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'none'"
+    "form-action {form_action}; frame-ancestors 'none'"
+)
+# What a page may add to form-action: one origin (`https://app.example:8443`) or a bare scheme.
+_FORM_ACTION_SOURCE = re.compile(
+    r"[a-z][a-z0-9+.-]*:(//([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?)?", re.I
 )
 _PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+
+
+def allow_form_action(response: HttpResponseBase, source: str) -> None:
+    """Let this one response's forms also submit (and redirect) to `source`."""
+    if not _FORM_ACTION_SOURCE.fullmatch(source):
+        raise ValueError(f"not a CSP origin source: {source!r}")
+    response.csp_form_action = (*getattr(response, "csp_form_action", ()), source)  # type: ignore[attr-defined]
 
 
 class CspNonce:
@@ -47,6 +59,9 @@ class ContentSecurityPolicyMiddleware:
         if getattr(response, "gateway_proxied", False):
             return response
         if response.get("Content-Type", "").startswith("text/html"):
-            response.setdefault("Content-Security-Policy", _POLICY.format(nonce=nonce))
+            form_action = " ".join(("'self'", *getattr(response, "csp_form_action", ())))
+            response.setdefault(
+                "Content-Security-Policy", _POLICY.format(nonce=nonce, form_action=form_action)
+            )
             response.setdefault("Permissions-Policy", _PERMISSIONS_POLICY)
         return response

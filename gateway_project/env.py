@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -108,4 +109,17 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = os.environ.get(name, default).strip().lower()
     if raw not in choices:
         raise ImproperlyConfigured(f"{name}={raw!r} must be one of: {', '.join(choices)}.")
+    return raw
+
+
+def env_public_url(name: str) -> str | None:
+    """An absolute http(s) base URL without a trailing slash (`https://api.example.com`), or None."""
+    raw = (os.environ.get(name) or "").strip().rstrip("/")
+    if not raw:
+        return None
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?", raw):
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not an http(s) base URL; use e.g. https://api.example.com "
+            "(no query or fragment)."
+        )
     return raw

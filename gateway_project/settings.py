@@ -14,6 +14,7 @@ from gateway_project.env import (
     env_int,
     env_list,
     env_networks,
+    env_public_url,
     env_secret,
     env_size,
     env_str,
@@ -284,6 +285,8 @@ JWT_REFRESH_TOKEN_LIFETIME_MS = env_duration_ms("JWT_REFRESH_TOKEN_LIFETIME", "2
 JWT_ROLES_CLAIM = env_str("JWT_ROLES_CLAIM", "roles") or "roles"
 JWT_PERMISSIONS_CLAIM = env_str("JWT_PERMISSIONS_CLAIM", "permissions") or "permissions"
 JWT_CACHE_SIZE = env_int("JWT_CACHE_SIZE", 10_000)
+# The gateway's URL as clients reach it: the `servers` of service documents and SDKs.
+GATEWAY_PUBLIC_URL = env_public_url("GATEWAY_PUBLIC_URL")
 # The gateway's own tokens vs external issuers (accounts/jwt_issuers.py, docs/identity.md).
 GATEWAY_JWT_ISSUER = env_str("GATEWAY_JWT_ISSUER") or None
 GATEWAY_JWT_AUDIENCE = env_str("GATEWAY_JWT_AUDIENCE") or None

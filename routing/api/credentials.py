@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema_view
+from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import get_application_model
 from rest_framework import serializers
 
@@ -154,9 +155,14 @@ class OAuthApplicationSerializer(serializers.ModelSerializer):
     def update(self, instance: Any, validated_data: dict[str, Any]) -> Any:
         """Change the name, redirect URIs or linked client (not the secret or the grant)."""
         with transaction.atomic():
+            was_public = instance.client_type == Application.CLIENT_PUBLIC
             for field in ("name", "redirect_uris", "client_type", "authorization_grant_type"):
                 if field in validated_data:
                     setattr(instance, field, validated_data[field])
+            if was_public and instance.client_type != Application.CLIENT_PUBLIC:
+                # Public apps have no secret; a confidential one needs one, shown this once.
+                instance.raw_secret = instance.client_secret = generate_client_secret()
+                instance.hash_client_secret = True
             try:
                 instance.full_clean(exclude=["client_secret"])
             except DjangoValidationError as error:

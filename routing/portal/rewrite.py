@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from typing import Any
 
@@ -49,6 +50,29 @@ def _exposes(
         return False
     forwarded = route.pattern.upstream_path(sample, strip_prefix=route.strip_prefix)
     return forwarded == _concrete(upstream)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:6]
+
+
+def operation_id(route: CompiledRoute, method: str, upstream_path: str, op: dict[str, Any]) -> str:
+    """A stable operationId: the route's pattern plus the upstream operation's own id.
+
+    Derived from what names the operation, never from the order routes are listed in, so
+    adding a route renames nothing in a generated SDK. `/api/v1/rd/**` + `listTasks` gives
+    `api_v1_rd_listTasks`; `*` segments read `any`, and an upstream operation without an
+    id is named by its method and path (`get_tasks_id`).
+    """
+    pattern = route.pattern.pattern.replace("/**", "").replace("*", "any")
+    upstream_id = op.get("operationId")
+    name = _slug(str(upstream_id)) if upstream_id else _slug(f"{method} {upstream_path}")
+    prefix = _slug(pattern)
+    return f"{prefix}_{name}" if prefix else name or _digest(method, upstream_path)
 
 
 def security_requirement(route: CompiledRoute) -> list[dict[str, list[str]]]:
@@ -120,11 +144,10 @@ def rewrite_spec(
                 if not _exposes(table, route, method, client, upstream):
                     continue
                 rewritten = _operation(op, route)
-                if "operationId" in rewritten:
-                    base, n = str(rewritten["operationId"]), 2
-                    while rewritten["operationId"] in operation_ids:
-                        rewritten["operationId"], n = f"{base}_{n}", n + 1
-                    operation_ids.add(rewritten["operationId"])
+                rewritten["operationId"] = operation_id(route, method, upstream, op)
+                if rewritten["operationId"] in operation_ids:  # only if two routes' slugs clash
+                    rewritten["operationId"] += "_" + _digest(route.pattern.pattern, method)
+                operation_ids.add(rewritten["operationId"])
                 target = paths.setdefault(client, {})
                 for key in ("summary", "description", "parameters"):
                     if key in item and key not in target:

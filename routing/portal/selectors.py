@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,3 +69,15 @@ def service_document(service: Service, *, server_url: str) -> ServiceDocs:
         rewrite_spec(docs.spec, service=service.name, table=table, server_url=server_url),
         None,
     )
+
+
+def public_base_url() -> str:
+    """The gateway's URL for documents made offline: GATEWAY_PUBLIC_URL, else the bind address."""
+    configured: str | None = settings.GATEWAY_PUBLIC_URL
+    if configured:
+        return configured
+    bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
+    host, _, port = bind.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - listens everywhere: use loopback
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -25,8 +26,9 @@ from routing.portal.selectors import documented_services, service_document, upst
 
 
 def gateway_url(request: Request) -> str:
-    """The gateway's base URL as the caller reached it, e.g. http://127.0.0.1:8000."""
-    return request.build_absolute_uri("/").rstrip("/")
+    """GATEWAY_PUBLIC_URL, else the gateway's base URL as the caller reached it."""
+    configured: str | None = settings.GATEWAY_PUBLIC_URL
+    return configured or request.build_absolute_uri("/").rstrip("/")
 
 
 _SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")

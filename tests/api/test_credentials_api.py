@@ -89,3 +89,71 @@ def test_oauth_application_answers_its_secret_once_and_issues_tokens(staff, clie
 
 def test_credentials_endpoints_need_a_manager(client):
     assert client.get("/api/gateway/api-keys/").status_code in (401, 403)
+
+
+PUBLIC_APP = {
+    "name": "task-board",
+    "client_type": "public",
+    "authorization_grant_type": "authorization-code",
+    "redirect_uris": "https://tasks.example/callback",
+}
+
+
+def test_public_oauth_application_never_gets_a_secret(staff):
+    from oauth2_provider.models import get_application_model
+
+    answer = staff.post("/api/gateway/oauth-applications/", PUBLIC_APP, format="json")
+
+    assert answer.status_code == 201, answer.content
+    assert "client_secret" not in answer.json()
+    stored = get_application_model().objects.get(client_id=answer.json()["client_id"])
+    assert stored.client_secret == ""  # not even a hash of something
+
+    # Becoming confidential gives it a secret, answered that once; back to public drops it.
+    confidential = staff.patch(
+        f"/api/gateway/oauth-applications/{stored.pk}/",
+        {"client_type": "confidential"},
+        format="json",
+    )
+    assert confidential.status_code == 200, confidential.content
+    assert len(confidential.json()["client_secret"]) >= 32
+    stored.refresh_from_db()
+    assert stored.client_secret not in ("", confidential.json()["client_secret"])  # a hash
+    staff.patch(
+        f"/api/gateway/oauth-applications/{stored.pk}/", {"client_type": "public"}, format="json"
+    )
+    stored.refresh_from_db()
+    assert stored.client_secret == ""
+
+
+def test_public_application_added_in_the_console_is_stored_without_a_secret():
+    from django.test import Client
+    from oauth2_provider.models import get_application_model
+
+    root = User.objects.create_superuser("console-root", password="a long test password 1")
+    console = Client()
+    console.force_login(root)
+    form = console.get("/admin/oauth2_provider/application/add/")
+    assert form.status_code == 200
+    posted_secret = "a-secret-the-console-form-proposed-" + "x" * 20
+
+    response = console.post(
+        "/admin/oauth2_provider/application/add/",
+        {
+            **PUBLIC_APP,
+            "client_id": "console-public-app",
+            "client_secret": posted_secret,
+            "hash_client_secret": "on",
+            "algorithm": "",
+            "user": "",
+            "post_logout_redirect_uris": "",
+            "allowed_origins": "",
+            "gateway_link-TOTAL_FORMS": "0",
+            "gateway_link-INITIAL_FORMS": "0",
+            "gateway_link-MIN_NUM_FORMS": "0",
+            "gateway_link-MAX_NUM_FORMS": "1",
+        },
+    )
+
+    assert response.status_code == 302, response.content[:3000]
+    assert get_application_model().objects.get(client_id="console-public-app").client_secret == ""

@@ -200,3 +200,55 @@ def test_gateway_docs_command_writes_the_rewritten_document(rd_service, tmp_path
 def test_odd_service_names_are_404_not_errors():
     assert APIClient().get("/api/docs/services/a%00b/openapi.json").status_code == 404
     assert APIClient().get("/api/redoc?service=a%00b").status_code == 200
+
+
+def test_operation_ids_come_from_route_and_upstream_operation_so_adding_a_route_renames_none(
+    rd_service,
+):
+    _route(rd_service, "/api/v1/rd/**", strip_prefix=True, authentication="none")
+    before = {
+        (path, method): op["operationId"]
+        for path, item in _spec()["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict) and "operationId" in op
+    }
+    assert before[("/api/v1/rd/tasks", "get")] == "api_v1_rd_listTasks"
+
+    # A second route exposing the same upstream operations, listed before the first.
+    _route(rd_service, "/api/v0/rd/**", strip_prefix=True, authentication="none")
+    after = {
+        (path, method): op["operationId"]
+        for path, item in _spec()["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict) and "operationId" in op
+    }
+
+    assert {key: after[key] for key in before} == before
+    assert after[("/api/v0/rd/tasks", "get")] == "api_v0_rd_listTasks"
+    assert len(set(after.values())) == len(after)
+    assert not any(re.search(r"_\d+$", name) for name in after.values())
+
+
+def test_servers_entry_is_the_configured_public_url(rd_service, tmp_path, settings, monkeypatch):
+    _route(rd_service, "/api/v1/rd/**", strip_prefix=True, authentication="none")
+    output = tmp_path / "rd.json"
+    monkeypatch.setenv("GATEWAY_BIND", "0.0.0.0:8123")
+
+    call_command("gateway_docs", "rd-service", "--output", str(output))
+    assert json.loads(output.read_text())["servers"][0]["url"] == "http://127.0.0.1:8123"
+
+    settings.GATEWAY_PUBLIC_URL = "https://api.acme.example"
+    call_command("gateway_docs", "rd-service", "--output", str(output))
+    assert json.loads(output.read_text())["servers"][0]["url"] == "https://api.acme.example"
+    assert _spec()["servers"][0]["url"] == "https://api.acme.example"
+
+
+@pytest.mark.parametrize("value", ["ftp://x.example", "https://x.example/?q=1", "api.example.com"])
+def test_bad_public_url_is_refused_naming_the_setting(value, monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from gateway_project.env import env_public_url
+
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", value)
+    with pytest.raises(ImproperlyConfigured, match="GATEWAY_PUBLIC_URL"):
+        env_public_url("GATEWAY_PUBLIC_URL")

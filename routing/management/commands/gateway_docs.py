@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from routing.models import Service
-from routing.portal.selectors import service_document
+from routing.portal.selectors import public_base_url, service_document
 
 
 class Command(BaseCommand):
@@ -22,8 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("service", help="The service's name.")
         parser.add_argument(
             "--server",
-            default="http://127.0.0.1:8000",
-            help="The gateway's base URL clients use (default http://127.0.0.1:8000).",
+            default=None,
+            help="The gateway's base URL clients use (default GATEWAY_PUBLIC_URL, else "
+            "http://GATEWAY_BIND).",
         )
         parser.add_argument("--output", help="Write to this file instead of standard output.")
 
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         service = Service.objects.filter(name=name).exclude(openapi="").first()
         if service is None:
             raise CommandError(f"No service named {name!r} declares an openapi document.")
-        result = service_document(service, server_url=options["server"].rstrip("/"))
+        server = (options["server"] or public_base_url()).rstrip("/")
+        result = service_document(service, server_url=server)
         if result.spec is None:
             raise CommandError(f"The document of {name} is unavailable: {result.error}.")
         text = json.dumps(result.spec, indent=2)
