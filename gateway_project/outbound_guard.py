@@ -43,7 +43,7 @@ BLOCKED_NAMES = frozenset(
     {"metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"}
 )
 # One part of a numeric IPv4 host as inet_aton reads it: hex, octal (leading 0) or decimal.
-_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 # RFC 6761: every name under localhost is loopback, whatever DNS says.
 _LOOPBACK = ipaddress.ip_address("127.0.0.1")

@@ -9,6 +9,9 @@ import socket
 
 import pytest
 import urllib3
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from accounts.jwks import JwksKeySet
@@ -72,6 +75,18 @@ def test_every_spelling_is_parsed_to_the_address_it_reaches(host):
 @pytest.mark.parametrize("name", ["1.2.3.4.5", "0x100.1", "example.com", "09.1.1.1", "1.2.3.4x"])
 def test_names_and_impossible_numbers_are_not_addresses(name):
     assert parse_ip(name) is None  # left to the resolver, whose answer is checked at connect
+
+
+@hypothesis_settings(max_examples=2000, deadline=None, derandomize=True)
+@given(st.text(alphabet="0123456789abcdefxX.", max_size=24))
+def test_ipv4_spellings_parse_exactly_as_the_c_library_does(spelling):
+    """What a connect would reach (inet_aton) is what the guard checks, and nothing else."""
+    try:
+        expected = socket.inet_ntoa(socket.inet_aton(spelling))
+    except OSError:
+        expected = None
+    parsed = outbound_guard.parse_ipv4_spelling(spelling)
+    assert (str(parsed) if parsed else None) == expected
 
 
 @pytest.mark.parametrize("host", METADATA_SPELLINGS)
