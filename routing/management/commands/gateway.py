@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from routing.configfile.service import config_export, config_import
-from routing.configfile.validate import ConfigInvalid
+from routing.configfile.validate import ConfigInvalid, size_error
 
 
 class Command(BaseCommand):
@@ -59,11 +60,33 @@ class Command(BaseCommand):
         else:
             self._explain(options["method"], options["path"], options["header"])
 
-    def _import(self, file_name: str, *, dry_run: bool, prune: bool) -> None:
+    def _read_document(self, file_name: str) -> str:
+        """The file's text, read no further than GATEWAY_MAX_CONFIG_SIZE (plus one byte)."""
+        limit = settings.GATEWAY_MAX_CONFIG_SIZE
         try:
-            text = sys.stdin.read() if file_name == "-" else Path(file_name).read_text()
+            if file_name == "-":
+                data = sys.stdin.buffer.read(limit + 1)
+            else:
+                with Path(file_name).open("rb") as handle:
+                    data = handle.read(limit + 1)
         except OSError as error:
             raise CommandError(f"Cannot read {file_name}: {error.strerror}.") from None
+        if len(data) > limit:
+            # Only the first limit + 1 bytes were read: a larger file never enters memory.
+            size = None if file_name == "-" else Path(file_name).stat().st_size
+            self.stderr.write(f"{file_name}: {size_error(size or None, limit).errors[0]}")
+            raise CommandError(f"{file_name} is too large; nothing was changed.")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise CommandError(
+                f"{file_name}: line {line}: the file is not UTF-8 text (byte {error.start}); "
+                "save it as UTF-8. Nothing was changed."
+            ) from None
+
+    def _import(self, file_name: str, *, dry_run: bool, prune: bool) -> None:
+        text = self._read_document(file_name)
         try:
             result = config_import(
                 text=text, dry_run=dry_run, prune=prune, via=f"the command line ({file_name})"
