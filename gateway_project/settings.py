@@ -93,7 +93,8 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = env_str("DATABASE_URL")
+# Both may carry a password: DATABASE_URL_FILE / REDIS_URL_FILE read them from a mounted file.
+DATABASE_URL = env_secret("DATABASE_URL")
 if DATABASE_URL:
     try:
         DATABASES = {
@@ -114,7 +115,7 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -47,6 +47,12 @@ class Command(BaseCommand):
         checking.add_argument(
             "--once", action="store_true", help="Probe every target once, print, and exit."
         )
+        checking.add_argument(
+            "--heartbeat",
+            metavar="FILE",
+            help="Touch FILE after every pass, for a liveness probe "
+            "(python -m gateway_project.heartbeat FILE MAX_AGE).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the chosen subcommand."""
@@ -56,7 +62,7 @@ class Command(BaseCommand):
         elif action == "export":
             self._export(options.get("output"))
         elif action == "healthcheck":
-            self._healthcheck(once=options["once"])
+            self._healthcheck(once=options["once"], heartbeat=options.get("heartbeat"))
         else:
             self._explain(options["method"], options["path"], options["header"])
 
@@ -127,10 +133,11 @@ class Command(BaseCommand):
         for line in report.lines():
             self.stdout.write(line)
 
-    def _healthcheck(self, *, once: bool) -> None:
+    def _healthcheck(self, *, once: bool, heartbeat: str | None = None) -> None:
         import signal
         import threading
 
+        from gateway_project.heartbeat import beat
         from gateway_project.redis import redis_configured
         from routing.healthcheck import HealthChecker, ProbeResult
 
@@ -162,6 +169,7 @@ class Command(BaseCommand):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
             self.stdout.write("Health checks running; SIGTERM or Ctrl-C stops them.")
-            checker.run_forever(stop, on_round=report)
+            on_tick = (lambda: beat(heartbeat)) if heartbeat else None
+            checker.run_forever(stop, on_round=report, on_tick=on_tick)
         finally:
             checker.close()
