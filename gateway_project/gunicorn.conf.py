@@ -23,7 +23,10 @@ bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # Without Redis the counters live in-process, so one worker keeps every limit exact.
 workers = env_int(
     "GATEWAY_WORKERS",
-    default_workers(cpus=available_cpus(), redis=bool(os.environ.get("REDIS_URL"))),
+    default_workers(
+        cpus=available_cpus(),
+        redis=bool(os.environ.get("REDIS_URL") or os.environ.get("REDIS_URL_FILE")),
+    ),
     minimum=1,
 )
 worker_class = "gateway_project.gunicorn_worker.DrainingThreadWorker"

@@ -94,7 +94,8 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = env_str("DATABASE_URL")
+# Both may carry a password: DATABASE_URL_FILE / REDIS_URL_FILE read them from a mounted file.
+DATABASE_URL = env_secret("DATABASE_URL")
 if DATABASE_URL:
     try:
         DATABASES = {
@@ -115,7 +116,7 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -396,6 +397,11 @@ GATEWAY_MAX_API_BODY_SIZE = env_size("GATEWAY_MAX_API_BODY_SIZE", "5MiB")
 GATEWAY_OAUTH_INTROSPECTION_CLIENTS = env_list("GATEWAY_OAUTH_INTROSPECTION_CLIENTS", [])
 GATEWAY_DOCS_FETCH_TIMEOUT_MS = env_duration_ms("GATEWAY_DOCS_FETCH_TIMEOUT", "5s")
 GATEWAY_DOCS_MAX_SIZE = env_size("GATEWAY_DOCS_MAX_SIZE", "5MiB")
+# Config documents (command, console upload, API import): larger ones are refused unparsed.
+GATEWAY_MAX_CONFIG_SIZE = env_size("GATEWAY_MAX_CONFIG_SIZE", "5MiB")
+# The console's import preview carries the document over to "apply" in a form field, which
+# Django bounds by this; a document up to the limit must fit (routing/console_upload.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, GATEWAY_MAX_CONFIG_SIZE + 64 * 1024)
 GATEWAY_DOCS_CACHE_TTL_MS = env_duration_ms("GATEWAY_DOCS_CACHE_TTL", "5m")
 SPECTACULAR_SETTINGS = {
     # Operation ids and tags relative to /api/ (e.g. gateway_routes_list), whatever else is served.

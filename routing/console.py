@@ -9,12 +9,20 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils.datastructures import MultiValueDict
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from audit.authority import ChangeRefused, console_actor
 from routing.config_version import current_version
 from routing.configfile.service import config_export, config_import
 from routing.configfile.validate import ConfigInvalid
 from routing.console_access import console_page
+from routing.console_upload import (
+    LimitedUploadHandler,
+    declared_too_large,
+    limit_uploads,
+    too_large_message,
+)
 from routing.explain import explain_request
 from routing.nodes import CHECK_IN_TTL_SECONDS, list_nodes
 
@@ -96,14 +104,38 @@ def explain_view(request: HttpRequest) -> HttpResponse:
     return render(request, "routing/explain.html", context)
 
 
+@csrf_exempt  # checked by _config_page, once the upload's size limit is in place
 @console_page
 def config_view(request: HttpRequest) -> HttpResponse:
     """Download the live config, or upload one: preview its diff, then apply it."""
+    upload = None
+    if request.method == "POST":
+        # Before anything reads the body (the CSRF check would): bound what it may hold.
+        if declared_too_large(request):
+            return _config_refused(request)
+        upload = limit_uploads(request)
+    return _config_page(request, upload)
+
+
+def _config_refused(request: HttpRequest) -> HttpResponse:
+    """The import page with the too-large error, answered without reading the upload."""
+    form = ImportForm(data={}, files=MultiValueDict())
+    form.is_valid()
+    form.add_error("file", too_large_message())
+    context = {**admin.site.each_context(request), "title": "Config import and export"}
+    context["form"] = form
+    return render(request, "routing/config.html", context, status=413)
+
+
+@csrf_protect
+def _config_page(request: HttpRequest, upload: LimitedUploadHandler | None) -> HttpResponse:
     if request.GET.get("download"):
         response = HttpResponse(config_export(), content_type="application/yaml")
         response["Content-Disposition"] = 'attachment; filename="gateway-config.yaml"'
         return response
     form = ImportForm(request.POST or None, request.FILES or None)
+    if upload is not None and upload.refused:
+        return _config_refused(request)
     context = {**admin.site.each_context(request), "title": "Config import and export"}
     if request.method == "POST" and form.is_valid():
         apply = "apply" in request.POST

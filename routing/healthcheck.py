@@ -134,9 +134,16 @@ class HealthChecker:
         return verdict
 
     def run_forever(
-        self, stop: threading.Event, *, on_round: Callable[[list[ProbeResult]], None] | None = None
+        self,
+        stop: threading.Event,
+        *,
+        on_round: Callable[[list[ProbeResult]], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
-        """Probe until `stop` is set; a failing round is logged and the loop goes on."""
+        """Probe until `stop` is set; a failing round is logged and the loop goes on.
+
+        `on_tick` runs after every pass, results or not: the worker's heartbeat.
+        """
         while not stop.is_set():
             try:
                 results = self.run_once()
@@ -146,6 +153,8 @@ class HealthChecker:
                 results = []
             if results and on_round is not None:
                 on_round(results)
+            if on_tick is not None:
+                on_tick()
             stop.wait(_TICK_SECONDS)
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The management API's errors: config problems as 400 `errors`, duplicates as 409."""
+"""The management API's errors: config problems as 400 `errors`, duplicates as 409, 413."""
 
 from __future__ import annotations
 
@@ -18,11 +18,20 @@ class Conflict(GatewayError):
     title = "Conflict"
 
 
+class ConfigDocumentTooLarge(GatewayError):
+    """A config document over GATEWAY_MAX_CONFIG_SIZE; it was not parsed."""
+
+    status_code = 413
+    default_code = "config_too_large"
+    default_detail = "The config document is larger than GATEWAY_MAX_CONFIG_SIZE."
+    title = "Payload too large"
+
+
 def config_errors(errors: list[ConfigError]) -> drf.ValidationError:
     """The config checker's errors as a DRF ValidationError keyed by config location."""
     detail: dict[str, list[ErrorDetail]] = {}
     for error in errors:
-        message = f"line {error.line}: {error.message}" if error.line else error.message
+        message = f"{error.place}: {error.message}" if error.line else error.message
         detail.setdefault(error.location or "non_field_errors", []).append(
             ErrorDetail(message, code="invalid")
         )

@@ -184,9 +184,8 @@ class UserSerializer(serializers.ModelSerializer):
 class ConfigImportSerializer(serializers.Serializer):
     """A config file to import."""
 
-    text = serializers.CharField(
-        trim_whitespace=False, max_length=2_000_000, help_text="The YAML config file's text."
-    )
+    # No max_length: GATEWAY_MAX_CONFIG_SIZE bounds the document (413, not a 400 here).
+    text = serializers.CharField(trim_whitespace=False, help_text="The YAML config file's text.")
     dry_run = serializers.BooleanField(default=False, help_text="Report the diff, change nothing.")
     prune = serializers.BooleanField(
         default=False, help_text="Delete services and routes that are not in the file."

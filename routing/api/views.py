@@ -32,7 +32,7 @@ from routing.api.access import (
     api_authentication_classes,
     request_action,
 )
-from routing.api.errors import config_errors
+from routing.api.errors import ConfigDocumentTooLarge, config_errors
 from routing.api.pagination import ManagementPagination
 from routing.api.parsers import ManagementJSONParser
 from routing.api.serializers import (
@@ -61,7 +61,7 @@ from routing.api.services import (
 from routing.configfile.export import export_document, export_yaml
 from routing.configfile.live import live_spec
 from routing.configfile.service import config_import
-from routing.configfile.validate import ConfigInvalid
+from routing.configfile.validate import ConfigInvalid, ConfigTooLarge
 from routing.models import Route, Service
 
 _ID = r"[0-9]{1,18}"
@@ -490,7 +490,9 @@ class ConfigImportView(ManagementView):
         description="Validates the whole file first: an invalid file changes nothing and "
         "answers 400 with every error and its location (`routes[0].timeout`). `dry_run` "
         "answers the diff and changes nothing; `prune` deletes services and routes not in the "
-        "file. Re-importing the same file is a no-op (no changes).",
+        "file. Re-importing the same file is a no-op (no changes). A document over "
+        "GATEWAY_MAX_CONFIG_SIZE is 413; YAML aliases and nesting deeper than 50 levels are "
+        "400, with the line and column.",
         request=ConfigImportSerializer,
         responses={200: ConfigImportResultSerializer, **docs.errors(400, 401, 403)},
         examples=[
@@ -518,6 +520,8 @@ class ConfigImportView(ManagementView):
                 via="the management API",
                 actor=actor_for_request(request),
             )
+        except ConfigTooLarge as too_large:
+            raise ConfigDocumentTooLarge(too_large.errors[0].message) from None
         except ConfigInvalid as invalid:
             raise config_errors(invalid.errors) from None
         return Response({"changes": result.changes, "applied": result.applied})

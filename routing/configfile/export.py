@@ -98,8 +98,20 @@ def export_document(spec: ConfigSpec) -> dict[str, Any]:
     }
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value shared by two entries out twice: the importer refuses aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        """Never emit `&anchor` / `*alias`."""
+        return True
+
+
 def export_yaml(spec: ConfigSpec) -> str:
     """The config file text for `spec`."""
-    return yaml.safe_dump(
-        export_document(spec), sort_keys=False, default_flow_style=False, width=100
+    return yaml.dump(
+        export_document(spec),
+        Dumper=_NoAliasDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100,
     )

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from django.conf import settings
 
 from gateway_project.units import parse_duration_ms
+from routing.configfile.document import DocumentRefused, load_document, size_overrun_line
 from routing.configfile.spec import ConfigSpec
 from routing.paths import pattern_errors
 from routing.upstream_urls import upstream_url_error
@@ -67,9 +69,17 @@ class ConfigError:
     location: str  # e.g. routes[2].timeout
     line: int | None
     message: str
+    column: int | None = None  # known for problems found while reading the YAML itself
+
+    @property
+    def place(self) -> str:
+        """`line 3, column 7` / `line 3` / `` (unknown)."""
+        if not self.line:
+            return ""
+        return f"line {self.line}, column {self.column}" if self.column else f"line {self.line}"
 
     def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
+        where = f"{self.place}: " if self.line else ""
         return f"{where}{self.location or '(file)'}: {self.message}"
 
 
@@ -79,6 +89,39 @@ class ConfigInvalid(Exception):
     def __init__(self, errors: list[ConfigError]) -> None:
         super().__init__(f"{len(errors)} error(s) in the config file")
         self.errors = errors
+
+
+class ConfigTooLarge(ConfigInvalid):
+    """The document is larger than GATEWAY_MAX_CONFIG_SIZE; it was not parsed."""
+
+
+def size_error(size: int | None, limit: int, *, line: int | None = None) -> ConfigTooLarge:
+    """The refusal of a `size`-byte document (unknown: None); the API answers it with 413."""
+    what = f"{size} bytes, more than" if size and size > limit else "larger than"
+    message = (
+        f"the document is {what} GATEWAY_MAX_CONFIG_SIZE ({limit} bytes); split it or raise "
+        "the setting."
+    )
+    return ConfigTooLarge([ConfigError("", line, message)])
+
+
+def _yaml_error(error: yaml.YAMLError, text: str) -> ConfigError:
+    """A YAML reader/parser/composer error as a ConfigError with line and column."""
+    if isinstance(error, yaml.reader.ReaderError):
+        # Raised for NUL and other characters YAML forbids; it knows only the offset.
+        before = text[: error.position]
+        line = before.count("\n") + 1
+        column = error.position - (before.rfind("\n") + 1) + 1
+        char = f"#x{error.character:04x}" if isinstance(error.character, int) else "a character"
+        message = f"not valid YAML: {char} is not allowed in a YAML document; remove it."
+        return ConfigError("", line, message, column)
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "not valid YAML"
+    refused = isinstance(error, DocumentRefused)  # valid YAML, refused by the gateway
+    message = f"{problem}." if refused else f"not valid YAML: {problem}."
+    if mark is None:
+        return ConfigError("", None, message)
+    return ConfigError("", mark.line + 1, message, mark.column + 1)
 
 
 def _line_map(node: yaml.Node, path: str, lines: dict[str, int], errors: list[ConfigError]) -> None:
@@ -463,19 +506,16 @@ def parse_config(text: str) -> ConfigSpec:
     """Parse and validate config text; ConfigInvalid lists every problem."""
     errors: list[ConfigError] = []
     lines: dict[str, int] = {}
+    limit = settings.GATEWAY_MAX_CONFIG_SIZE
+    # A character is at most 4 bytes: shorter texts need no byte count (and no copy).
+    if len(text) * 4 > limit:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise size_error(size, limit, line=size_overrun_line(text, limit))
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            document = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        node, document = load_document(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or "not valid YAML"
-        raise ConfigInvalid(
-            [ConfigError("", mark.line + 1 if mark else None, f"not valid YAML: {problem}.")]
-        ) from None
+        raise ConfigInvalid([_yaml_error(error, text)]) from None
     if node is not None:
         _line_map(node, "", lines, errors)
     if document is None:

@@ -63,7 +63,8 @@ def test_variable_set_for_the_gateway_is_read_by_it(where, name):
         ("GATEWAY_CONFIG_POLL", True),
         ("GATEWAY_CONFIG_POL", False),  # a typo is caught, not silently ignored
         ("SECRET_KEY_FILE", True),  # env_secret's file variant
-        ("DATABASE_URL_FILE", False),  # not a secret setting
+        ("DATABASE_URL_FILE", True),  # the URL holds a password: env_secret
+        ("ALLOWED_HOSTS_FILE", False),  # not a secret setting
         ("GATEWAY_SERVICE_RD_SERVICE_URL", True),  # the per-service URL override
         ("GATEWAY_SERVICE_URL", False),
         ("GATEWAY_DRAIN", True),  # gunicorn.conf.py

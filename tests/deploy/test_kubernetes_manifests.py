@@ -188,16 +188,17 @@ def test_deployment_selector_hpa_and_pdb_select_the_gateway_pods():
     assert pdb["spec"]["maxUnavailable"] == 1
 
 
-def test_gateway_container_has_resources_probes_and_env_from_configmap_and_secret():
+def test_gateway_container_has_resources_and_its_secrets_as_files():
     container = _gateway()
     assert {"requests", "limits"} <= set(container["resources"])
     sources = {next(iter(source)) for source in container["envFrom"]}
-    assert sources == {"configMapRef", "secretRef"}
+    assert sources == {"configMapRef"}  # secrets come as files (tests/deploy/test_hardening.py)
     env = container_env(container)
     for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
         assert name in k8s_object("Secret", "api-gateway-secrets")["stringData"], name
         assert name not in k8s_object("ConfigMap", "api-gateway-config")["data"], name
-        assert env[name]
+        assert name not in env, name
+        assert env[f"{name}_FILE"] == f"/run/secrets/gateway/{name}"
 
 
 @pytest.mark.parametrize(("workload", "pod"), [pytest.param(n, p, id=n) for n, p in pod_specs()])

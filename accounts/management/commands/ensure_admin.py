@@ -9,6 +9,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from gateway_project.env import env_secret
+
 
 class Command(BaseCommand):
     """Create (or update) the admin user from GATEWAY_ADMIN_USER / GATEWAY_ADMIN_PASSWORD."""
@@ -21,7 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """Create the user if missing; set the password when one is given."""
         username = os.environ.get("GATEWAY_ADMIN_USER", "admin")
-        password = os.environ.get("GATEWAY_ADMIN_PASSWORD")
+        password = env_secret("GATEWAY_ADMIN_PASSWORD")  # or GATEWAY_ADMIN_PASSWORD_FILE
         user_model = get_user_model()
         user = user_model.objects.filter(username=username).first()
         if user is not None:

@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.authority import SHELL_ACTOR
 from routing.configfile.service import config_export, config_import
-from routing.configfile.validate import ConfigInvalid
+from routing.configfile.validate import ConfigInvalid, size_error
 
 
 class Command(BaseCommand):
@@ -47,6 +48,12 @@ class Command(BaseCommand):
         checking.add_argument(
             "--once", action="store_true", help="Probe every target once, print, and exit."
         )
+        checking.add_argument(
+            "--heartbeat",
+            metavar="FILE",
+            help="Touch FILE after every pass, for a liveness probe "
+            "(python -m gateway_project.heartbeat FILE MAX_AGE).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the chosen subcommand."""
@@ -56,15 +63,37 @@ class Command(BaseCommand):
         elif action == "export":
             self._export(options.get("output"))
         elif action == "healthcheck":
-            self._healthcheck(once=options["once"])
+            self._healthcheck(once=options["once"], heartbeat=options.get("heartbeat"))
         else:
             self._explain(options["method"], options["path"], options["header"])
 
-    def _import(self, file_name: str, *, dry_run: bool, prune: bool) -> None:
+    def _read_document(self, file_name: str) -> str:
+        """The file's text, read no further than GATEWAY_MAX_CONFIG_SIZE (plus one byte)."""
+        limit = settings.GATEWAY_MAX_CONFIG_SIZE
         try:
-            text = sys.stdin.read() if file_name == "-" else Path(file_name).read_text()
+            if file_name == "-":
+                data = sys.stdin.buffer.read(limit + 1)
+            else:
+                with Path(file_name).open("rb") as handle:
+                    data = handle.read(limit + 1)
         except OSError as error:
             raise CommandError(f"Cannot read {file_name}: {error.strerror}.") from None
+        if len(data) > limit:
+            # Only the first limit + 1 bytes were read: a larger file never enters memory.
+            size = None if file_name == "-" else Path(file_name).stat().st_size
+            self.stderr.write(f"{file_name}: {size_error(size or None, limit).errors[0]}")
+            raise CommandError(f"{file_name} is too large; nothing was changed.")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise CommandError(
+                f"{file_name}: line {line}: the file is not UTF-8 text (byte {error.start}); "
+                "save it as UTF-8. Nothing was changed."
+            ) from None
+
+    def _import(self, file_name: str, *, dry_run: bool, prune: bool) -> None:
+        text = self._read_document(file_name)
         try:
             result = config_import(
                 text=text,
@@ -109,10 +138,11 @@ class Command(BaseCommand):
         for line in report.lines():
             self.stdout.write(line)
 
-    def _healthcheck(self, *, once: bool) -> None:
+    def _healthcheck(self, *, once: bool, heartbeat: str | None = None) -> None:
         import signal
         import threading
 
+        from gateway_project.heartbeat import beat
         from gateway_project.redis import redis_configured
         from routing.healthcheck import HealthChecker, ProbeResult
 
@@ -144,6 +174,7 @@ class Command(BaseCommand):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
             self.stdout.write("Health checks running; SIGTERM or Ctrl-C stops them.")
-            checker.run_forever(stop, on_round=report)
+            on_tick = (lambda: beat(heartbeat)) if heartbeat else None
+            checker.run_forever(stop, on_round=report, on_tick=on_tick)
         finally:
             checker.close()
