@@ -53,6 +53,8 @@ _RECV_SIZE = 65536
 # closing with unread request bytes makes the kernel send RST, which can destroy the answer
 # still in flight (RFC 9112 section 9.6). gunicorn does this blocking; here the loop does it.
 _LINGER_SECONDS = 2.0
+# Unfinished heads one worker holds in memory at most, all connections together.
+_HEAD_BUDGET = 64 * 1024 * 1024
 _LINGER_MAX_BYTES = 65536
 
 
@@ -127,6 +129,10 @@ class DrainingThreadWorker(ThreadWorker):
         # (its deadline changed) is skipped when it comes up, so nothing is removed mid-queue.
         self.deadlines: deque[tuple[float, GatewayConnection]] = deque()
         self.fds_full_at = 0
+        # Bytes of unfinished heads this worker holds: one head may be up to max_head (~800 KiB
+        # with the default limits), so many large unfinished heads are refused (431) past this.
+        self.head_bytes = 0
+        self.head_budget = max(_HEAD_BUDGET, 4 * self.max_head)
         super().init_process()
 
     # --- accepting --------------------------------------------------------------------------
@@ -140,7 +146,7 @@ class DrainingThreadWorker(ThreadWorker):
                 # Out of descriptors: stop accepting until a connection closes (run()'s check
                 # re-enables it), instead of spinning on a listener that stays readable.
                 self.log.warning("Out of file descriptors: not accepting for now")
-                self.fds_full_at = self.worker_connections = self.nr_conns
+                self.fds_full_at = self.worker_connections = max(self.nr_conns, 1)
                 return
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
@@ -190,13 +196,14 @@ class DrainingThreadWorker(ThreadWorker):
             return
         searched = len(conn.head)
         conn.head += data
+        self.head_bytes += len(data)
         self._head_progress(conn, searched)
 
     def _head_progress(self, conn: GatewayConnection, searched: int) -> None:
         if _head_end(conn.head, searched):
             self._unwatch(conn)
             self._dispatch(conn)
-        elif len(conn.head) > self.max_head:
+        elif len(conn.head) > self.max_head or self.head_bytes > self.head_budget:
             self._unwatch(conn)
             self._refuse(conn, parse_errors.LimitRequestHeaders("request head too large"))
         elif conn.waiting is None:
@@ -207,9 +214,13 @@ class DrainingThreadWorker(ThreadWorker):
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
         conn.parser.unreader.unread(bytes(conn.head))
-        conn.head = bytearray()
+        self._release_head(conn)
         conn.data_ready = True
         self.enqueue_req(conn)
+
+    def _release_head(self, conn: GatewayConnection) -> None:
+        self.head_bytes -= len(conn.head)
+        conn.head = bytearray()
 
     def on_client_socket_readable(self, conn: GatewayConnection, client: Any) -> None:
         """A kept-alive connection has bytes: its next head is read by the loop too."""
@@ -243,6 +254,7 @@ class DrainingThreadWorker(ThreadWorker):
             # The client sent its next request already (pipelining, or a body drain read
             # ahead): those bytes no longer make the socket readable, so look at them now.
             conn.head = bytearray(pipelined)
+            self.head_bytes += len(pipelined)
             self._head_progress(conn, 0)
             return
         conn.set_timeout()
@@ -258,6 +270,7 @@ class DrainingThreadWorker(ThreadWorker):
     def _refuse(self, conn: GatewayConnection, error: BaseException) -> None:
         """Answer a head the loop refuses (problem+json, non-blocking) and close lingering."""
         self._log_refusal(conn.client, error)
+        self._release_head(conn)
         # A full send buffer or a gone client leaves nothing but the close below.
         with contextlib.suppress(OSError):
             conn.sock.send(server_errors.problem_bytes(server_errors.problem_for(error)))
@@ -287,6 +300,7 @@ class DrainingThreadWorker(ThreadWorker):
             self._close(conn)
 
     def _close(self, conn: GatewayConnection) -> None:
+        self._release_head(conn)
         self.nr_conns -= 1
         conn.close()
 
