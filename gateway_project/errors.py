@@ -14,6 +14,7 @@ from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
+from gateway_project.client_framing import MalformedBody
 from gateway_project.error_tracking import remember_cause
 
 logger = logging.getLogger("gateway.errors")
@@ -42,6 +43,13 @@ class BadRequest(GatewayError):
     default_code = "bad_request"
     default_detail = "The request is malformed."
     title = "Bad request"
+
+
+class MalformedRequestBody(BadRequest):
+    """The request body's framing (chunk sizes, terminators) is malformed or cut short."""
+
+    default_code = "malformed_body"
+    default_detail = "The request body's chunked framing is malformed."
 
 
 class RouteNotFound(GatewayError):
@@ -188,6 +196,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = drf.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, MalformedBody):
+        # The client's fault, and its bytes stay out of the log: no traceback.
+        logger.warning("malformed request body (request_id=%s)", request_id)
+        exc = MalformedRequestBody()
     elif isinstance(exc, _DATABASE_DOWN):
         logger.warning("database unavailable (request_id=%s): %s", request_id, type(exc).__name__)
         exc = DatabaseUnavailable(headers={"Retry-After": "5"})

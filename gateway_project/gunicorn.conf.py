@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import glob
 import os
+import resource
 import shutil
 import tempfile
 import time
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from gateway_project import drain
 from gateway_project.env import env_choice, env_duration_ms, env_int
 from gateway_project.sizing import available_cpus, default_workers
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Raise the soft open-files limit (workers inherit it) towards `wanted`, up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 # Without Redis the counters live in-process, so one worker keeps every limit exact.
@@ -62,6 +74,16 @@ limit_request_field_size = env_int("GATEWAY_MAX_HEADER_SIZE", 8190, minimum=0)
 os.environ["GATEWAY_CLIENT_TIMEOUT_SECONDS"] = str(
     env_duration_ms("GATEWAY_CLIENT_TIMEOUT", "30s") / 1000
 )
+# The whole request head must arrive within this (total, not per read); until it has, the
+# connection waits in the worker's event loop and holds no request thread.
+_header_timeout_ms = env_duration_ms("GATEWAY_CLIENT_HEADER_TIMEOUT", "10s")
+if _header_timeout_ms <= 0:
+    raise ImproperlyConfigured("GATEWAY_CLIENT_HEADER_TIMEOUT: must be more than 0 (e.g. 10s)")
+os.environ["GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS"] = str(_header_timeout_ms / 1000)
+# Open connections per worker (reading heads, kept alive, or being served); past it the
+# worker stops accepting and new connections wait in the kernel's listen queue.
+worker_connections = env_int("GATEWAY_WORKER_CONNECTIONS", 1000, minimum=1)
+_raise_open_files_limit(worker_connections + 256)  # + upstream, database, Redis, log files
 
 DRAIN_SECONDS = env_duration_ms("GATEWAY_DRAIN", "0s") / 1000
 

@@ -1,37 +1,94 @@
-"""The gthread worker, stopping without resetting connections that wait in the listen queue."""
+"""The gateway's gunicorn worker: request heads are read by the event loop, not by threads.
+
+Serving model. gunicorn's gthread worker hands every new connection to a thread, which then
+blocks reading the request head; a client that sends its head one byte at a time (slowloris)
+holds that thread, and threads x workers such clients stall the node. Here the worker's main
+thread owns every connection that is not being served: it accepts, reads request heads
+non-blocking as bytes arrive, and submits a connection to the thread pool only once a whole
+head is in (the bytes already read are handed to gunicorn's parser). So:
+
+- a connection still sending its head, idle on keep-alive, or lingering while it closes holds
+  no request thread, only a socket and a small buffer in the loop;
+- a head must be complete within GATEWAY_CLIENT_HEADER_TIMEOUT of its first byte being
+  awaited (total, not per read), else it is answered 408 and closed;
+- a request thread runs Django exactly as under gthread (psycopg, thread-locals, the upstream
+  pool): only what happens before and after a request changed. A body that trickles is read
+  by the thread, each read bounded by GATEWAY_CLIENT_TIMEOUT.
+
+Connections per worker are capped by GATEWAY_WORKER_CONNECTIONS (gunicorn's
+worker_connections); past it the worker stops accepting and the kernel queues. A streamed
+response holds its thread until it ends (WSGI is synchronous): at most GATEWAY_THREADS
+streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT.
+
+Stopping (SIGTERM) still drains: the listeners close at once, queued connections are taken
+and served with `Connection: close`, kept-alive ones linger briefly (see set_accept_enabled).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
+import selectors
+import socket
+import time
+from collections import deque
+from functools import partial
 from typing import Any
 
-from gunicorn import util
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn import http, util
+from gunicorn.http import errors as parse_errors
+from gunicorn.http.message import MAX_REQUEST_LINE
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from gateway_project import server_errors
+from gateway_project import client_framing, server_errors
 
 # A stopping worker takes at most this many queued connections per listener (the kernel's
 # listen backlog is 2048 by default), so the loop is bounded even under a connection flood.
 _MAX_QUEUED_ACCEPTS = 4096
+# One non-blocking read of a head; a head larger than this arrives over several reads.
+_RECV_SIZE = 65536
+# A closing connection is read (and discarded) this long, at most this much, before the close:
+# closing with unread request bytes makes the kernel send RST, which can destroy the answer
+# still in flight (RFC 9112 section 9.6). gunicorn does this blocking; here the loop does it.
+_LINGER_SECONDS = 2.0
+# Unfinished heads one worker holds in memory at most, all connections together.
+_HEAD_BUDGET = 64 * 1024 * 1024
+_LINGER_MAX_BYTES = 65536
 
 
-def _client_read_timeout() -> float | None:
-    """GATEWAY_CLIENT_TIMEOUT in seconds (set by gunicorn.conf.py), None when 0 (no bound)."""
-    seconds = float(os.environ.get("GATEWAY_CLIENT_TIMEOUT_SECONDS", "0") or 0)
+def _seconds_from_env(name: str) -> float | None:
+    """A duration gunicorn.conf.py put in the environment, in seconds; None when 0 (no bound)."""
+    seconds = float(os.environ.get(name, "0") or 0)
     return seconds if seconds > 0 else None
 
 
-class TimedConnection(TConn):
-    """A client connection whose reads (and writes) in a worker thread are time-bounded.
+def _head_end(head: bytearray, searched: int) -> bool:
+    """Whether `head` holds the empty line ending a request head (at or after `searched`).
 
-    Stock gthread blocks a thread on a client that sent part of a request and then stalls
-    (slowloris): enough such clients hold every thread. With a bound, a stalled read fails
-    after GATEWAY_CLIENT_TIMEOUT and the thread is free again.
+    A bare-LF empty line counts too: gunicorn's parser then refuses the head at once,
+    rather than the loop waiting for a CRLF that will never come.
+    """
+    start = max(0, searched - 3)
+    return head.find(b"\n\r\n", start) >= 0 or head.find(b"\n\n", start) >= 0
+
+
+class GatewayConnection(TConn):
+    """A client connection: its head buffer and deadline while the loop holds it, and the
+    read bound (GATEWAY_CLIENT_TIMEOUT) for blocking reads and writes while a thread serves it.
     """
 
     read_timeout: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head = bytearray()
+        # What the loop waits for on this connection ("head" or "linger") and until when;
+        # None while a thread or the keep-alive list has it.
+        self.waiting: str | None = None
+        self.deadline: float | None = None
+        self.lingered = 0
 
     def wait_for_data(self, timeout: float) -> bool:
         """Wait for a new connection's first bytes no longer than the read bound either."""
@@ -47,41 +104,262 @@ class TimedConnection(TConn):
 
 
 class DrainingThreadWorker(ThreadWorker):
-    """gthread worker that, when it stops accepting, takes the queued connections and closes.
+    """gthread's thread pool behind an event loop that reads request heads (module docstring).
 
-    Stock gthread stops polling its listeners on SIGTERM but keeps them open until its last
-    request is done; connections the kernel queues meanwhile are reset when the socket finally
-    closes, although no application code ever saw them. This worker accepts what is queued
-    (and serves it, with `Connection: close`) and closes its listeners at once, so a client is
-    either served or refused, which a load balancer retries safely on another node.
+    When it stops accepting for good it takes the connections queued in the listen backlog and
+    closes its listeners, so a client is either served or refused (never reset unseen), which a
+    load balancer retries safely on another node.
     """
 
+    def init_process(self) -> None:
+        """Read the head deadline and limits, then start as gthread does."""
+        self.header_timeout = _seconds_from_env("GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS") or 10.0
+        self.read_timeout = _seconds_from_env("GATEWAY_CLIENT_TIMEOUT_SECONDS")
+        line = self.cfg.limit_request_line
+        line = MAX_REQUEST_LINE if line <= 0 or line > MAX_REQUEST_LINE else line
+        fields = self.cfg.limit_request_fields or 100
+        field_size = self.cfg.limit_request_field_size or 8190
+        # The longest head gunicorn's parser would accept; a longer one is refused by the loop.
+        self.max_head = line + 2 + fields * (field_size + 2) + 4
+        # TLS handshakes and HTTP/2 prefaces are gunicorn's own blocking business: with either
+        # configured, connections go to threads as under stock gthread (the gateway uses neither;
+        # TLS ends at the ingress).
+        self.loop_reads_heads = not self.cfg.is_ssl and self.cfg.http2_cleartext in (None, "off")
+        # (deadline, connection) in deadline order; an entry whose connection has since moved on
+        # (its deadline changed) is skipped when it comes up, so nothing is removed mid-queue.
+        self.deadlines: deque[tuple[float, GatewayConnection]] = deque()
+        self.fds_full_at = 0
+        # Bytes of unfinished heads this worker holds: one head may be up to max_head (~800 KiB
+        # with the default limits), so many large unfinished heads are refused (431) past this.
+        self.head_bytes = 0
+        self.head_budget = max(_HEAD_BUDGET, 4 * self.max_head)
+        super().init_process()
+
+    # --- accepting --------------------------------------------------------------------------
+
     def accept(self, listener: Any) -> None:
-        """Accept a connection as gthread does, as a TimedConnection."""
+        """Accept a connection and wait for its head in the loop."""
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                # Out of descriptors: stop accepting until a connection closes (run()'s check
+                # re-enables it), instead of spinning on a listener that stays readable.
+                self.log.warning("Out of file descriptors: not accepting for now")
+                self.fds_full_at = self.worker_connections = max(self.nr_conns, 1)
+                return
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
         self.nr_conns += 1
-        client_sock.setblocking(True)
-        conn = TimedConnection(self.cfg, client_sock, client_addr, listener.getsockname())
-        conn.read_timeout = _client_read_timeout()
+        conn = GatewayConnection(self.cfg, client_sock, client_addr, listener.getsockname())
+        conn.read_timeout = self.read_timeout
+        if not self.loop_reads_heads:
+            client_sock.setblocking(True)
+            self.enqueue_req(conn)
+            return
+        self._await_head(conn)
+
+    # --- heads --------------------------------------------------------------------------------
+
+    def _watch(self, conn: GatewayConnection, waiting: str, seconds: float, callback: Any) -> None:
+        conn.waiting = waiting
+        conn.deadline = time.monotonic() + seconds
+        self.deadlines.append((conn.deadline, conn))
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(callback, conn))
+
+    def _unwatch(self, conn: GatewayConnection) -> None:
+        if conn.waiting is None:
+            return
+        conn.waiting = conn.deadline = None
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+
+    def _await_head(self, conn: GatewayConnection) -> None:
+        """Let the loop collect this connection's next head (non-blocking socket)."""
+        seconds = self.header_timeout if self.alive else STOP_KEEPALIVE_LINGER
+        self._watch(conn, "head", seconds, self._on_head_readable)
+
+    def _on_head_readable(self, conn: GatewayConnection, _sock: Any = None) -> None:
+        """Read what arrived of a head: dispatch it when complete, refuse it when too large."""
+        try:
+            data = conn.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            if conn.waiting is None:
+                self._await_head(conn)
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away before finishing its head
+            self._unwatch(conn)
+            self._close(conn)
+            return
+        searched = len(conn.head)
+        conn.head += data
+        self.head_bytes += len(data)
+        self._head_progress(conn, searched)
+
+    def _head_progress(self, conn: GatewayConnection, searched: int) -> None:
+        if _head_end(conn.head, searched):
+            self._unwatch(conn)
+            self._dispatch(conn)
+        elif len(conn.head) > self.max_head or self.head_bytes > self.head_budget:
+            self._unwatch(conn)
+            self._refuse(conn, parse_errors.LimitRequestHeaders("request head too large"))
+        elif conn.waiting is None:
+            self._await_head(conn)  # the head deadline starts with its first awaited byte
+
+    def _dispatch(self, conn: GatewayConnection) -> None:
+        """Give a connection whose head is complete to a request thread, with the bytes read."""
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.parser.unreader.unread(bytes(conn.head))
+        self._release_head(conn)
+        conn.data_ready = True
         self.enqueue_req(conn)
+
+    def _release_head(self, conn: GatewayConnection) -> None:
+        self.head_bytes -= len(conn.head)
+        conn.head = bytearray()
+
+    def on_client_socket_readable(self, conn: GatewayConnection, client: Any) -> None:
+        """A kept-alive connection has bytes: its next head is read by the loop too."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        if not self.loop_reads_heads:
+            self.enqueue_req(conn)
+            return
+        # Most heads arrive whole in this one read: they go to a thread without being watched.
+        self._on_head_readable(conn)
+
+    def finish_request(self, conn: GatewayConnection, fs: Any) -> None:
+        """After a request: keep the connection in the loop (keep-alive) or close it lingering."""
+        if not self.loop_reads_heads:
+            super().finish_request(conn, fs)
+            return
+        try:
+            keep = bool(fs.result()) if not fs.cancelled() else False
+        except Exception:
+            keep = False
+        if not keep:
+            self._close_lingering(conn)
+            return
+        try:
+            conn.sock.setblocking(False)
+            pipelined = conn.parser.unreader.take_buffered()
+        except OSError:
+            self._close(conn)
+            return
+        if pipelined:
+            # The client sent its next request already (pipelining, or a body drain read
+            # ahead): those bytes no longer make the socket readable, so look at them now.
+            conn.head = bytearray(pipelined)
+            self.head_bytes += len(pipelined)
+            self._head_progress(conn, 0)
+            return
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        self.keepalived_conns.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn)
+        )
+
+    # --- refusing and closing -----------------------------------------------------------------
+
+    def _refuse(self, conn: GatewayConnection, error: BaseException) -> None:
+        """Answer a head the loop refuses (problem+json, non-blocking) and close lingering."""
+        self._log_refusal(conn.client, error)
+        self._release_head(conn)
+        # A full send buffer or a gone client leaves nothing but the close below.
+        with contextlib.suppress(OSError):
+            conn.sock.send(server_errors.problem_bytes(server_errors.problem_for(error)))
+        self._close_lingering(conn)
+
+    def _close_lingering(self, conn: GatewayConnection) -> None:
+        """Half-close, then let the loop read what the client still sends, then close."""
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.lingered = 0
+        self._watch(conn, "linger", _LINGER_SECONDS, self._on_linger_readable)
+
+    def _on_linger_readable(self, conn: GatewayConnection, _sock: Any) -> None:
+        try:
+            data = conn.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.lingered += len(data)
+        if not data or conn.lingered >= _LINGER_MAX_BYTES:
+            self._unwatch(conn)
+            self._close(conn)
+
+    def _close(self, conn: GatewayConnection) -> None:
+        self._release_head(conn)
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        """Expire what the loop waits for: heads past their deadline (408) and lingering closes.
+
+        Called by gthread's loop once per turn (at least every second), as it expires
+        kept-alive connections.
+        """
+        super().murder_pending()
+        now = time.monotonic()
+        while self.deadlines and self.deadlines[0][0] <= now:
+            deadline, conn = self.deadlines.popleft()
+            if conn.deadline != deadline:
+                continue  # it moved on: served, closed, or waiting for something else since
+            waiting = conn.waiting
+            self._unwatch(conn)
+            if waiting == "head" and conn.head:
+                self._refuse(conn, server_errors.HeadTimeout("request head not complete in time"))
+            else:
+                self._close(conn)  # a linger that ran out, or a head never begun: no answer
+        if self.fds_full_at and self.nr_conns < self.fds_full_at:
+            self.fds_full_at = 0
+            self.worker_connections = self.cfg.worker_connections
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """Answer a request gunicorn refused with problem+json instead of its HTML page."""
         problem = server_errors.problem_for(exc)
         if server_errors.is_client_error(exc):
-            # The class name, not str(exc): the message may quote the request's own bytes.
-            self.log.warning("Invalid request from %s: %s", (addr or ("",))[0], type(exc).__name__)
+            self._log_refusal(addr, exc)
         else:
             self.log.exception("Error handling request")
         try:
             util.write_nonblock(client, server_errors.problem_bytes(problem))
         except Exception:
             self.log.debug("Failed to send error message.")
+
+    def _log_refusal(self, addr: Any, exc: BaseException) -> None:
+        # The class name, not str(exc): the message may quote the request's own bytes.
+        self.log.warning("Invalid request from %s: %s", (addr or ("",))[0], type(exc).__name__)
+
+    # --- a request in a thread ------------------------------------------------------------------
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        """Apply the client framing rules, then serve the request as gthread does."""
+        client_framing.apply_request_target(req)
+        if req.body is not None:
+            req.body = client_framing.GuardedBody(req.body, req)
+        return bool(super().handle_request(req, conn))
+
+    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+        """Drain an unread body before keep-alive; a malformed one closes the connection."""
+        try:
+            return bool(super()._keepalive_after(conn, keepalive))
+        except (parse_errors.ParseException, parse_errors.NoMoreData, client_framing.MalformedBody):
+            # The answer is out already: nothing to add, and the framing is lost.
+            return False
+
+    # --- stopping -------------------------------------------------------------------------------
 
     def set_accept_enabled(self, enabled: bool) -> None:
         """Stop or start polling the listeners; when stopping for good, drain and close them."""
@@ -90,6 +368,18 @@ class DrainingThreadWorker(ThreadWorker):
             for listener in self.sockets:
                 self._take_queued(listener)
                 listener.close()
+            self._cap_heads(time.monotonic() + STOP_KEEPALIVE_LINGER)
+
+    def _cap_heads(self, deadline: float) -> None:
+        """A stopping worker waits for unfinished heads briefly, not their whole deadline."""
+        capped = []
+        for entry_deadline, conn in self.deadlines:
+            if conn.deadline == entry_deadline and conn.waiting == "head":
+                conn.deadline = min(entry_deadline, deadline)
+                capped.append((conn.deadline, conn))
+            elif conn.deadline == entry_deadline:
+                capped.append((entry_deadline, conn))
+        self.deadlines = deque(sorted(capped, key=lambda entry: entry[0]))
 
     def _take_queued(self, listener: Any) -> None:
         for _ in range(_MAX_QUEUED_ACCEPTS):

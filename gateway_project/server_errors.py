@@ -14,8 +14,14 @@ from dataclasses import dataclass
 
 from gunicorn.http import errors as parse_errors
 
+from gateway_project import client_framing
+
 # The same shape as gateway_project.errors.problem_body (which needs Django loaded).
 _PROBLEM_TYPE_PREFIX = "urn:gateway:problem:"
+
+
+class HeadTimeout(parse_errors.ParseException):
+    """The request head did not arrive within GATEWAY_CLIENT_HEADER_TIMEOUT."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,59 @@ INTERNAL_ERROR = ServerProblem(
     "Internal server error",
     "The gateway could not complete the request.",
 )
-_BY_ERROR: tuple[tuple[type[BaseException], ServerProblem], ...] = (
+_BY_ERROR: tuple[
+    tuple[type[BaseException] | tuple[type[BaseException], ...], ServerProblem], ...
+] = (
     # A header the application tried to send, or a server misconfiguration: not the client's.
     (parse_errors.InvalidResponseHeader, INTERNAL_ERROR),
     (parse_errors.InvalidResponseHeaderName, INTERNAL_ERROR),
     (parse_errors.ConfigurationProblem, INTERNAL_ERROR),
+    (
+        HeadTimeout,
+        ServerProblem(
+            408,
+            "Request Timeout",
+            "request_timeout",
+            "Request timeout",
+            "The request head did not arrive in time.",
+        ),
+    ),
+    (
+        client_framing.MissingHost,
+        ServerProblem(
+            400, "Bad Request", "missing_host", "Bad request", "An HTTP/1.1 request needs a Host."
+        ),
+    ),
+    (
+        client_framing.RepeatedHost,
+        ServerProblem(
+            400, "Bad Request", "repeated_host", "Bad request", "The request has several Hosts."
+        ),
+    ),
+    (
+        client_framing.InvalidAbsoluteTarget,
+        ServerProblem(
+            400,
+            "Bad Request",
+            "invalid_request_target",
+            "Bad request",
+            "An absolute request target must be an http(s) URL without user information.",
+        ),
+    ),
+    (
+        (
+            parse_errors.InvalidChunkSize,
+            parse_errors.ChunkMissingTerminator,
+            parse_errors.InvalidChunkExtension,
+        ),
+        ServerProblem(
+            400,
+            "Bad Request",
+            "malformed_body",
+            "Bad request",
+            "The request body's chunked framing is malformed.",
+        ),
+    ),
     (
         parse_errors.LimitRequestLine,
         ServerProblem(
