@@ -11,8 +11,11 @@ well-formed or the framing is ambiguous; the caller answers 502 upstream_invalid
 from __future__ import annotations
 
 import http.client
+import logging
 import re
 from typing import Any
+
+logger = logging.getLogger("gateway.upstream")
 
 # field-name ":" field-value CRLF; the value is HTAB, SP, VCHAR or obs-text (no CR, LF, NUL or
 # other control byte). A leading space (obs-fold) or a space before the colon does not match.
@@ -98,4 +101,6 @@ class StrictHTTPResponse(http.client.HTTPResponse):
         reason = head_error(recorder.lines) or framing_error(self.msg)
         if reason is not None:
             self.close()
+            # The reason is fixed text: none of the upstream's bytes reach the log.
+            logger.warning("upstream answer refused: %s", reason)
             raise InvalidUpstreamHead(reason)
