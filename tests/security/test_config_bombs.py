@@ -257,12 +257,16 @@ def test_the_api_answers_413_for_a_document_over_the_limit(api, settings):
     assert response["Content-Type"] == "application/problem+json"
     assert problem["code"] == "config_too_large"
     assert "GATEWAY_MAX_CONFIG_SIZE (4096 bytes)" in problem["detail"]
+    assert problem["detail"].startswith("line 2: ")  # where the limit is passed
 
 
-def test_the_api_answers_413_at_the_default_limit(api):
-    text = "services: []\n" + "#" * (5 * 1024 * 1024)
+@pytest.mark.parametrize("extra", [0, 1024 * 1024, 8 * 1024 * 1024], ids=["5MiB", "6MiB", "13MiB"])
+def test_the_api_answers_413_at_the_default_limit_never_500(api, extra):
+    # Past DATA_UPLOAD_MAX_MEMORY_SIZE Django refuses the body before the config check runs.
+    text = "services: []\n" + "#" * (5 * 1024 * 1024 + extra)
     response = api.post(API_IMPORT, {"text": text}, format="json")
     assert response.status_code == 413, response.content[:300]
+    assert response["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "config_too_large"
 
 
