@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -511,7 +512,13 @@ class ConfigImportView(ManagementView):
     )
     def post(self, request: Request) -> Response:
         """Validate and apply (or only diff) the file."""
-        body = ConfigImportSerializer(data=request.data)
+        try:
+            data = request.data
+        except RequestDataTooBig:
+            # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE (the config limit plus
+            # room for the JSON around it) before reading it: the document is too large.
+            raise ConfigDocumentTooLarge() from None
+        body = ConfigImportSerializer(data=data)
         body.is_valid(raise_exception=True)
         try:
             result = config_import(
@@ -521,7 +528,9 @@ class ConfigImportView(ManagementView):
                 actor=actor_for_request(request),
             )
         except ConfigTooLarge as too_large:
-            raise ConfigDocumentTooLarge(too_large.errors[0].message) from None
+            (error,) = too_large.errors
+            where = f"{error.place}: " if error.line else ""
+            raise ConfigDocumentTooLarge(where + error.message) from None
         except ConfigInvalid as invalid:
             raise config_errors(invalid.errors) from None
         return Response({"changes": result.changes, "applied": result.applied})

@@ -33,6 +33,19 @@ class ConfigLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        """Refuse a `[` or `{` past MAX_DEPTH as the scanner meets it.
+
+        The scanner looks ahead up to 1,024 characters for a possible key at every flow level,
+        so thousands of `[` would cost it seconds before the composer saw the first of them.
+        """
+        if self.flow_level >= MAX_DEPTH:
+            raise DocumentRefused(
+                f"nesting is deeper than {MAX_DEPTH} levels; a config file needs only a few",
+                self.get_mark(),
+            )
+        super().fetch_flow_collection_start(token_class)
+
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         """Compose one node, refusing an alias or anchor and nesting beyond MAX_DEPTH."""
         event = self.peek_event()
