@@ -17,6 +17,8 @@ from accounts.authentication import CredentialAuthentication, PrincipalSessionAu
 from accounts.errors import CredentialsRequired, InvalidCredentials, TooManyLoginAttempts
 from accounts.identity import Principal
 from accounts.login_throttle import cooloff_seconds
+from accounts.mfa import token_second_factor_check
+from accounts.mfa_views import TwoStepLoginMixin
 from accounts.models import User
 from accounts.serializers import (
     LoginSerializer,
@@ -38,7 +40,8 @@ class IsAuthenticatedPrincipal(BasePermission):
 
 
 class TokenObtainView(APIView):
-    """Exchange a username and password for a JWT pair (login-throttled per account+address)."""
+    """Exchange a username and password (and `otp` for accounts with two-factor authentication)
+    for a JWT pair (login-throttled per account+address, wrong codes included)."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -58,6 +61,9 @@ class TokenObtainView(APIView):
             raise TooManyLoginAttempts(headers={"Retry-After": str(cooloff_seconds())})
         if not isinstance(user, User) or not user.is_active:
             raise InvalidCredentials("Wrong username or password, or the account is inactive.")
+        token_second_factor_check(
+            request=django_request, user=user, code=data.validated_data.get("otp")
+        )
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
         return Response(token_pair_issue(user=user))
 
@@ -115,8 +121,9 @@ class MeView(APIView):
         )
 
 
-class OAuthLoginView(LoginView):
-    """The login page /o/authorize/ sends people to (any active user, not only staff)."""
+class OAuthLoginView(TwoStepLoginMixin, LoginView):
+    """The login page /o/authorize/ sends people to (any active user, not only staff); people
+    with two-factor authentication give their code next, as in the console."""
 
     template_name = "admin/login.html"
 

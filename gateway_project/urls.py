@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from accounts.mfa_views import console_login
 from gateway_project import health
 from gateway_project.metrics_view import metrics_endpoint
 from routing.portal import views as portal
@@ -19,6 +20,9 @@ handler500 = "gateway_project.errors.handler500"
 urlpatterns = [
     path("admin/gateway/", include("routing.console")),
     path("admin/gateway/history/", include("audit.views")),
+    # Two-factor authentication: the login's code step and enrolment (accounts/mfa_views.py).
+    path("admin/login/", console_login, name="console-login"),
+    path("admin/mfa/", include("accounts.mfa_urls")),
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
