@@ -56,9 +56,11 @@ def test_superuser_enrols_in_the_browser_and_logs_in_with_a_computed_code(
     csp_violations: list[str] = []
     page.on(
         "console",
-        lambda message: csp_violations.append(message.text)
-        if "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            csp_violations.append(message.text)
+            if "Content Security Policy" in message.text
+            else None
+        ),
     )
     base = mfa_gateway.url
 
