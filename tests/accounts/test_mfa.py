@@ -399,3 +399,17 @@ def test_superuser_resets_anyones_devices_and_unknown_users_get_a_console_404(cl
     assert not StaticDevice.objects.filter(user=other_root).exists()
     assert missing.status_code == 404 and missing["Content-Type"].startswith("text/html")
     assert client.get(f"/admin/mfa/devices/{other_root.pk}/reset/").status_code == 405
+
+
+def test_hostile_codes_get_a_form_error_or_a_400_problem_never_a_500(client):
+    alice = staff("alice")
+    enrol(alice)
+    password_step(client, "alice")
+
+    for code in ("12\x0034", "x" * 5000, "", "' OR 1=1 --"):
+        page = code_step(client, code)
+        assert page.status_code == 400, code
+        assert page["Content-Type"].startswith("text/html")
+    client.logout()
+    nul = token(client, "alice", otp="12\x0034")
+    assert nul.status_code == 400 and problem(nul)["errors"][0]["field"] == "otp"
