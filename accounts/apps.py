@@ -16,3 +16,17 @@ class AccountsConfig(AppConfig):
         from accounts import schema, signals  # noqa: F401 - schema registers OpenAPI extensions
 
         signals.connect()
+        _hide_otp_admin()
+
+
+def _hide_otp_admin() -> None:
+    """Unregister django-otp's own device pages: they show TOTP keys and recovery codes and let
+    an admin create a device for someone else. /admin/mfa/devices/ lists devices without them.
+    Runs after the admin's autodiscover (django.contrib.admin's ready() comes first)."""
+    from django.contrib import admin
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    for model in (TOTPDevice, StaticDevice):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)

@@ -48,3 +48,46 @@ class TooManyLoginAttempts(GatewayError):
     default_code = "too_many_login_attempts"
     default_detail = "Too many failed login attempts; try again later."
     title = "Too many requests"
+
+
+class OtpRequired(InvalidCredentials):
+    """The account has two-factor authentication and the request carried no `otp` code."""
+
+    default_code = "otp_required"
+    default_detail = (
+        "This account has two-factor authentication: send the current code of its "
+        "authenticator app (or one of its recovery codes) in the `otp` field."
+    )
+
+
+class OtpInvalid(InvalidCredentials):
+    """The `otp` code is wrong, expired, already used, or a used-up recovery code."""
+
+    default_code = "otp_invalid"
+    default_detail = (
+        "The `otp` code is not valid: send the authenticator app's current code "
+        "(each code works once) or an unused recovery code."
+    )
+
+
+class MfaEnrolmentRequired(GatewayError):
+    """GATEWAY_ADMIN_REQUIRE_MFA: a superuser without a device must enrol before anything else."""
+
+    status_code = 403
+    default_code = "mfa_enrolment_required"
+    default_detail = (
+        "Superusers must set up two-factor authentication first: log in to the console at "
+        "/admin/ and follow 'Two-factor authentication'."
+    )
+    title = "Forbidden"
+
+
+class MfaVerificationRequired(GatewayError):
+    """A console session that has passed the password but not yet the second factor."""
+
+    status_code = 403
+    default_code = "mfa_required"
+    default_detail = (
+        "This session has not passed two-factor authentication: finish logging in at /admin/."
+    )
+    title = "Forbidden"

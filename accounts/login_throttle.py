@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from accounts.errors import TooManyLoginAttempts
 from gateway_project.errors import problem_response
@@ -58,7 +59,16 @@ def lockout_response(
             title=TooManyLoginAttempts.title,
             detail=TooManyLoginAttempts.default_detail,
         )
-    else:  # the console's and /o/login/'s HTML forms: a sentence a person can read
+    elif request.path.startswith("/admin/"):  # the console's password and code steps
+        from django.contrib import admin  # the admin site is ready only after app loading
+
+        response = render(
+            request,
+            "admin/mfa/locked_out.html",
+            {**admin.site.each_context(request), "title": "Log in", "retry_after": retry_after},
+            status=429,
+        )
+    else:  # /o/login/'s HTML form: a sentence a person can read
         response = HttpResponse(
             "Too many failed login attempts for this account from your address. "
             f"Try again in {retry_after} seconds.",

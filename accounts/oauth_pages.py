@@ -16,6 +16,7 @@ from django.http import HttpResponse
 from oauth2_provider.models import get_application_model
 from oauth2_provider.views import AuthorizationView
 
+from accounts.mfa_views import TwoStepLoginMixin
 from gateway_project.content_policy import allow_form_action
 
 
@@ -77,8 +78,9 @@ class ConsentView(AuthorizationView):
         return redirect_origin(application, redirect_uri)
 
 
-class EndUserLoginView(LoginView):
-    """The sign-in page /o/authorize/ sends people to (any active account, not only staff)."""
+class EndUserLoginView(TwoStepLoginMixin, LoginView):
+    """The sign-in page /o/authorize/ sends people to (any active account, not only staff);
+    people with two-factor authentication give their code next, as in the console."""
 
     template_name = "accounts/oauth_login.html"
     redirect_authenticated_user = False

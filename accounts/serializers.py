@@ -6,10 +6,17 @@ from rest_framework import serializers
 
 
 class LoginSerializer(serializers.Serializer[dict[str, str]]):
-    """Username and password in."""
+    """Username and password in; `otp` too for accounts with two-factor authentication."""
 
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=1024, trim_whitespace=False)
+    otp = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="The authenticator app's current code, or an unused recovery code; "
+        "required for accounts with two-factor authentication.",
+    )
 
 
 class RefreshSerializer(serializers.Serializer[dict[str, str]]):

@@ -16,6 +16,7 @@ from accounts.authentication import CredentialAuthentication, PrincipalSessionAu
 from accounts.errors import CredentialsRequired, InvalidCredentials, TooManyLoginAttempts
 from accounts.identity import Principal
 from accounts.login_throttle import cooloff_seconds
+from accounts.mfa import token_second_factor_check
 from accounts.models import User
 from accounts.serializers import (
     LoginSerializer,
@@ -37,7 +38,8 @@ class IsAuthenticatedPrincipal(BasePermission):
 
 
 class TokenObtainView(APIView):
-    """Exchange a username and password for a JWT pair (login-throttled per account+address)."""
+    """Exchange a username and password (and `otp` for accounts with two-factor authentication)
+    for a JWT pair (login-throttled per account+address, wrong codes included)."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -57,6 +59,9 @@ class TokenObtainView(APIView):
             raise TooManyLoginAttempts(headers={"Retry-After": str(cooloff_seconds())})
         if not isinstance(user, User) or not user.is_active:
             raise InvalidCredentials("Wrong username or password, or the account is inactive.")
+        token_second_factor_check(
+            request=django_request, user=user, code=data.validated_data.get("otp")
+        )
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
         return Response(token_pair_issue(user=user))
 

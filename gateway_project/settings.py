@@ -448,6 +448,21 @@ MIDDLEWARE.insert(
     "audit.middleware.ChangeSetMiddleware",
 )
 
+# --- console MFA (django-otp; accounts/mfa.py, docs/console.md) ---
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+# OTPMiddleware marks sessions that passed the code step; the gate lets others reach only it.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "accounts.mfa_middleware.MfaGateMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+# true: superusers without a confirmed device are sent to enrolment after the password.
+GATEWAY_ADMIN_REQUIRE_MFA = env_bool("GATEWAY_ADMIN_REQUIRE_MFA", False)
+OTP_TOTP_ISSUER = "Gateway console"
+
 # --- security (SECURITY.md, docs/security.md) ---
 # Upstream addresses refused at validation and at connect time (routing/upstream_guard.py).
 GATEWAY_UPSTREAM_BLOCKED_NETWORKS = env_networks(

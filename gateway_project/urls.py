@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from accounts.mfa_views import console_login
 from gateway_project import health
 from gateway_project.metrics_view import metrics_endpoint
 from routing.console import logout_view
@@ -21,6 +22,9 @@ urlpatterns = [
     path("admin/gateway/", include("routing.console")),
     path("admin/gateway/history/", include("audit.views")),
     path("admin/logout/", logout_view, name="console-logout"),
+    # Two-factor authentication: the login's code step and enrolment (accounts/mfa_views.py).
+    path("admin/login/", console_login, name="console-login"),
+    path("admin/mfa/", include("accounts.mfa_urls")),
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
