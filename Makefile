@@ -56,6 +56,11 @@ pytest: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) var/static .pytest_cache .mypy_cache .ruff_cache
 
+## screenshots: regenerate the console screenshots in docs/screenshots (make test writes none)
+.PHONY: screenshots
+screenshots: $(VENV)/.dev
+	GATEWAY_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_console_browser.py
+
 ## bench: gateway vs direct vs nginx proxy on loopback; writes bench/results/latest.json
 bench: $(VENV)/.runtime
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
