@@ -18,10 +18,16 @@ from rest_framework.parsers import BaseParser, JSONParser
 from gateway_project.errors import PayloadTooLarge
 
 
-def _too_large() -> PayloadTooLarge:
-    limit = settings.GATEWAY_MAX_API_BODY_SIZE
+def body_limit(view: Any) -> int:
+    """The largest body `view` takes: its own `max_body_size()`, else GATEWAY_MAX_API_BODY_SIZE."""
+    own = getattr(view, "max_body_size", None)
+    return int(own()) if callable(own) else int(settings.GATEWAY_MAX_API_BODY_SIZE)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"The request body is larger than GATEWAY_MAX_API_BODY_SIZE ({limit} bytes)."
+        f"The request body is larger than this endpoint takes ({limit} bytes; "
+        "GATEWAY_MAX_API_BODY_SIZE, or GATEWAY_MAX_CONFIG_SIZE for a config import)."
     )
 
 
@@ -62,6 +68,7 @@ class _LimitedStream:
 
     def __init__(self, stream: Any, limit: int) -> None:
         self._stream = stream
+        self._limit = limit
         self._left = limit
 
     def read(self, size: int = -1) -> bytes:
@@ -70,7 +77,7 @@ class _LimitedStream:
         data: bytes = self._stream.read(want)
         self._left -= len(data)
         if self._left < 0:
-            raise _too_large()
+            raise _too_large(self._limit)
         return data
 
 
@@ -91,15 +98,16 @@ class ManagementJSONParser(BaseParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         """Refuse an oversize body before reading it, then parse and check every string."""
-        limit = settings.GATEWAY_MAX_API_BODY_SIZE
-        request = (parser_context or {}).get("request")
+        context = parser_context or {}
+        limit = body_limit(context.get("view"))
+        request = context.get("request")
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
         try:
             declared = int(length) if length else 0
         except ValueError:
             declared = 0
         if declared > limit:
-            raise _too_large()
+            raise _too_large(limit)
         limited: Any = _LimitedStream(stream, limit)
         data = self._json.parse(limited, media_type, parser_context)
         problems = unstorable_fields(data)

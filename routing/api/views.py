@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, Q, QuerySet
@@ -484,6 +485,12 @@ class ConfigImportView(ManagementView):
     # Reading the file is a view; applying it is checked per changed section by config_import.
     section = "config"
     method_actions: ClassVar[dict[str, str]] = {"POST": "view"}
+
+    def max_body_size(self) -> int:
+        """A document up to GATEWAY_MAX_CONFIG_SIZE fits, with room for its JSON wrapping,
+        so an oversize document is refused by the config check, naming its own setting."""
+        config_room = settings.GATEWAY_MAX_CONFIG_SIZE + 64 * 1024
+        return max(settings.GATEWAY_MAX_API_BODY_SIZE, config_room)
 
     @extend_schema(
         tags=["config"],
