@@ -229,8 +229,9 @@ def _refusal(actor: Actor, action: str, section: str, *, target: Any, sets_staff
     if actor.level == VIEWER_LEVEL:
         return f"Your console role only views; to {action} {section} you need more: {held}."
     return (
-        f"To {action} {section} you need the {MANAGE_PERMISSION} permission or a superuser "
-        f"account; {held}, which changes only services, targets, routes and quotas."
+        f"To {action} {section} you need a superuser account (or, without a console role, "
+        f"the {MANAGE_PERMISSION} permission); {held}, which changes only services, targets, "
+        "routes and quotas."
     )
 
 

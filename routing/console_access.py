@@ -28,11 +28,12 @@ def _guarded(model_admin: admin.ModelAdmin, action: str, section: str) -> Callab
     # Only a ModelAdmin that narrows Django's default keeps a say; the default is replaced.
     overridden = getattr(type(model_admin), name) is not getattr(admin.ModelAdmin, name)
 
-    def check(request: HttpRequest, *args: Any) -> bool:
-        target = args[0] if args else None
+    def check(request: HttpRequest, *args: Any, **kwargs: Any) -> bool:
+        # Django passes the object positionally or as obj= (the autocomplete view does).
+        target = args[0] if args else kwargs.get("obj")
         if not may(console_actor(request), action, section, target=target):
             return False
-        return bool(original(request, *args)) if overridden else True
+        return bool(original(request, *args, **kwargs)) if overridden else True
 
     return check
 

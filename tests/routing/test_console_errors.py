@@ -39,3 +39,23 @@ def test_an_unknown_console_page_is_a_console_404():
     response = client.get("/admin/gateway/history/no.such/1/restore/", follow=False)
     assert response.status_code in (404, 405)
     assert response.content  # never an empty body
+
+
+def test_the_route_forms_service_autocomplete_answers_an_operator():
+    from django.contrib.auth.models import Group
+
+    from audit.roles import OPERATOR, ensure_console_groups
+    from routing.models import Service
+
+    ensure_console_groups()
+    Service.objects.create(name="auto-svc", url="http://127.0.0.1:9")
+    user = User.objects.create_user("auto-op", password="a long passphrase 42", is_staff=True)
+    user.groups.add(Group.objects.get(name=OPERATOR))
+    client = Client()
+    client.force_login(user)
+    response = client.get(
+        "/admin/autocomplete/",
+        {"term": "auto", "app_label": "routing", "model_name": "route", "field_name": "service"},
+    )
+    assert response.status_code == 200
+    assert response.json()["results"][0]["text"] == "auto-svc"
