@@ -24,7 +24,6 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from accounts.selectors import effective_permissions
 
 logger = logging.getLogger("gateway.auth")
 
@@ -144,15 +143,11 @@ def devices_reset(*, user: User) -> int:
 
 
 def may_reset_devices(*, actor: User, target: User) -> bool:
-    """CONTRACT section 3: superusers reset anyone's devices; manage:gateway holders reset those
-    of people who are neither superuser nor staff; operators and viewers reset nobody's."""
-    if not actor.is_active:
-        return False
-    if actor.is_superuser:
-        return True
-    if target.is_superuser or target.is_staff:
-        return False
-    return MANAGE_PERMISSION in effective_permissions(user=actor)
+    """Whether `actor` may reset `target`'s devices: a change to that account, as CONTRACT
+    section 3's table decides it (audit.authority), so a console role comes first."""
+    from audit.authority import actor_for_user, may
+
+    return may(actor_for_user(actor), "change", "users", target=target)
 
 
 def token_second_factor_check(*, request: HttpRequest, user: User, code: str | None) -> None:
