@@ -143,7 +143,7 @@ def test_each_external_issuer_has_its_own_keys_audience_and_claim_mapping(client
             "issuer": PARTNER,
             "public_key": partner.public_pem,
             "algorithms": ["ES256"],
-            "roles_claim": "groups",
+            "roles_claim": "https://partner.example/roles",
             "name_claim": "email",
         },
     )
@@ -156,7 +156,10 @@ def test_each_external_issuer_has_its_own_keys_audience_and_claim_mapping(client
                 "/svc/echo",
                 **bearer(
                     partner.token(
-                        iss=PARTNER, sub="p-9", groups=["developer"], email="bo@partner.example"
+                        iss=PARTNER,
+                        sub="p-9",
+                        email="bo@partner.example",
+                        **{"https://partner.example/roles": ["developer"]},
                     )
                 ),
             )
