@@ -64,7 +64,9 @@ def _string_list(value: Any) -> frozenset[str]:
 
 
 def _claim(claims: dict[str, Any], path: str) -> Any:
-    """A claim by dotted path (`realm_access.roles`), None when absent."""
+    """A claim by name (`https://acme.example/roles`) or dotted path (`realm_access.roles`)."""
+    if path in claims:  # namespaced claims (Auth0) hold dots in their names
+        return claims[path]
     value: Any = claims
     for part in path.split("."):
         if not isinstance(value, dict):
@@ -215,7 +217,7 @@ class JwtVerifier:
             audience=spec.audience,
             required=["exp", "sub"],
         )
-        if claims.get("token_type") is not None:
+        if claims.get("token_type", ACCESS) != ACCESS:
             raise InvalidCredentials("Only access tokens are accepted here, not refresh tokens.")
         return _external_principal(claims, spec), float(claims["exp"]), trusted.jwks
 

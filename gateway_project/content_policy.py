@@ -24,11 +24,16 @@ _FORM_ACTION_SOURCE = re.compile(
 _PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 
-def allow_form_action(response: HttpResponseBase, source: str) -> None:
-    """Let this one response's forms also submit (and redirect) to `source`."""
+def allow_form_action(response: HttpResponseBase, source: str) -> bool:
+    """Let this one response's forms also submit (and redirect) to `source`.
+
+    False (and nothing added) when `source` is not a plain CSP origin or scheme source, so a
+    strange redirect URI can never inject directives into the policy.
+    """
     if not _FORM_ACTION_SOURCE.fullmatch(source):
-        raise ValueError(f"not a CSP origin source: {source!r}")
+        return False
     response.csp_form_action = (*getattr(response, "csp_form_action", ()), source)  # type: ignore[attr-defined]
+    return True
 
 
 class CspNonce:

@@ -14,7 +14,16 @@ from django.test import override_settings
 
 from accounts.jwks_store import jwks_forget
 from accounts.jwt_issuers import derived_gateway_issuer, gateway_issuer, parse_external_issuers
-from tests.support.identity import PASSWORD, bearer, problem, protect, role, upstream_headers, user
+from tests.support.identity import (
+    PASSWORD,
+    bearer,
+    problem,
+    protect,
+    role,
+    sign,
+    upstream_headers,
+    user,
+)
 from tests.support.jwks import ISSUER, JwksServer, SigningKey
 
 pytestmark = pytest.mark.django_db
@@ -143,7 +152,7 @@ def test_each_external_issuer_has_its_own_keys_audience_and_claim_mapping(client
             "issuer": PARTNER,
             "public_key": partner.public_pem,
             "algorithms": ["ES256"],
-            "roles_claim": "groups",
+            "roles_claim": "https://partner.example/roles",
             "name_claim": "email",
         },
     )
@@ -156,7 +165,10 @@ def test_each_external_issuer_has_its_own_keys_audience_and_claim_mapping(client
                 "/svc/echo",
                 **bearer(
                     partner.token(
-                        iss=PARTNER, sub="p-9", groups=["developer"], email="bo@partner.example"
+                        iss=PARTNER,
+                        sub="p-9",
+                        email="bo@partner.example",
+                        **{"https://partner.example/roles": ["developer"]},
                     )
                 ),
             )
@@ -232,3 +244,28 @@ def test_bad_external_issuer_settings_name_the_entry_and_the_fix(raw, message):
 
     assert message in str(error.value)
     assert "GATEWAY_JWT_EXTERNAL_ISSUERS" in str(error.value)
+
+
+def test_refresh_token_issued_before_the_gateway_had_an_issuer_still_refreshes(client):
+    from accounts.tokens import GatewayRefreshToken
+
+    alice = user("alice", role("developer", "read:tasks"))
+    legacy = GatewayRefreshToken.for_user(alice)
+    claims = dict(legacy.payload)
+    claims.pop("iss", None)
+    old_refresh = sign(claims)  # the gateway's key and kid, no `iss`: as issued before
+    forged = sign({**claims, "jti": "other"}, key="someone-elses-secret-" + "x" * 20)
+
+    response = client.post(
+        "/auth/token/refresh/",
+        json.dumps({"refresh": old_refresh}),
+        content_type="application/json",
+    )
+    refused = client.post(
+        "/auth/token/refresh/", json.dumps({"refresh": forged}), content_type="application/json"
+    )
+
+    assert response.status_code == 200, response.content
+    new_access = json.loads(response.content)["access"]
+    assert jwt.decode(new_access, options={"verify_signature": False})["iss"] == gateway_issuer()
+    assert refused.status_code == 401
