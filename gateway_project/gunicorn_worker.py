@@ -1,27 +1,29 @@
-"""The gateway's gunicorn worker: request heads are read by the event loop, not by threads.
+"""The gateway's gunicorn worker: unfinished request heads wait in the event loop, not in threads.
 
 Serving model. gunicorn's gthread worker hands every new connection to a thread, which then
 blocks reading the request head; a client that sends its head one byte at a time (slowloris)
 holds that thread, and threads x workers such clients stall the node. Here the worker's main
-thread owns every connection that is not being served: it accepts, reads request heads
-non-blocking as bytes arrive, and submits a connection to the thread pool only once a whole
-head is in (the bytes already read are handed to gunicorn's parser). So:
+thread (the event loop) owns every connection that is not being served: it accepts, and waits
+for bytes. When bytes arrive, a request thread reads what is there without waiting (usually the
+whole head, in one read, as gthread would) and serves the request; if the head is not complete
+yet, the thread keeps the bytes with the connection and gives it back to the loop at once. So:
 
 - a connection still sending its head, idle on keep-alive, or lingering while it closes holds
-  no request thread, only a socket and a small buffer in the loop;
+  no request thread, only a socket and its head bytes in the loop;
 - a head must be complete within GATEWAY_CLIENT_HEADER_TIMEOUT of its first byte being
   awaited (total, not per read), else it is answered 408 and closed;
 - a request thread runs Django exactly as under gthread (psycopg, thread-locals, the upstream
-  pool): only what happens before and after a request changed. A body that trickles is read
-  by the thread, each read bounded by GATEWAY_CLIENT_TIMEOUT.
+  pool); the loop never reads itself, so it needs the GIL no more often than gthread's does.
+  A body that trickles is read by the thread, each read bounded by GATEWAY_CLIENT_TIMEOUT.
 
 Connections per worker are capped by GATEWAY_WORKER_CONNECTIONS (gunicorn's
 worker_connections); past it the worker stops accepting and the kernel queues. A streamed
 response holds its thread until it ends (WSGI is synchronous): at most GATEWAY_THREADS
-streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT.
+streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT. (A WebSocket would be
+handed from its thread to this loop after the upgrade, relaying frames on readiness.)
 
 Stopping (SIGTERM) still drains: the listeners close at once, queued connections are taken
-and served with `Connection: close`, kept-alive ones linger briefly (see set_accept_enabled).
+and served with `Connection: close`, kept-alive ones and unfinished heads linger briefly.
 """
 
 from __future__ import annotations
