@@ -37,11 +37,14 @@ class MalformedBody(Exception):
 
 def apply_request_target(req: Any) -> None:
     """Check Host and an absolute-form target; the target's authority becomes the Host."""
-    hosts = [value for name, value in req.headers if name == "HOST"]
-    if len(hosts) > 1:
+    hosts = 0
+    for name, _ in req.headers:
+        if name == "HOST":
+            hosts += 1
+    if hosts > 1:
         raise RepeatedHost("more than one Host header")
     uri = req.uri or ""
-    if "://" in uri.split("?", 1)[0]:
+    if uri[:1] != "/" and "://" in uri.split("?", 1)[0]:
         parts = urlsplit(uri)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise InvalidAbsoluteTarget("absolute-form target without an http(s) authority")

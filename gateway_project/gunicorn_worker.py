@@ -1,27 +1,29 @@
-"""The gateway's gunicorn worker: request heads are read by the event loop, not by threads.
+"""The gateway's gunicorn worker: unfinished request heads wait in the event loop, not in threads.
 
 Serving model. gunicorn's gthread worker hands every new connection to a thread, which then
 blocks reading the request head; a client that sends its head one byte at a time (slowloris)
 holds that thread, and threads x workers such clients stall the node. Here the worker's main
-thread owns every connection that is not being served: it accepts, reads request heads
-non-blocking as bytes arrive, and submits a connection to the thread pool only once a whole
-head is in (the bytes already read are handed to gunicorn's parser). So:
+thread (the event loop) owns every connection that is not being served: it accepts, and waits
+for bytes. When bytes arrive, a request thread reads what is there without waiting (usually the
+whole head, in one read, as gthread would) and serves the request; if the head is not complete
+yet, the thread keeps the bytes with the connection and gives it back to the loop at once. So:
 
 - a connection still sending its head, idle on keep-alive, or lingering while it closes holds
-  no request thread, only a socket and a small buffer in the loop;
+  no request thread, only a socket and its head bytes in the loop;
 - a head must be complete within GATEWAY_CLIENT_HEADER_TIMEOUT of its first byte being
   awaited (total, not per read), else it is answered 408 and closed;
 - a request thread runs Django exactly as under gthread (psycopg, thread-locals, the upstream
-  pool): only what happens before and after a request changed. A body that trickles is read
-  by the thread, each read bounded by GATEWAY_CLIENT_TIMEOUT.
+  pool); the loop never reads itself, so it needs the GIL no more often than gthread's does.
+  A body that trickles is read by the thread, each read bounded by GATEWAY_CLIENT_TIMEOUT.
 
 Connections per worker are capped by GATEWAY_WORKER_CONNECTIONS (gunicorn's
 worker_connections); past it the worker stops accepting and the kernel queues. A streamed
 response holds its thread until it ends (WSGI is synchronous): at most GATEWAY_THREADS
-streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT.
+streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT. (A WebSocket would be
+handed from its thread to this loop after the upgrade, relaying frames on readiness.)
 
 Stopping (SIGTERM) still drains: the listeners close at once, queued connections are taken
-and served with `Connection: close`, kept-alive ones linger briefly (see set_accept_enabled).
+and served with `Connection: close`, kept-alive ones and unfinished heads linger briefly.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 
 from gunicorn import http, util
 from gunicorn.http import errors as parse_errors
+from gunicorn.http.body import ChunkedReader
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
@@ -47,7 +50,9 @@ from gateway_project import client_framing, server_errors
 # A stopping worker takes at most this many queued connections per listener (the kernel's
 # listen backlog is 2048 by default), so the loop is bounded even under a connection flood.
 _MAX_QUEUED_ACCEPTS = 4096
-# One non-blocking read of a head; a head larger than this arrives over several reads.
+# One non-blocking read of a head (gunicorn's own read size); a larger head takes several.
+_HEAD_RECV_SIZE = 8192
+# One read of what a closing client still sends.
 _RECV_SIZE = 65536
 # A closing connection is read (and discarded) this long, at most this much, before the close:
 # closing with unread request bytes makes the kernel send RST, which can destroy the answer
@@ -55,6 +60,9 @@ _RECV_SIZE = 65536
 _LINGER_SECONDS = 2.0
 # Unfinished heads one worker holds in memory at most, all connections together.
 _HEAD_BUDGET = 64 * 1024 * 1024
+# What a thread's non-blocking look at a head found.
+_HEAD_COMPLETE = object()
+_AWAIT_HEAD = object()
 _LINGER_MAX_BYTES = 65536
 
 
@@ -74,9 +82,13 @@ def _head_end(head: bytearray, searched: int) -> bool:
     return head.find(b"\n\r\n", start) >= 0 or head.find(b"\n\n", start) >= 0
 
 
+def _head_too_large() -> BaseException:
+    return parse_errors.LimitRequestHeaders("request head too large")
+
+
 class GatewayConnection(TConn):
-    """A client connection: its head buffer and deadline while the loop holds it, and the
-    read bound (GATEWAY_CLIENT_TIMEOUT) for blocking reads and writes while a thread serves it.
+    """A client connection: its unfinished head and deadline, and the read bound
+    (GATEWAY_CLIENT_TIMEOUT) for blocking reads and writes while a thread serves it.
     """
 
     read_timeout: float | None = None
@@ -84,10 +96,14 @@ class GatewayConnection(TConn):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.head = bytearray()
-        # What the loop waits for on this connection ("head" or "linger") and until when;
-        # None while a thread or the keep-alive list has it.
+        self.head_counted = 0  # of `head`, what the worker's head budget holds for it
+        self.head_scanned = 0  # `head` up to here holds no end (each byte is searched once)
+        self.head_deadline: float | None = None  # the current head's, once it is awaited
+        self.gather = True  # a thread first reads the head non-blocking, never waiting for it
+        # What the loop waits for on this connection ("head" or "linger"); None while a
+        # thread or the keep-alive list has it.
         self.waiting: str | None = None
-        self.deadline: float | None = None
+        self.linger_deadline = 0.0
         self.lingered = 0
 
     def wait_for_data(self, timeout: float) -> bool:
@@ -104,7 +120,7 @@ class GatewayConnection(TConn):
 
 
 class DrainingThreadWorker(ThreadWorker):
-    """gthread's thread pool behind an event loop that reads request heads (module docstring).
+    """gthread's thread pool behind an event loop that owns unfinished heads (module docstring).
 
     When it stops accepting for good it takes the connections queued in the listen backlog and
     closes its listeners, so a client is either served or refused (never reset unseen), which a
@@ -119,15 +135,17 @@ class DrainingThreadWorker(ThreadWorker):
         line = MAX_REQUEST_LINE if line <= 0 or line > MAX_REQUEST_LINE else line
         fields = self.cfg.limit_request_fields or 100
         field_size = self.cfg.limit_request_field_size or 8190
-        # The longest head gunicorn's parser would accept; a longer one is refused by the loop.
+        # The longest head gunicorn's parser would accept; a longer one is refused at once.
         self.max_head = line + 2 + fields * (field_size + 2) + 4
         # TLS handshakes and HTTP/2 prefaces are gunicorn's own blocking business: with either
         # configured, connections go to threads as under stock gthread (the gateway uses neither;
         # TLS ends at the ingress).
         self.loop_reads_heads = not self.cfg.is_ssl and self.cfg.http2_cleartext in (None, "off")
-        # (deadline, connection) in deadline order; an entry whose connection has since moved on
-        # (its deadline changed) is skipped when it comes up, so nothing is removed mid-queue.
-        self.deadlines: deque[tuple[float, GatewayConnection]] = deque()
+        # (deadline, connection) in deadline order, one queue per kind of wait (each kind has a
+        # fixed length, so appending keeps the order). An entry whose connection has moved on
+        # since is skipped when it comes up: nothing is removed mid-queue.
+        self.head_deadlines: deque[tuple[float, GatewayConnection]] = deque()
+        self.linger_deadlines: deque[tuple[float, GatewayConnection]] = deque()
         self.fds_full_at = 0
         # Bytes of unfinished heads this worker holds: one head may be up to max_head (~800 KiB
         # with the default limits), so many large unfinished heads are refused (431) past this.
@@ -138,7 +156,7 @@ class DrainingThreadWorker(ThreadWorker):
     # --- accepting --------------------------------------------------------------------------
 
     def accept(self, listener: Any) -> None:
-        """Accept a connection and wait for its head in the loop."""
+        """Accept a connection; the loop waits for its first bytes."""
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
@@ -158,104 +176,122 @@ class DrainingThreadWorker(ThreadWorker):
             client_sock.setblocking(True)
             self.enqueue_req(conn)
             return
-        self._await_head(conn)
+        self._start_head_deadline(conn)
+        self._watch_head(conn)
 
-    # --- heads --------------------------------------------------------------------------------
+    # --- heads: the loop waits, a thread reads what has arrived without waiting ---------------
 
-    def _watch(self, conn: GatewayConnection, waiting: str, seconds: float, callback: Any) -> None:
-        conn.waiting = waiting
-        conn.deadline = time.monotonic() + seconds
-        self.deadlines.append((conn.deadline, conn))
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(callback, conn))
+    def _start_head_deadline(self, conn: GatewayConnection) -> None:
+        seconds = self.header_timeout if self.alive else STOP_KEEPALIVE_LINGER
+        conn.head_deadline = time.monotonic() + seconds
+        self.head_deadlines.append((conn.head_deadline, conn))
+
+    def _watch_head(self, conn: GatewayConnection) -> None:
+        conn.waiting = "head"
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn))
 
     def _unwatch(self, conn: GatewayConnection) -> None:
         if conn.waiting is None:
             return
-        conn.waiting = conn.deadline = None
+        conn.waiting = None
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
 
-    def _await_head(self, conn: GatewayConnection) -> None:
-        """Let the loop collect this connection's next head (non-blocking socket)."""
-        seconds = self.header_timeout if self.alive else STOP_KEEPALIVE_LINGER
-        self._watch(conn, "head", seconds, self._on_head_readable)
-
-    def _on_head_readable(self, conn: GatewayConnection, _sock: Any = None) -> None:
-        """Read what arrived of a head: dispatch it when complete, refuse it when too large."""
-        try:
-            data = conn.sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            if conn.waiting is None:
-                self._await_head(conn)
-            return
-        except OSError:
-            data = b""
-        if not data:  # the client went away before finishing its head
-            self._unwatch(conn)
-            self._close(conn)
-            return
-        searched = len(conn.head)
-        conn.head += data
-        self.head_bytes += len(data)
-        self._head_progress(conn, searched)
-
-    def _head_progress(self, conn: GatewayConnection, searched: int) -> None:
-        if _head_end(conn.head, searched):
-            self._unwatch(conn)
-            self._dispatch(conn)
-        elif len(conn.head) > self.max_head or self.head_bytes > self.head_budget:
-            self._unwatch(conn)
-            self._refuse(conn, parse_errors.LimitRequestHeaders("request head too large"))
-        elif conn.waiting is None:
-            self._await_head(conn)  # the head deadline starts with its first awaited byte
-
-    def _dispatch(self, conn: GatewayConnection) -> None:
-        """Give a connection whose head is complete to a request thread, with the bytes read."""
-        if conn.parser is None:
-            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
-        conn.parser.unreader.unread(bytes(conn.head))
-        self._release_head(conn)
-        conn.data_ready = True
+    def _on_head_readable(self, conn: GatewayConnection, _sock: Any) -> None:
+        """Bytes of an unfinished head arrived: a thread reads them (see _gather_head)."""
+        self._unwatch(conn)
+        conn.gather = True
         self.enqueue_req(conn)
 
+    def on_client_socket_readable(self, conn: GatewayConnection, client: Any) -> None:
+        """A kept-alive connection has bytes: a thread reads its next head, without waiting."""
+        conn.gather = self.loop_reads_heads
+        super().on_client_socket_readable(conn, client)
+
+    def handle(self, conn: GatewayConnection) -> Any:
+        """Serve a connection in a thread once its head is complete; else give it back."""
+        if self.loop_reads_heads and conn.gather:
+            try:
+                outcome = self._gather_head(conn)
+            except Exception:
+                self.log.exception("Error reading a request head")
+                return False
+            if outcome is not _HEAD_COMPLETE:
+                return outcome
+        return super().handle(conn)
+
+    def _gather_head(self, conn: GatewayConnection) -> object:
+        """Read what arrived, never waiting: _HEAD_COMPLETE, _AWAIT_HEAD or False (close).
+
+        The read is done here, not by the loop: each read releases and retakes the GIL, and a
+        loop thread retaking it behind busy request threads would delay every connection.
+        """
+        head = conn.head
+        complete = len(head) > conn.head_scanned and _head_end(head, conn.head_scanned)
+        while not complete:
+            try:
+                data = conn.sock.recv(_HEAD_RECV_SIZE, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                return False
+            if not data:  # the client went away before finishing its head
+                return False
+            searched = len(head)
+            head += data
+            complete = _head_end(head, searched)
+            if not complete and len(head) > self.max_head:
+                self.handle_error(None, conn.sock, conn.client, _head_too_large())
+                return False
+            if len(data) < _HEAD_RECV_SIZE:
+                break
+        if not complete:
+            conn.head_scanned = len(head)
+            return _AWAIT_HEAD
+        conn.head_scanned = 0
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.parser.unreader.unread(head)  # copied into the parser's buffer
+        conn.head = bytearray()
+        conn.head_deadline = None
+        conn.gather = False
+        conn.data_ready = True
+        return _HEAD_COMPLETE
+
     def _release_head(self, conn: GatewayConnection) -> None:
-        self.head_bytes -= len(conn.head)
+        self.head_bytes -= conn.head_counted
+        conn.head_counted = conn.head_scanned = 0
         conn.head = bytearray()
 
-    def on_client_socket_readable(self, conn: GatewayConnection, client: Any) -> None:
-        """A kept-alive connection has bytes: its next head is read by the loop too."""
-        self.poller.unregister(client)
-        self.keepalived_conns.remove(conn)
-        if not self.loop_reads_heads:
-            self.enqueue_req(conn)
-            return
-        # Most heads arrive whole in this one read: they go to a thread without being watched.
-        self._on_head_readable(conn)
-
     def finish_request(self, conn: GatewayConnection, fs: Any) -> None:
-        """After a request: keep the connection in the loop (keep-alive) or close it lingering."""
+        """After a thread: wait for the rest of a head, keep the connection alive, or close it."""
         if not self.loop_reads_heads:
             super().finish_request(conn, fs)
             return
         try:
-            keep = bool(fs.result()) if not fs.cancelled() else False
+            outcome = fs.result() if not fs.cancelled() else False
         except Exception:
-            keep = False
-        if not keep:
+            outcome = False
+        if outcome is _AWAIT_HEAD:
+            self._await_rest_of_head(conn)
+            return
+        self._release_head(conn)
+        if not outcome:
             self._close_lingering(conn)
             return
         try:
             conn.sock.setblocking(False)
-            pipelined = conn.parser.unreader.take_buffered()
+            unreader = conn.parser.unreader
+            pipelined = unreader.take_buffered() if unreader.buf.getbuffer().nbytes else b""
         except OSError:
             self._close(conn)
             return
         if pipelined:
             # The client sent its next request already (pipelining, or a body drain read
-            # ahead): those bytes no longer make the socket readable, so look at them now.
+            # ahead): those bytes no longer make the socket readable, so a thread looks now.
             conn.head = bytearray(pipelined)
-            self.head_bytes += len(pipelined)
-            self._head_progress(conn, 0)
+            conn.gather = True
+            self.enqueue_req(conn)
             return
         conn.set_timeout()
         if not self.alive:
@@ -265,12 +301,25 @@ class DrainingThreadWorker(ThreadWorker):
             conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn)
         )
 
+    def _await_rest_of_head(self, conn: GatewayConnection) -> None:
+        self.head_bytes += len(conn.head) - conn.head_counted
+        conn.head_counted = len(conn.head)
+        if conn.head_deadline is None:  # a kept-alive connection's next head has begun
+            self._start_head_deadline(conn)
+        if self.head_bytes > self.head_budget:
+            self._refuse(conn, _head_too_large())
+        elif time.monotonic() >= conn.head_deadline:  # type: ignore[operator]
+            self._refuse(conn, server_errors.HeadTimeout("request head not complete in time"))
+        else:
+            self._watch_head(conn)
+
     # --- refusing and closing -----------------------------------------------------------------
 
     def _refuse(self, conn: GatewayConnection, error: BaseException) -> None:
         """Answer a head the loop refuses (problem+json, non-blocking) and close lingering."""
         self._log_refusal(conn.client, error)
         self._release_head(conn)
+        conn.head_deadline = None
         # A full send buffer or a gone client leaves nothing but the close below.
         with contextlib.suppress(OSError):
             conn.sock.send(server_errors.problem_bytes(server_errors.problem_for(error)))
@@ -285,7 +334,12 @@ class DrainingThreadWorker(ThreadWorker):
             self._close(conn)
             return
         conn.lingered = 0
-        self._watch(conn, "linger", _LINGER_SECONDS, self._on_linger_readable)
+        conn.linger_deadline = time.monotonic() + _LINGER_SECONDS
+        self.linger_deadlines.append((conn.linger_deadline, conn))
+        conn.waiting = "linger"
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self._on_linger_readable, conn)
+        )
 
     def _on_linger_readable(self, conn: GatewayConnection, _sock: Any) -> None:
         try:
@@ -312,16 +366,24 @@ class DrainingThreadWorker(ThreadWorker):
         """
         super().murder_pending()
         now = time.monotonic()
-        while self.deadlines and self.deadlines[0][0] <= now:
-            deadline, conn = self.deadlines.popleft()
-            if conn.deadline != deadline:
-                continue  # it moved on: served, closed, or waiting for something else since
-            waiting = conn.waiting
+        heads = self.head_deadlines
+        while heads and heads[0][0] <= now:
+            deadline, conn = heads.popleft()
+            # A connection a thread is reading is judged when the thread gives it back.
+            if conn.head_deadline != deadline or conn.waiting != "head":
+                continue
             self._unwatch(conn)
-            if waiting == "head" and conn.head:
+            if conn.head:
                 self._refuse(conn, server_errors.HeadTimeout("request head not complete in time"))
             else:
-                self._close(conn)  # a linger that ran out, or a head never begun: no answer
+                conn.head_deadline = None
+                self._close(conn)  # never sent a byte: nothing to answer
+        lingering = self.linger_deadlines
+        while lingering and lingering[0][0] <= now:
+            deadline, conn = lingering.popleft()
+            if conn.waiting == "linger" and conn.linger_deadline == deadline:
+                self._unwatch(conn)
+                self._close(conn)
         if self.fds_full_at and self.nr_conns < self.fds_full_at:
             self.fds_full_at = 0
             self.worker_connections = self.cfg.worker_connections
@@ -347,7 +409,8 @@ class DrainingThreadWorker(ThreadWorker):
     def handle_request(self, req: Any, conn: Any) -> bool:
         """Apply the client framing rules, then serve the request as gthread does."""
         client_framing.apply_request_target(req)
-        if req.body is not None:
+        # Only a chunked body can fail to parse midway (a length-delimited one just ends short).
+        if req.body is not None and isinstance(req.body.reader, ChunkedReader):
             req.body = client_framing.GuardedBody(req.body, req)
         return bool(super().handle_request(req, conn))
 
@@ -373,13 +436,11 @@ class DrainingThreadWorker(ThreadWorker):
     def _cap_heads(self, deadline: float) -> None:
         """A stopping worker waits for unfinished heads briefly, not their whole deadline."""
         capped = []
-        for entry_deadline, conn in self.deadlines:
-            if conn.deadline == entry_deadline and conn.waiting == "head":
-                conn.deadline = min(entry_deadline, deadline)
-                capped.append((conn.deadline, conn))
-            elif conn.deadline == entry_deadline:
-                capped.append((entry_deadline, conn))
-        self.deadlines = deque(sorted(capped, key=lambda entry: entry[0]))
+        for entry_deadline, conn in self.head_deadlines:
+            if conn.head_deadline == entry_deadline:
+                conn.head_deadline = min(entry_deadline, deadline)
+                capped.append((conn.head_deadline, conn))
+        self.head_deadlines = deque(sorted(capped, key=lambda entry: entry[0]))
 
     def _take_queued(self, listener: Any) -> None:
         for _ in range(_MAX_QUEUED_ACCEPTS):

@@ -153,3 +153,27 @@ def test_absolute_form_that_is_not_a_plain_http_authority_is_400(gateway, upstre
     assert status_of(answer) == 400, answer[:300]
     problem_of(answer)
     assert upstream.count() == 0
+
+
+def test_pipelined_requests_are_both_answered_in_order(gateway, upstream):
+    request = (
+        b"GET /svc/echo/first HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        b"GET /svc/echo/second HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    answer, closed = _exchange_until_close(gateway.port, request)
+    assert closed
+    assert answer.count(b"HTTP/1.1 200 ") == 2, answer[:500]
+    assert [r.path.rsplit("/", 1)[1] for r in upstream.received] == ["first", "second"]
+
+
+def test_a_head_larger_than_any_accepted_head_is_431_without_waiting_for_its_end(gateway):
+    # Default limits allow 8190 + 100 x 8192 bytes of head; this one never ends, never stalls.
+    request = b"GET /svc/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Fill: " + b"f" * 830_000
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # so the server's lingering close ends cleanly (no reset)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert status_of(answer) == 431, answer[:300]
+    assert problem_of(answer)["code"] == "headers_too_large"
