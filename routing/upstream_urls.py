@@ -51,7 +51,7 @@ def own_address_error(parts: SplitResult, value: str) -> str | None:
                 f"{value!r} is this gateway's own listen address (GATEWAY_BIND="
                 f"{settings.GATEWAY_BIND}); the service would send every request back here."
             )
-    public = getattr(settings, "GATEWAY_PUBLIC_URL", "") or ""
+    public = settings.GATEWAY_PUBLIC_URL or ""
     if public:
         own = urlsplit(public)
         own_port = own.port or _DEFAULT_PORTS.get(own.scheme, 80)

@@ -23,6 +23,7 @@ def _application(name: str, *roles: Any) -> tuple[Any, str]:
         authorization_grant_type="client-credentials",
         client=api_client(name, *roles),
     )
+    assert secret is not None  # a confidential application always gets one
     return app, secret
 
 
