@@ -413,6 +413,8 @@ SPECTACULAR_SETTINGS = {
     "application/problem+json (RFC 9457). The services' own APIs, as clients reach them "
     "through the gateway, are in the definition selector at the top of /api/docs.",
     "VERSION": "1.0.0",
+    # The gateway as clients reach it, for `make sdk` and Swagger's "Try it out".
+    "SERVERS": [{"url": GATEWAY_PUBLIC_URL}] if GATEWAY_PUBLIC_URL else [],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

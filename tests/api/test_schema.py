@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +101,27 @@ def test_security_schemes_declare_jwt_oauth2_and_api_key(schema):
     }
     routes_list = schema["paths"]["/api/gateway/routes/"]["get"]
     assert {"cookieAuth": []} in routes_list["security"]
+
+
+def test_the_servers_entry_is_the_configured_public_url(tmp_path):
+    # Settings are read once per process, so a fresh `manage.py spectacular` sees the variable.
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "schema.json"
+    env = {**os.environ, "GATEWAY_PUBLIC_URL": "https://api.example.com"}
+    subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "spectacular",
+            "--format",
+            "openapi-json",
+            "--file",
+            str(out),
+        ],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert json.loads(out.read_text())["servers"] == [{"url": "https://api.example.com"}]
