@@ -121,7 +121,8 @@ def role_save(*, data: Any, role: Role | None = None) -> Role:
 def quota_save(*, data: Any, quota: Quota | None = None) -> Quota:
     """Create or replace a quota from a config-file entry."""
     key, values = _checked("quota", data)
-    missing = quota_subject_error(key, location="")
+    known_roles = set(Role.objects.filter(name=key[1]).values_list("name", flat=True))
+    missing = quota_subject_error(key, location="", known_roles=known_roles)
     if missing:
         raise config_errors([missing])
     kind, name = key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,8 +11,13 @@ from django.db import transaction
 from accounts.models import ApiClient, Permission, Role
 from quotas.models import Quota
 from routing.configfile.spec import ConfigSpec, QuotaKey, RouteKey, public_values
-from routing.configfile.validate import ConfigError, ConfigInvalid
+from routing.configfile.validate import ConfigError, ConfigReading
 from routing.models import Route, Service, Target
+
+
+def _unplaced(location: str, message: str) -> ConfigError:
+    """An error at `location` without a line (a single entry of the management API)."""
+    return ConfigError(location, None, message)
 
 
 def service_spec(service: Service) -> dict[str, Any]:
@@ -106,51 +112,78 @@ def quota_spec(quota: Quota) -> dict[str, Any]:
 
 
 def missing_service_error(
-    route: dict[str, Any], *, location: str, known_services: set[str], hint: str = ""
+    route: dict[str, Any],
+    *,
+    location: str,
+    known_services: set[str],
+    hint: str = "",
+    error: Callable[[str, str], ConfigError] = _unplaced,
 ) -> ConfigError | None:
     """The error for a route naming a service that does not exist, else None."""
     if route["service"] in known_services:
         return None
-    return ConfigError(
+    return error(
         f"{location}.service".lstrip("."),
-        None,
         f"service '{route['service']}' is not defined; add it under services:{hint}.",
     )
 
 
-def quota_subject_error(key: QuotaKey, *, location: str) -> ConfigError | None:
-    """The error for a quota naming a user or API client that does not exist, else None."""
+def quota_subject_error(
+    key: QuotaKey,
+    *,
+    location: str,
+    known_roles: set[str],
+    error: Callable[[str, str], ConfigError] = _unplaced,
+) -> ConfigError | None:
+    """The error for a quota naming a role, user or API client that does not exist, else None.
+
+    A role exists when it is in `known_roles` (the file's and the database's): a quota never
+    creates a role by itself, as a route never creates its service.
+    """
     kind, name = key
+    where = f"{location}.{kind}".lstrip(".")
+    if kind == "role" and name not in known_roles:
+        return error(
+            where, f"role '{name}' is not defined; add it under roles: or create the role first."
+        )
     if kind == "user" and not get_user_model().objects.filter(username=name).exists():
-        return ConfigError(
-            f"{location}.user".lstrip("."), None, f"no user named '{name}'; create the user first."
-        )
+        return error(where, f"no user named '{name}'; create the user first.")
     if kind == "client" and not ApiClient.objects.filter(name=name).exists():
-        return ConfigError(
-            f"{location}.client".lstrip("."),
-            None,
-            f"no API client named '{name}'; create the client first.",
-        )
+        return error(where, f"no API client named '{name}'; create the client first.")
     return None
 
 
-def check_references(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
-    """Errors for routes naming unknown services and quotas naming unknown users/clients."""
+def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -> list[ConfigError]:
+    """Errors for routes naming unknown services and quotas naming unknown roles/users/clients.
+
+    Each is placed at the line and column of the name in the file, so that they join the
+    file's other errors in one report.
+    """
+    spec = reading.spec
     errors: list[ConfigError] = []
     known_services = set(spec.services) if prune else set(spec.services) | set(live.services)
     hint = " (--prune removes services not in the file)" if prune else ""
-    for route in spec.routes.values():
-        error = missing_service_error(
-            route, location=route["_location"], known_services=known_services, hint=hint
+    for location, service in reading.service_refs:
+        problem = missing_service_error(
+            {"service": service},
+            location=location.removesuffix(".service"),
+            known_services=known_services,
+            hint=hint,
+            error=reading.error_at,
         )
-        if error:
-            errors.append(error)
-    for key, quota in spec.quotas.items():
-        error = quota_subject_error(key, location=quota["_location"])
-        if error:
-            errors.append(error)
-    if errors:
-        raise ConfigInvalid(errors)
+        if problem:
+            errors.append(problem)
+    known_roles = set(spec.roles) | set(live.roles)
+    for location, key in reading.quota_refs:
+        problem = quota_subject_error(
+            key,
+            location=location.rsplit(".", 1)[0],
+            known_roles=known_roles,
+            error=reading.error_at,
+        )
+        if problem:
+            errors.append(problem)
+    return errors
 
 
 def _permissions(names: list[str]) -> list[Permission]:

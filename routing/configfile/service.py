@@ -11,8 +11,8 @@ from audit.authority import SHELL_ACTOR, Actor, authorize_change
 from audit.changesets import recording
 from routing.configfile.diff import config_diff
 from routing.configfile.export import export_yaml
-from routing.configfile.live import apply_spec, check_references, live_spec
-from routing.configfile.validate import parse_config
+from routing.configfile.live import apply_spec, live_spec, reference_errors
+from routing.configfile.validate import ConfigInvalid, read_config
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,16 @@ def config_import(
     in-process callers have shell access. An applied import is one change set in the
     history ("config import by <who>"), so it can be undone in one action.
     """
-    spec = parse_config(text)
+    reading = read_config(text)
+    spec = reading.spec
     who = getattr(by, "get_username", lambda: "")() or getattr(by, "username", "") or via
     reason = f"config import by {who}" if who else "config import"
     with transaction.atomic(), recording(user=by, reason=reason) as change_set:
         live = live_spec()
-        check_references(spec, live, prune=prune)
+        # The file's own errors and its references to the database: one report, in line order.
+        errors = reading.errors + reference_errors(reading, live, prune=prune)
+        if errors:
+            raise ConfigInvalid(errors)
         changes = config_diff(live, spec, prune=prune)
         if dry_run or not changes:
             return ImportResult(changes=changes, applied=False)

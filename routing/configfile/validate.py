@@ -11,7 +11,7 @@ from django.conf import settings
 
 from gateway_project.units import parse_duration_ms
 from routing.configfile.document import DocumentRefused, load_document, size_overrun_line
-from routing.configfile.spec import ConfigSpec
+from routing.configfile.spec import ConfigSpec, QuotaKey
 from routing.paths import pattern_errors
 from routing.upstream_urls import upstream_url_error
 
@@ -83,12 +83,17 @@ class ConfigError:
         return f"{where}{self.location or '(file)'}: {self.message}"
 
 
+def in_line_order(errors: list[ConfigError]) -> list[ConfigError]:
+    """`errors` sorted by line and column; errors without a line (the whole file) first."""
+    return sorted(errors, key=lambda e: (e.line or 0, e.column or 0))
+
+
 class ConfigInvalid(Exception):
-    """The config file has errors; nothing was changed."""
+    """The config file has errors; nothing was changed. `errors` are in line order."""
 
     def __init__(self, errors: list[ConfigError]) -> None:
         super().__init__(f"{len(errors)} error(s) in the config file")
-        self.errors = errors
+        self.errors = in_line_order(errors)
 
 
 class ConfigTooLarge(ConfigInvalid):
@@ -124,9 +129,17 @@ def _yaml_error(error: yaml.YAMLError, text: str) -> ConfigError:
     return ConfigError("", mark.line + 1, message, mark.column + 1)
 
 
-def _line_map(node: yaml.Node, path: str, lines: dict[str, int], errors: list[ConfigError]) -> None:
-    """Record the line of every value under `node`; flag duplicate mapping keys."""
+def _line_map(
+    node: yaml.Node,
+    path: str,
+    lines: dict[str, int],
+    errors: list[ConfigError],
+    columns: dict[str, int] | None = None,
+) -> None:
+    """Record the line (and column) of every value under `node`; flag duplicate mapping keys."""
     lines[path] = node.start_mark.line + 1
+    if columns is not None:
+        columns[path] = node.start_mark.column + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -139,10 +152,10 @@ def _line_map(node: yaml.Node, path: str, lines: dict[str, int], errors: list[Co
                     )
                 )
             seen.add(key)
-            _line_map(value_node, child, lines, errors)
+            _line_map(value_node, child, lines, errors, columns)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _line_map(item, f"{path}[{index}]", lines, errors)
+            _line_map(item, f"{path}[{index}]", lines, errors, columns)
 
 
 class Checker:
@@ -502,10 +515,41 @@ def check_entry(kind: str, raw: Any) -> Any:
     return result
 
 
-def parse_config(text: str) -> ConfigSpec:
-    """Parse and validate config text; ConfigInvalid lists every problem."""
+@dataclass
+class ConfigReading:
+    """A config file read and checked on its own: the spec, its errors and its references.
+
+    References to services, roles, users and clients are checked later against the database
+    (live.reference_errors), in the same report as `errors`; `positions` places them.
+    """
+
+    spec: ConfigSpec
+    errors: list[ConfigError]
+    positions: dict[str, tuple[int, int]]  # location -> (line, column) of its value
+    service_refs: list[tuple[str, str]]  # (location, service name) of every route
+    quota_refs: list[tuple[str, QuotaKey]]  # (location, (kind, name)) of every quota
+
+    def error_at(self, location: str, message: str) -> ConfigError:
+        """An error at `location` with the line and column of its value, when known."""
+        line, column = self.positions.get(location, (None, None))
+        return ConfigError(location, line, message, column)
+
+
+NOTHING_DEFINED = (
+    "the file defines nothing; add at least one of services:, routes:, roles: or quotas: "
+    "(config/gateway.example.yaml shows each)."
+)
+
+
+def read_config(text: str) -> ConfigReading:
+    """Parse and check config text as far as it can be read.
+
+    A document that cannot be read at all (too large, not YAML, not a mapping) raises
+    ConfigInvalid at once; every other problem is collected in the reading's errors.
+    """
     errors: list[ConfigError] = []
     lines: dict[str, int] = {}
+    columns: dict[str, int] = {}
     limit = settings.GATEWAY_MAX_CONFIG_SIZE
     # A character is at most 4 bytes: shorter texts need no byte count (and no copy).
     if len(text) * 4 > limit:
@@ -517,7 +561,7 @@ def parse_config(text: str) -> ConfigSpec:
     except yaml.YAMLError as error:
         raise ConfigInvalid([_yaml_error(error, text)]) from None
     if node is not None:
-        _line_map(node, "", lines, errors)
+        _line_map(node, "", lines, errors, columns)
     if document is None:
         document = {}
     checker = Checker(lines)
@@ -531,7 +575,13 @@ def parse_config(text: str) -> ConfigSpec:
             ]
         )
     checker.mapping(document, "", _TOP_KEYS)
+    if not _TOP_KEYS & set(document):
+        # Empty, only comments, `{}` or only unknown keys: importing it would change nothing
+        # (or, with --prune, delete every service), which is never what was meant.
+        checker.errors.append(ConfigError("", None, NOTHING_DEFINED))
     spec = ConfigSpec()
+    service_refs: list[tuple[str, str]] = []
+    quota_refs: list[tuple[str, QuotaKey]] = []
 
     for loc, raw in checker.items(document, "services"):
         service = check_service(checker, loc, raw)
@@ -550,6 +600,9 @@ def parse_config(text: str) -> ConfigSpec:
 
     for loc, raw in checker.items(document, "routes"):
         route = check_route(checker, loc, raw)
+        if route and route["service"]:
+            # Checked even when the path is wrong: the report names every problem at once.
+            service_refs.append((f"{loc}.service", route["service"]))
         if route and route["path"]:
             key = (route["path"], ",".join(route["methods"]))
             if key in spec.routes:
@@ -561,11 +614,19 @@ def parse_config(text: str) -> ConfigSpec:
         quota = check_quota(checker, loc, raw)
         if quota:
             key, values = quota
+            quota_refs.append((f"{loc}.{key[0]}", key))
             if key in spec.quotas:
                 checker.error(loc, f"a quota for {key[0]} '{key[1]}' is defined twice.")
             values["_location"] = loc
             spec.quotas[key] = values
 
-    if checker.errors:
-        raise ConfigInvalid(checker.errors)
-    return spec
+    positions = {loc: (line, columns.get(loc, 0)) for loc, line in lines.items()}
+    return ConfigReading(spec, checker.errors, positions, service_refs, quota_refs)
+
+
+def parse_config(text: str) -> ConfigSpec:
+    """Parse and validate config text, without its references; ConfigInvalid lists every problem."""
+    reading = read_config(text)
+    if reading.errors:
+        raise ConfigInvalid(reading.errors)
+    return reading.spec

@@ -234,6 +234,14 @@ def test_quota_for_an_unknown_user_is_a_400_on_the_user_field(staff):
     )
     assert response.status_code == 400
     assert [e["field"] for e in response.json()["errors"]] == ["user"]
+    # A quota never creates its role, as a route never creates its service.
+    no_role = staff.post(
+        "/api/gateway/quotas/", {"role": "developer", "requests_per_day": 5}, format="json"
+    )
+    assert no_role.status_code == 400
+    assert [e["field"] for e in no_role.json()["errors"]] == ["role"]
+    assert not Role.objects.filter(name="developer").exists()
+    Role.objects.create(name="developer")
     created = staff.post(
         "/api/gateway/quotas/", {"role": "developer", "requests_per_day": 5}, format="json"
     )
