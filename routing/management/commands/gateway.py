@@ -10,8 +10,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.authority import SHELL_ACTOR
+from gateway_project.redis import redis_configured
 from routing.configfile.service import config_export, config_import
 from routing.configfile.validate import ConfigInvalid, size_error
+
+EXPLAIN_WITHOUT_REDIS = (
+    "note:       REDIS_URL is not set, so the running gateway counts limits and quotas in its "
+    "own process, which this command cannot see: the counts and the verdict above ignore its "
+    "traffic. Ask the running gateway instead: POST /api/gateway/explain/ (docs/api.md)."
+)
 
 
 class Command(BaseCommand):
@@ -137,13 +144,16 @@ class Command(BaseCommand):
         report = explain_request(method=method.upper(), path=path, headers=headers)
         for line in report.lines():
             self.stdout.write(line)
+        if not redis_configured():
+            # Without Redis each process counts for itself: this command's counters are not the
+            # running gateway's, so its "left" counts and verdict may be wrong. Say so.
+            self.stdout.write(EXPLAIN_WITHOUT_REDIS)
 
     def _healthcheck(self, *, once: bool, heartbeat: str | None = None) -> None:
         import signal
         import threading
 
         from gateway_project.heartbeat import beat
-        from gateway_project.redis import redis_configured
         from routing.healthcheck import HealthChecker, ProbeResult
 
         last: dict[str, bool] = {}
