@@ -30,7 +30,7 @@ from quotas.policies import (
 from quotas.store import StoreUnavailable, limit_store
 from routing.forwarding import client_address
 from routing.proxy import Consumer, ProxyContext
-from routing.table import CompiledRoute, QuotaSpec, RateLimitSpec, route_tables
+from routing.table import CompiledQuota, CompiledRateLimit, CompiledRoute, route_tables
 
 logger = logging.getLogger("gateway.limits")
 
@@ -56,7 +56,7 @@ _store_warning = _WarnEvery()
 
 
 @lru_cache(maxsize=4096)
-def _scope(route_id: int, spec: RateLimitSpec) -> str:
+def _scope(route_id: int, spec: CompiledRateLimit) -> str:
     # The spec is part of the key: a changed limit starts fresh counters instead of
     # misreading the old ones.
     return f"r{route_id}.{spec.requests}.{spec.period_seconds}.{spec.burst}.{spec.algorithm[0]}"
@@ -73,7 +73,7 @@ def _identity(request: Any, consumer: Consumer | None) -> tuple[str, str]:
 
 
 def _quota(
-    quotas: dict[tuple[str, str], QuotaSpec], consumer: Consumer
+    quotas: dict[tuple[str, str], CompiledQuota], consumer: Consumer
 ) -> tuple[int | None, int | None]:
     own = quotas.get((consumer.kind, consumer.username))
     roles = [quotas[("role", role)] for role in consumer.roles if ("role", role) in quotas]
