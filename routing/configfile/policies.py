@@ -23,6 +23,7 @@ from routing.configfile.spec import (
     CorsSpec,
     HeaderRulesSpec,
 )
+from routing.forwarding import HOP_BY_HOP
 
 if TYPE_CHECKING:
     from routing.configfile.validate import Checker
@@ -38,23 +39,7 @@ _ORIGIN = re.compile(
 # Headers the gateway itself owns (CONTRACT section 5): a header rule may not name them.
 # Content-Length and Forwarded as well: setting either would let a rule change how the body is
 # framed or where the request seems to come from.
-PROTECTED_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "host",
-        "content-length",
-        "forwarded",
-        "x-request-id",
-        "via",
-    }
-)
+PROTECTED_HEADERS = HOP_BY_HOP | {"host", "content-length", "forwarded", "x-request-id", "via"}
 PROTECTED_HEADER_PREFIXES = ("x-forwarded-", "x-consumer-")
 
 

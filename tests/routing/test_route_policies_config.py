@@ -321,3 +321,16 @@ def test_policy_errors_join_the_rest_of_the_report_in_line_order():
         (9, "routes[0].cors.credentials"),
         (10, "routes[0].ip_allow[0]"),
     ]
+
+
+def test_an_entry_with_an_error_still_counts_as_defined_for_references():
+    text = (
+        "services:\n  - name: api\n    url: http://127.0.0.1:9\n    colour: blue\n"
+        "routes:\n  - path: /v1/**\n    service: api\n"
+        "roles:\n  - name: dev\n    permissions: [NOT VALID]\n"
+        "quotas:\n  - role: dev\n    requests_per_day: 5\n"
+    )
+    assert [location for _, location, _ in _import_errors(text)] == [
+        "services[0].colour",
+        "roles[0].permissions",
+    ]
