@@ -127,7 +127,7 @@ def _origin(c: Checker, value: Any, location: str) -> str | None:
         return origin
     c.error(
         location,
-        f"'{value}' is not an origin: use scheme://host[:port] without a path or a trailing "
+        f"{value!r} is not an origin: use scheme://host[:port] without a path or a trailing "
         "'/', e.g. https://app.example.com, or \"*\" for any origin.",
     )
     return None
@@ -211,7 +211,10 @@ def check_header_rules(c: Checker, value: Any, location: str) -> HeaderRulesSpec
             )
         else:
             for raw_name, raw_value in set_raw.items():
-                where = f"{location}.set.{raw_name}"
+                # A name that is not a token is reported at `set`: it never enters a location,
+                # where a line break or NUL in it would garble the report.
+                valid_name = isinstance(raw_name, str) and HEADER_TOKEN.fullmatch(raw_name)
+                where = f"{location}.set.{raw_name}" if valid_name else f"{location}.set"
                 name = _header_name(c, raw_name, where)
                 header_value = _header_value(c, raw_value, where)
                 if name is None or header_value is None:
