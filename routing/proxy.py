@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import urllib3
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -33,7 +32,7 @@ from routing.forwarding import (
 from routing.loops import via_with_ours
 from routing.paths import BadPath, normalize_path
 from routing.table import CompiledRoute
-from routing.upstream import UpstreamRequest, upstream_client
+from routing.upstream import UpstreamAnswer, UpstreamRequest, upstream_client
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -196,7 +195,7 @@ class StreamedProxiedResponse(_RepeatedHeadersMixin, StreamingHttpResponse):
     """A large or unknown-length upstream answer, streamed through in chunks."""
 
 
-def _upstream_failure(upstream: urllib3.BaseHTTPResponse, error: Exception) -> Exception:
+def _upstream_failure(upstream: UpstreamAnswer, error: Exception) -> Exception:
     """The gateway error for a body that failed before the client's head went out."""
     upstream.close()
     upstream.release_conn()
@@ -206,7 +205,7 @@ def _upstream_failure(upstream: urllib3.BaseHTTPResponse, error: Exception) -> E
     return UpstreamUnavailable()
 
 
-def _read_whole(upstream: urllib3.BaseHTTPResponse) -> bytes:
+def _read_whole(upstream: UpstreamAnswer) -> bytes:
     """A small body, read before the client's head goes out: a failure is still a 502/504."""
     try:
         content = bytes(upstream.read(decode_content=False))
@@ -216,7 +215,7 @@ def _read_whole(upstream: urllib3.BaseHTTPResponse) -> bytes:
     return content
 
 
-def _stream(upstream: urllib3.BaseHTTPResponse, client_socket: Any) -> Iterator[bytes]:
+def _stream(upstream: UpstreamAnswer, client_socket: Any) -> Iterator[bytes]:
     """The upstream's body in chunks, the first one read before the client's answer starts.
 
     The server sends the client's head with the first chunk, so a failure on the first read
@@ -231,7 +230,7 @@ def _stream(upstream: urllib3.BaseHTTPResponse, client_socket: Any) -> Iterator[
 
 
 def _rest(
-    upstream: urllib3.BaseHTTPResponse,
+    upstream: UpstreamAnswer,
     chunks: Iterator[bytes],
     first: bytes | None,
     client_socket: Any,
@@ -259,7 +258,7 @@ def _rest(
         upstream.release_conn()
 
 
-def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
+def _has_small_body(upstream: UpstreamAnswer, method: str) -> bool:
     if method == "HEAD" or upstream.status in (204, 304):
         return True
     length = upstream.headers.get("content-length")
@@ -267,7 +266,7 @@ def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
 
 
 def client_response(
-    upstream: urllib3.BaseHTTPResponse, *, method: str, client_socket: Any = None
+    upstream: UpstreamAnswer, *, method: str, client_socket: Any = None
 ) -> HttpResponseBase:
     """The client's answer from the upstream's: headers filtered, body streamed when large.
 
