@@ -121,6 +121,20 @@ if os.environ.get("GATEWAY_METRICS_DIR_CLEANED") != _metrics_dir:
     os.environ["GATEWAY_METRICS_DIR_CLEANED"] = _metrics_dir
 
 
+def post_worker_init(worker: Any) -> None:
+    """Access log lines leave the request threads: a background writer per worker."""
+    from gateway_project import access_log
+
+    access_log.start_writer()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write the access log lines still queued before the worker goes."""
+    from gateway_project import access_log
+
+    access_log.stop_writer()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """A worker died: its live gauges (in-flight, breaker, config version) stop counting."""
     from prometheus_client import multiprocess

@@ -89,6 +89,10 @@ OBSERVABILITY_FAILURES = Counter(
     "Access log, metrics or tracing steps that failed (the request was served regardless).",
     ["part"],
 )
+ACCESS_LOG_DROPPED = Counter(
+    "gateway_access_log_dropped",
+    "Access log lines dropped because the worker's log queue was full (the request was served).",
+)
 
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 
