@@ -43,8 +43,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    """Wait until `url` answers 200."""
+def wait_http(url: str, timeout: float = 120) -> None:
+    """Wait until `url` answers 200 (workers boot slowly on a busy machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
