@@ -64,7 +64,6 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
             "gateway_project/outbound_guard.py",
             "urllib3/",
             "http/client.py",
-            "email/",
             "httptools",
         ),
     ),
