@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 from gateway_project import access_log
@@ -65,11 +66,11 @@ def test_a_failing_handler_on_the_writer_thread_is_counted_and_the_writer_goes_o
         real_emit = lines.emit
         calls = []
 
-        def fail_once(line: object) -> None:
+        def fail_once(line: logging.LogRecord) -> None:
             calls.append(line)
             if len(calls) == 1:
                 raise RuntimeError("disk full")
-            real_emit(line)  # type: ignore[arg-type]
+            real_emit(line)
 
         lines.emit = fail_once  # type: ignore[method-assign]
         lines.handleError = fail_once  # type: ignore[method-assign]
