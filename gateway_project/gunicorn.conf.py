@@ -122,17 +122,20 @@ if os.environ.get("GATEWAY_METRICS_DIR_CLEANED") != _metrics_dir:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Access log lines leave the request threads: a background writer per worker."""
-    from gateway_project import access_log
+    """Access log lines and per-request metrics leave the request threads: a background
+    writer per worker for each."""
+    from gateway_project import access_log, metrics
 
     access_log.start_writer()
+    metrics.deferred.start()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Write the access log lines still queued before the worker goes."""
-    from gateway_project import access_log
+    """Write the access log lines and metric updates still pending before the worker goes."""
+    from gateway_project import access_log, metrics
 
     access_log.stop_writer()
+    metrics.deferred.stop()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -1,4 +1,4 @@
-"""The background access log writer: a full queue drops (counted) instead of blocking."""
+"""The background writers: access log lines and metric updates leave the request thread, bounded."""
 
 from __future__ import annotations
 
@@ -91,3 +91,21 @@ def test_start_and_stop_writer_switch_between_queued_and_direct_writes():
             access_log.stop_writer()  # writes what was queued
         access_log.write(record(2))  # direct again
     assert [line["request_id"] for line in lines.records()] == ["r1", "r2"]
+
+
+def test_deferred_metric_updates_are_summed_and_none_is_lost():
+    from gateway_project import metrics
+
+    updates = metrics.DeferredUpdates(capacity=3, interval=60)  # only stop() flushes
+    seen: list[float] = []
+    updates.apply(seen.append, 1, additive=True)  # not started: applied at once
+    assert seen == [1]
+    updates.start()
+    try:
+        for _ in range(3):
+            updates.apply(seen.append, 1, additive=True)
+        updates.apply(seen.append, 0.5, additive=False)  # over capacity: applied at once
+        assert seen == [1, 0.5]
+    finally:
+        updates.stop()  # applies the pending three as one increment of 3
+    assert seen == [1, 0.5, 3]
