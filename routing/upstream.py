@@ -39,7 +39,7 @@ from routing.dns import DnsExpander
 from routing.resilience_errors import NoHealthyTarget
 from routing.table import CompiledRoute, CompiledService, CompiledTarget
 from routing.target_state import ResilienceState, resilience_state
-from routing.upstream_http import PlainResponse, PlainUpstreams
+from routing.upstream_http import PlainResponse, PlainUpstreams, check_forwardable
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -241,6 +241,7 @@ class UpstreamClient:
 
     def send(self, route: CompiledRoute, request: UpstreamRequest) -> UpstreamResult:
         """Send `request` through the route's breaker to one of its targets, with retries."""
+        check_forwardable(request.path, request.headers)  # a bad request is not a failure
         ticket = self.breakers.admit(route)  # CircuitOpen here: the upstream is not contacted
         failed = True
         try:

@@ -150,8 +150,24 @@ def _still_open(sock: socket.socket) -> bool:
     return False  # EOF, or bytes nobody asked for
 
 
+def check_forwardable(target: str, headers: dict[str, str]) -> None:
+    """BadRequest when the request target or a header value would split the request head.
+
+    Checked before any upstream or breaker is involved: the client's request is at fault.
+    """
+    _head_text("GET", target, "-", headers)
+
+
 def request_head(method: str, target: str, host: str, headers: dict[str, str]) -> bytes:
     """The request's head bytes; BadRequest when a value would break the framing."""
+    text = _head_text(method, target, host, headers)
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # a value of the gateway's own (a user name) beyond latin-1
+        return text.encode("utf-8")
+
+
+def _head_text(method: str, target: str, host: str, headers: dict[str, str]) -> str:
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
     lines.append("\r\n")
@@ -167,10 +183,7 @@ def request_head(method: str, target: str, host: str, headers: dict[str, str]) -
         or any(ord(c) < 0x21 or c == "\x7f" for c in target)
     ):
         raise BadRequest("The request holds a character that cannot be forwarded.")
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:  # a value of the gateway's own (a user name) beyond latin-1
-        return text.encode("utf-8")
+    return text
 
 
 class PlainResponse:
