@@ -72,8 +72,8 @@ def test_a_failing_handler_on_the_writer_thread_is_counted_and_the_writer_goes_o
                 raise RuntimeError("disk full")
             real_emit(line)
 
-        lines.emit = fail_once  # type: ignore[method-assign]
-        lines.handleError = fail_once  # type: ignore[method-assign]
+        lines.emit = fail_once  # type: ignore[method-assign,assignment]
+        lines.handleError = fail_once  # type: ignore[method-assign,assignment]
         writer.start()
         writer.submit("2026-01-01T00:00:00.000Z", record(1))
         writer.submit("2026-01-01T00:00:00.000Z", record(2))
