@@ -43,8 +43,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
-    """Wait until `url` answers 200."""
+def wait_http(url: str, timeout: float = 120) -> None:
+    """Wait until `url` answers 200 (workers boot slowly on a busy machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -320,6 +320,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a gateway setting for this run (gateway and floor), e.g. GATEWAY_THREADS=4",
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
@@ -336,6 +343,9 @@ def main() -> None:
     floor_port = free_port()
     nginx = start_nginx(tmp, upstream_port, proxy_port)
     env = gateway_env(tmp, gateway_port, database_url, redis_url)
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        env[name] = value
     gateway = floor = None
     try:
         gateway = start_gateway(tmp, env, upstream_port)

@@ -1,14 +1,23 @@
-"""The access log: one JSON line per request on the `gateway.access` logger (stdout)."""
+"""The access log: one JSON line per request on the `gateway.access` logger (stdout).
+
+Under gunicorn each worker starts a LineWriter (gunicorn.conf.py): the request thread only
+hands a record to a bounded buffer, and a background thread encodes (orjson) and emits the
+lines a few times a second. When the buffer is full the line is dropped and counted
+(gateway_access_log_dropped_total), never waited for. Elsewhere (tests, management commands)
+lines are written at once, on the caller's thread.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from django.http import HttpRequest, HttpResponseBase
 
 from gateway_project.outcome import Outcome
@@ -72,8 +81,6 @@ def redacted_query(query: str) -> str:
     return urlencode(shown)
 
 
-# One encoder for every line: json.dumps with options would build a new one per call.
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _stamp: list[Any] = [0, ""]
 
 
@@ -130,8 +137,93 @@ def enabled() -> bool:
     return logger.isEnabledFor(logging.INFO)
 
 
+def encode(stamp: str, record: dict[str, Any]) -> str:
+    """One compact JSON line, the UTC timestamp first (values orjson cannot encode as text)."""
+    return orjson.dumps({"ts": stamp, **record}, default=str).decode()
+
+
+class LineWriter:
+    """Emits access log lines on a background thread, from a bounded buffer that never blocks.
+
+    The request thread only appends to a deque (atomic under the GIL, no lock, no wake-up):
+    signalling the writer for every line would hand the GIL over once per request. The writer
+    wakes every `interval` seconds and writes what has accumulated.
+    """
+
+    def __init__(self, capacity: int = 10_000, interval: float = 0.05) -> None:
+        self._lines: deque[tuple[str, dict[str, Any]]] = deque()
+        self._capacity = capacity
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+
+    def start(self) -> None:
+        """Start the writing thread."""
+        self._thread.start()
+
+    def submit(self, stamp: str, record: dict[str, Any]) -> None:
+        """Buffer one line; when the buffer is full, drop it and count the drop."""
+        if len(self._lines) >= self._capacity:
+            from gateway_project import metrics
+
+            metrics.ACCESS_LOG_DROPPED.inc()
+            return
+        self._lines.append((stamp, record))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is buffered, then end the thread (waits at most `timeout` seconds)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        else:
+            self._drain()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        take = self._lines.popleft
+        while self._lines:
+            _emit(*take())
+
+
+def _emit(stamp: str, record: dict[str, Any]) -> None:
+    """Write one line; a failing handler is counted, never raised into a request."""
+    try:
+        logger.info(encode(stamp, record))
+    except Exception:
+        from gateway_project import metrics
+
+        metrics.count_failure("access_log")
+
+
+_writer: LineWriter | None = None
+
+
+def start_writer(capacity: int = 10_000) -> LineWriter:
+    """Write this process's lines from a background thread from now on (a gunicorn worker)."""
+    global _writer
+    _writer = LineWriter(capacity)
+    _writer.start()
+    return _writer
+
+
+def stop_writer() -> None:
+    """Write the queued lines and go back to writing on the caller's thread."""
+    global _writer
+    writer, _writer = _writer, None
+    if writer is not None:
+        writer.stop()
+
+
 def write(record: dict[str, Any]) -> None:
     """Emit one access log line (compact JSON, UTC timestamp first)."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    logger.info(_encode({"ts": _timestamp(), **record}))
+    writer = _writer
+    if writer is not None:
+        writer.submit(_timestamp(), record)
+    else:
+        logger.info(encode(_timestamp(), record))

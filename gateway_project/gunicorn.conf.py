@@ -121,6 +121,23 @@ if os.environ.get("GATEWAY_METRICS_DIR_CLEANED") != _metrics_dir:
     os.environ["GATEWAY_METRICS_DIR_CLEANED"] = _metrics_dir
 
 
+def post_worker_init(worker: Any) -> None:
+    """Access log lines and per-request metrics leave the request threads: a background
+    writer per worker for each."""
+    from gateway_project import access_log, metrics
+
+    access_log.start_writer()
+    metrics.deferred.start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write the access log lines and metric updates still pending before the worker goes."""
+    from gateway_project import access_log, metrics
+
+    access_log.stop_writer()
+    metrics.deferred.stop()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """A worker died: its live gauges (in-flight, breaker, config version) stop counting."""
     from prometheus_client import multiprocess

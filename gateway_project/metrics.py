@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +90,10 @@ OBSERVABILITY_FAILURES = Counter(
     "Access log, metrics or tracing steps that failed (the request was served regardless).",
     ["part"],
 )
+ACCESS_LOG_DROPPED = Counter(
+    "gateway_access_log_dropped",
+    "Access log lines dropped because the worker's log queue was full (the request was served).",
+)
 
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 
@@ -96,6 +101,84 @@ _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 def status_class(status: int) -> str:
     """'2xx' for 200..299 and so on; 'other' outside 100..599."""
     return _STATUS_CLASSES.get(status // 100, "other")
+
+
+class DeferredUpdates:
+    """Per-request metric updates applied by a background thread, off the request's path.
+
+    Under gunicorn (gunicorn.conf.py starts it per worker) a request thread only appends the
+    update to a deque (no lock, no wake-up); every `interval` seconds the thread applies what
+    accumulated, counter increments summed per series, so a busy route writes its shared
+    multiprocess file once per interval rather than once per request. Past `capacity` pending
+    updates, or before start (tests, management commands), updates apply at once: none is lost.
+    """
+
+    def __init__(self, capacity: int = 100_000, interval: float = 0.05) -> None:
+        self._pending: deque[tuple[Any, float, bool]] = deque()
+        self._capacity = capacity
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def apply(self, update: Callable[[float], None], value: float, *, additive: bool) -> None:
+        """Apply `update(value)` soon (`additive`: updates of one series may be summed)."""
+        if self._thread is None or len(self._pending) >= self._capacity:
+            update(value)
+            return
+        self._pending.append((update, value, additive))
+
+    def start(self) -> None:
+        """Defer updates to a background thread from now on."""
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Apply what is pending and go back to applying at once."""
+        thread, self._thread = self._thread, None
+        self._stopping.set()
+        if thread is not None:
+            thread.join(timeout)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply every pending update now."""
+        sums: dict[Any, float] = {}
+        take = self._pending.popleft
+        while self._pending:
+            update, value, additive = take()
+            try:
+                if additive:
+                    sums[update] = sums.get(update, 0.0) + value
+                else:
+                    update(value)
+            except Exception:
+                count_failure("metrics")
+        for update, total in sums.items():
+            try:
+                update(total)
+            except Exception:
+                count_failure("metrics")
+
+
+deferred = DeferredUpdates()
+
+
+class DeferredHistogram:
+    """A histogram child whose observations go through `deferred`."""
+
+    __slots__ = ("_observe",)
+
+    def __init__(self, child: Any) -> None:
+        self._observe = child.observe
+
+    def observe(self, value: float) -> None:
+        """Record one observation (applied by the metrics thread when it runs)."""
+        deferred.apply(self._observe, value, additive=False)
 
 
 class RouteSeries:
@@ -106,19 +189,19 @@ class RouteSeries:
     def __init__(self, route: str, service: str) -> None:
         self.route = route
         self.service = service
-        self.duration = REQUEST_DURATION.labels(route, service)
-        self.upstream_duration = UPSTREAM_DURATION.labels(route, service)
+        self.duration = DeferredHistogram(REQUEST_DURATION.labels(route, service))
+        self.upstream_duration = DeferredHistogram(UPSTREAM_DURATION.labels(route, service))
         self.requests: dict[tuple[str, int], Any] = {}
 
     def count(self, method: str, status: int) -> None:
         """Count one answered request."""
         key = (method, status)
-        child = self.requests.get(key)
-        if child is None:
+        increment = self.requests.get(key)
+        if increment is None:
             label_method = method if method in KNOWN_METHODS else "OTHER"
             child = REQUESTS.labels(self.route, self.service, label_method, status_class(status))
-            self.requests[key] = child
-        child.inc()
+            increment = self.requests[key] = child.inc
+        deferred.apply(increment, 1, additive=True)
 
 
 class SeriesCache:
@@ -214,7 +297,12 @@ def multiprocess_dir() -> str | None:
 
 
 def scrape() -> bytes:
-    """The Prometheus text exposition of every worker's metrics."""
+    """The Prometheus text exposition of every worker's metrics.
+
+    This worker's pending updates are applied first; another worker's land within its
+    flush interval (50 ms), so a scrape may trail the very latest requests by that much.
+    """
+    deferred.flush()
     if multiprocess_dir():
         from prometheus_client import multiprocess
 

@@ -149,6 +149,48 @@ def checked_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
     return infos
 
 
+def guarded_socket(
+    host: str,
+    port: int,
+    *,
+    timeout: Any = _DEFAULT_TIMEOUT,
+    socket_options: Any = (),
+    source_address: Any = None,
+    owner: Any = None,
+) -> socket.socket:
+    """A socket connected to `host` once every address it resolves to has passed the guard.
+
+    Failures are urllib3's, naming `owner` (the connection or pool): BlockedUpstreamAddress,
+    NameResolutionError, ConnectTimeoutError, NewConnectionError. `timeout` is the connect
+    timeout (left as the socket's default when not given).
+    """
+    try:
+        infos = checked_addresses(host, port)
+    except ValueError as refusal:
+        logger.warning("outbound connection refused: %s", refusal)
+        raise BlockedUpstreamAddress(owner, str(refusal)) from None
+    except socket.gaierror as error:  # as urllib3's own connect reports it
+        raise NameResolutionError(host, owner, error) from None
+    last: OSError | None = None
+    for family, socktype, proto, _, address in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            for level, option, value in socket_options or ():
+                sock.setsockopt(level, option, value)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(address)
+            return sock
+        except OSError as error:
+            sock.close()
+            last = error
+    if isinstance(last, TimeoutError):
+        raise ConnectTimeoutError(owner, f"Connection to {host} timed out.")
+    raise NewConnectionError(owner, f"Failed to establish a new connection: {last}")
+
+
 class _GuardedConnectMixin:
     """Resolves, checks every address, then connects to exactly those addresses."""
 
@@ -160,31 +202,14 @@ class _GuardedConnectMixin:
     response_class: type[http.client.HTTPResponse] = StrictHTTPResponse  # a strict head parse
 
     def _new_conn(self) -> socket.socket:
-        try:
-            infos = checked_addresses(self.host, self.port)
-        except ValueError as refusal:
-            logger.warning("outbound connection refused: %s", refusal)
-            raise BlockedUpstreamAddress(self, str(refusal)) from None  # type: ignore[arg-type]
-        except socket.gaierror as error:  # as urllib3's own connect reports it
-            raise NameResolutionError(self.host, self, error) from None  # type: ignore[arg-type]
-        last: OSError | None = None
-        for family, socktype, proto, _, address in infos:
-            sock = socket.socket(family, socktype, proto)
-            try:
-                for level, option, value in self.socket_options or ():
-                    sock.setsockopt(level, option, value)
-                if self.timeout is not _DEFAULT_TIMEOUT:
-                    sock.settimeout(self.timeout)
-                if self.source_address:
-                    sock.bind(self.source_address)
-                sock.connect(address)
-                return sock
-            except OSError as error:
-                sock.close()
-                last = error
-        if isinstance(last, TimeoutError):
-            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.")
-        raise NewConnectionError(self, f"Failed to establish a new connection: {last}")  # type: ignore[arg-type]
+        return guarded_socket(
+            self.host,
+            self.port,
+            timeout=self.timeout,
+            socket_options=self.socket_options,
+            source_address=self.source_address,
+            owner=self,
+        )
 
 
 class GuardedHTTPConnection(_GuardedConnectMixin, HTTPConnection):

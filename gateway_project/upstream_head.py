@@ -69,10 +69,22 @@ def head_error(lines: list[bytes]) -> str | None:
     return None
 
 
+def head_lines(head: bytes) -> list[bytes]:
+    """A raw head (ending in its blank line) split as http.client's readline would: at LF."""
+    lines = head.split(b"\n")
+    lines.pop()  # the empty remainder after the final LF
+    return [line + b"\n" for line in lines]
+
+
 def framing_error(message: http.client.HTTPMessage) -> str | None:
     """Why the head's body framing is refused: ambiguous or unusable lengths, or None."""
-    lengths = message.get_all("content-length") or []
-    codings = message.get_all("transfer-encoding") or []
+    return framing_error_of(
+        message.get_all("content-length") or [], message.get_all("transfer-encoding") or []
+    )
+
+
+def framing_error_of(lengths: list[str], codings: list[str]) -> str | None:
+    """Why a head with these Content-Length and Transfer-Encoding values is refused, or None."""
     if lengths and codings:
         return "both Transfer-Encoding and Content-Length"
     if codings and ",".join(codings).strip().lower() != "chunked":

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-import urllib3
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -32,7 +31,7 @@ from routing.forwarding import (
 from routing.loops import via_with_ours
 from routing.paths import BadPath, normalize_path
 from routing.table import CompiledRoute
-from routing.upstream import UpstreamRequest, upstream_client
+from routing.upstream import UpstreamAnswer, UpstreamRequest, upstream_client
 
 if TYPE_CHECKING:
     from routing.pipeline import RequestContext
@@ -171,7 +170,7 @@ class StreamedProxiedResponse(_RepeatedHeadersMixin, StreamingHttpResponse):
     """A large or unknown-length upstream answer, streamed through in chunks."""
 
 
-def _upstream_failure(upstream: urllib3.BaseHTTPResponse, error: Exception) -> Exception:
+def _upstream_failure(upstream: UpstreamAnswer, error: Exception) -> Exception:
     """The gateway error for a body that failed before the client's head went out."""
     upstream.close()
     upstream.release_conn()
@@ -181,7 +180,7 @@ def _upstream_failure(upstream: urllib3.BaseHTTPResponse, error: Exception) -> E
     return UpstreamUnavailable()
 
 
-def _read_whole(upstream: urllib3.BaseHTTPResponse) -> bytes:
+def _read_whole(upstream: UpstreamAnswer) -> bytes:
     """A small body, read before the client's head goes out: a failure is still a 502/504."""
     try:
         content = bytes(upstream.read(decode_content=False))
@@ -191,7 +190,7 @@ def _read_whole(upstream: urllib3.BaseHTTPResponse) -> bytes:
     return content
 
 
-def _stream(upstream: urllib3.BaseHTTPResponse, client_socket: Any) -> Iterator[bytes]:
+def _stream(upstream: UpstreamAnswer, client_socket: Any) -> Iterator[bytes]:
     """The upstream's body in chunks, the first one read before the client's answer starts.
 
     The server sends the client's head with the first chunk, so a failure on the first read
@@ -206,7 +205,7 @@ def _stream(upstream: urllib3.BaseHTTPResponse, client_socket: Any) -> Iterator[
 
 
 def _rest(
-    upstream: urllib3.BaseHTTPResponse,
+    upstream: UpstreamAnswer,
     chunks: Iterator[bytes],
     first: bytes | None,
     client_socket: Any,
@@ -234,7 +233,7 @@ def _rest(
         upstream.release_conn()
 
 
-def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
+def _has_small_body(upstream: UpstreamAnswer, method: str) -> bool:
     if method == "HEAD" or upstream.status in (204, 304):
         return True
     length = upstream.headers.get("content-length")
@@ -242,7 +241,7 @@ def _has_small_body(upstream: urllib3.BaseHTTPResponse, method: str) -> bool:
 
 
 def client_response(
-    upstream: urllib3.BaseHTTPResponse, *, method: str, client_socket: Any = None
+    upstream: UpstreamAnswer, *, method: str, client_socket: Any = None
 ) -> HttpResponseBase:
     """The client's answer from the upstream's: headers filtered, body streamed when large.
 

@@ -1,4 +1,9 @@
-"""The pooled upstream client: one urllib3 pool per target, timeouts, retries, balancing."""
+"""The pooled upstream client: keep-alive pools per target, timeouts, retries, balancing.
+
+Plain-HTTP targets go through the lean client (routing/upstream_http.py: pooled sockets,
+httptools); HTTPS targets through urllib3's pools (TLS, certificate and name checks), both
+behind the outbound address guard and the same strict rules for the upstream's answer.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from routing.dns import DnsExpander
 from routing.resilience_errors import NoHealthyTarget
 from routing.table import CompiledRoute, CompiledService, CompiledTarget
 from routing.target_state import ResilienceState, resilience_state
+from routing.upstream_http import PlainResponse, PlainUpstreams, check_forwardable
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -51,11 +57,15 @@ class UpstreamRequest:
     replayable: bool  # whether the body can be sent again on a retry
 
 
+# An upstream's answer, body not yet read: the lean client's (http) or urllib3's (https).
+UpstreamAnswer = PlainResponse | urllib3.BaseHTTPResponse
+
+
 @dataclass
 class UpstreamResult:
     """The upstream's answer (body not yet read) and how we got it."""
 
-    response: urllib3.BaseHTTPResponse
+    response: UpstreamAnswer
     target: CompiledTarget
     attempts: int
 
@@ -164,6 +174,7 @@ class UpstreamClient:
         sleep: Callable[[float], None] = time.sleep,
         state: ResilienceState | None = None,
     ) -> None:
+        self._plain = PlainUpstreams(maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE)
         self._pools = urllib3.PoolManager(
             num_pools=256,
             maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE,
@@ -178,6 +189,26 @@ class UpstreamClient:
         self._sleep = sleep
 
     def _send_once(
+        self, target: CompiledTarget, request: UpstreamRequest, connect: float, read: float
+    ) -> UpstreamAnswer:
+        body = request.body
+        if hasattr(body, "seek") and request.replayable:
+            body.seek(0)  # type: ignore[union-attr]
+        if target.scheme == "http":
+            return self._plain.request(
+                host=target.connect_host or target.host,
+                port=target.port,
+                host_header=target.host_header,
+                method=request.method,
+                target=target.base_path + request.path,
+                headers=request.headers,
+                body=body,
+                connect_timeout=connect,
+                read_timeout=read,
+            )
+        return self._send_tls(target, request, urllib3.Timeout(connect=connect, read=read))
+
+    def _send_tls(
         self, target: CompiledTarget, request: UpstreamRequest, timeout: urllib3.Timeout
     ) -> urllib3.BaseHTTPResponse:
         pool: Any
@@ -194,13 +225,10 @@ class UpstreamClient:
             pool = self._pools.connection_from_host(target.host, target.port, target.scheme)
         headers = dict(request.headers)
         headers["Host"] = target.host_header
-        body = request.body
-        if hasattr(body, "seek") and request.replayable:
-            body.seek(0)  # type: ignore[union-attr]
         return pool.urlopen(
             request.method,
             target.base_path + request.path,
-            body=body,
+            body=request.body,
             headers=headers,
             retries=False,
             redirect=False,
@@ -213,6 +241,7 @@ class UpstreamClient:
 
     def send(self, route: CompiledRoute, request: UpstreamRequest) -> UpstreamResult:
         """Send `request` through the route's breaker to one of its targets, with retries."""
+        check_forwardable(request.path, request.headers)  # a bad request is not a failure
         ticket = self.breakers.admit(route)  # CircuitOpen here: the upstream is not contacted
         failed = True
         try:
@@ -234,14 +263,11 @@ class UpstreamClient:
         while True:
             attempt += 1
             target = self.picker.pick(service, failed)
-            remaining = deadline - time.monotonic()
-            timeout = urllib3.Timeout(
-                connect=min(service.connect_timeout_seconds, max(remaining, 0.001)),
-                read=max(remaining, 0.001),
-            )
+            remaining = max(deadline - time.monotonic(), 0.001)
+            connect = min(service.connect_timeout_seconds, remaining)
             self.picker.started(target)
             try:
-                response = self._send_once(target, request, timeout)
+                response = self._send_once(target, request, connect, remaining)
             except HTTPError as error:
                 error_class, not_sent = _classify(error)
                 logger.info(

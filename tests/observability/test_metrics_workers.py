@@ -85,7 +85,13 @@ def test_two_workers_count_into_one_scrape_with_bounded_labels(upstream, tmp_pat
         with ThreadPoolExecutor(max_workers=12) as pool:
             statuses = list(pool.map(_status, urls))
         assert statuses.count(200) == 24 and statuses.count(404) == 6
+        # Each worker applies its counts within 50 ms of a request (gateway_project/metrics.py):
+        # wait for them (bounded), then check.
+        settle = time.monotonic() + 5
         after = _scrape(gateway.url)
+        while _requests(after, "2xx") < ok_before + 24 and time.monotonic() < settle:
+            time.sleep(0.1)
+            after = _scrape(gateway.url)
         assert _requests(after, "2xx") == ok_before + 24
         assert _requests(after, "4xx") == missing_before + 6
         workers = [count for count in _per_worker_counts(metrics_dir) if count]

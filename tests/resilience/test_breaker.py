@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from gateway_project.errors import BadRequest
 from gateway_project.redis import redis_configured
 from routing.resilience_errors import CircuitOpen
 from routing.table import route_tables
@@ -163,3 +164,16 @@ def test_failures_from_several_processes_add_up(client, breaker_route):
     response = client.get("/cb/echo")
     assert _problem_code(response) == "circuit_open"
     assert upstream.count() == 3
+
+
+def test_a_request_that_cannot_be_forwarded_is_400_and_never_opens_the_breaker(
+    client, breaker_route
+):
+    route = route_tables.get().routes[0]
+    sender = UpstreamClient()
+    request = UpstreamRequest("GET", "/echo", {"x-consumer-username": "a\nb"}, None, True)
+    for _ in range(5):  # over the threshold of 3
+        with pytest.raises(BadRequest):
+            sender.send(route, request)
+    assert breaker_route.count() == 0
+    assert client.get("/cb/echo").status_code == 200  # the breaker stayed closed

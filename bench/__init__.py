@@ -1,0 +1,1 @@
+"""The benchmark (`make bench`) and the profile of its gateway_full scenario."""

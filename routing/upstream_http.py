@@ -1,0 +1,439 @@
+"""A lean HTTP/1.1 client for plain-HTTP upstreams: pooled keep-alive sockets, a C parser.
+
+urllib3 and http.client cost more than the rest of a proxied request's forwarding together
+(header parsing through the email package, several layers of wrappers). Here a request is one
+`sendall` of a prebuilt head (plus the body), the answer's head is checked by the strict
+parser's rules (gateway_project/upstream_head.py) and then parsed with httptools (llhttp, the
+parser uvicorn and Node.js use), which also frames the body (Content-Length, chunked, or until
+the connection closes).
+
+Behaviour kept from the urllib3 pool it replaces (routing/upstream.py chooses which one):
+- every new connection passes the outbound address guard (gateway_project/outbound_guard.py);
+- a pooled connection is checked before reuse (a peek without waiting): one the upstream has
+  closed, or that holds unexpected bytes, is dropped and another taken, so nothing is ever
+  sent on it; no other silent retry (retries are routing/upstream.py's, by method);
+- failures are urllib3's exception classes, so the retry rules and the proxy's error mapping
+  stay as they are: NewConnectionError / ConnectTimeoutError (not sent), ReadTimeoutError,
+  ProtocolError (wrapping InvalidUpstreamHead for a refused head, RemoteDisconnected when the
+  upstream closed before answering, IncompleteRead when the body broke off);
+- at most GATEWAY_UPSTREAM_POOL_SIZE idle connections per target are kept; more may be open
+  at once (a busy target is never waited for), the extra ones are closed after use.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from collections.abc import Iterator
+from typing import IO
+
+import httptools
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from gateway_project.errors import BadRequest
+from gateway_project.outbound_guard import guarded_socket
+from gateway_project.upstream_head import (
+    InvalidUpstreamHead,
+    framing_error_of,
+    head_error,
+    head_lines,
+    logger,
+)
+
+# A head may take this many bytes at most (http.client: 100 lines of up to 64 KiB each).
+MAX_HEAD_BYTES = 256 * 1024
+MAX_HEAD_LINE = 65536
+MAX_HEADERS = 100
+_RECV_SIZE = 65536
+_BODY_BLOCK = 65536
+_NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # as urllib3 sets it
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+
+
+class ResponseHeaders:
+    """An answer's header fields in order, names as sent (latin-1 text, as http.client)."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every (name, value), repeated names included."""
+        return self._fields
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of `name` (any case), repeated fields joined by ', ' as urllib3 does."""
+        wanted = name.lower()
+        values = [value for field, value in self._fields if field.lower() == wanted]
+        return ", ".join(values) if values else default
+
+
+class _Parse:
+    """httptools' callbacks: the header fields, the body pieces and whether the message ended."""
+
+    __slots__ = ("body", "complete", "fields", "keep_alive", "parser", "trailing")
+
+    def __init__(self) -> None:
+        self.fields: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.complete = False
+        self.keep_alive = False
+        self.trailing = False  # bytes after the end of the message: the connection is not reused
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        if self.complete:
+            self.trailing = True
+        else:
+            self.body.append(body)
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.trailing = True
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class IdleConnections:
+    """One target's idle keep-alive sockets, the most recently used first."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+
+    def take(self) -> socket.socket | None:
+        """A pooled socket the upstream has not closed, or None (then connect anew)."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                sock = self._idle.pop()
+            if _still_open(sock):
+                return sock
+            sock.close()
+
+    def give_back(self, sock: socket.socket) -> None:
+        """Keep `sock` for the next request, or close it when enough are kept."""
+        sock.setblocking(False)  # so the reuse check can peek without waiting
+        with self._lock:
+            if len(self._idle) < self._maxsize:
+                self._idle.append(sock)
+                return
+        sock.close()
+
+    def close(self) -> None:
+        """Close every idle socket."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """Whether an idle socket is usable: open and holding no unexpected bytes (as urllib3)."""
+    try:
+        sock.recv(1, _PEEK)
+    except BlockingIOError:
+        return True  # nothing to read: open and idle
+    except OSError:
+        return False
+    return False  # EOF, or bytes nobody asked for
+
+
+def check_forwardable(target: str, headers: dict[str, str]) -> None:
+    """BadRequest when the request target or a header value would split the request head.
+
+    Checked before any upstream or breaker is involved: the client's request is at fault.
+    """
+    _head_text("GET", target, "-", headers)
+
+
+def request_head(method: str, target: str, host: str, headers: dict[str, str]) -> bytes:
+    """The request's head bytes; BadRequest when a value would break the framing."""
+    text = _head_text(method, target, host, headers)
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # a value of the gateway's own (a user name) beyond latin-1
+        return text.encode("utf-8")
+
+
+def _head_text(method: str, target: str, host: str, headers: dict[str, str]) -> str:
+    lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    lines.append("\r\n")
+    text = "".join(lines)
+    # Every CR and LF is one of the line ends written above, and the target holds no space:
+    # otherwise a value would split the head (http.client refuses these the same way).
+    ends = len(headers) + 3
+    if (
+        text.count("\n") != ends
+        or text.count("\r") != ends
+        or "\x00" in text
+        or " " in target
+        or any(ord(c) < 0x21 or c == "\x7f" for c in target)
+    ):
+        raise BadRequest("The request holds a character that cannot be forwarded.")
+    return text
+
+
+class PlainResponse:
+    """An upstream's answer, body read on demand (the subset of urllib3's response used)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        pool: IdleConnections,
+        parse: _Parse,
+        status: int,
+        *,
+        bodiless: bool,
+        until_close: bool,
+    ) -> None:
+        self.status = status
+        self.headers = ResponseHeaders(parse.fields)
+        self._sock: socket.socket | None = sock
+        self._pool = pool
+        self._parse = parse
+        self._bodiless = bodiless
+        self._until_close = until_close
+        if bodiless:
+            parse.body.clear()
+            parse.complete = True
+
+    def _read_more(self, size: int) -> None:
+        """Feed the parser the next bytes from the upstream; raise when they broke off."""
+        sock = self._sock
+        if sock is None:
+            raise ProtocolError("Connection closed.", http.client.IncompleteRead(b""))
+        try:
+            data = sock.recv(size)
+        except TimeoutError:
+            self.close()
+            raise ReadTimeoutError(None, "", "Read timed out.") from None  # type: ignore[arg-type]
+        except OSError as error:
+            self.close()
+            raise ProtocolError("Connection broken.", error) from None
+        if not data:
+            if self._until_close:
+                self._parse.complete = True
+                return
+            self.close()
+            raise ProtocolError("Connection broken.", http.client.IncompleteRead(b""))
+        try:
+            self._parse.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if not self._parse.complete:
+                self.close()
+                logger.warning("upstream answer refused: malformed body framing")
+                raise ProtocolError(
+                    "Invalid body.", InvalidUpstreamHead("malformed body framing")
+                ) from None
+            self._parse.trailing = True
+
+    def read(self, amt: int | None = None, decode_content: bool | None = None) -> bytes:
+        """The whole body (the answer's bytes as sent: no decoding)."""
+        while not self._parse.complete:
+            self._read_more(_RECV_SIZE)
+        body = b"".join(self._parse.body)
+        self._parse.body.clear()
+        return body
+
+    def stream(
+        self, amt: int | None = 2**16, decode_content: bool | None = None
+    ) -> Iterator[bytes]:
+        """The body in pieces as they arrive (at most `amt` bytes read at a time)."""
+        pieces = self._parse.body
+        while True:
+            while pieces:
+                yield pieces.pop(0)
+            if self._parse.complete:
+                return
+            self._read_more(amt or _RECV_SIZE)
+
+    def release_conn(self) -> None:
+        """Give the connection back to the pool when the answer was read whole, else close it."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        parse = self._parse
+        if parse.complete and parse.keep_alive and not parse.trailing and not self._until_close:
+            self._pool.give_back(sock)
+        else:
+            sock.close()
+
+    def close(self) -> None:
+        """Close the connection (a broken or abandoned answer: it is not reused)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+
+def _head_end(buffer: bytearray, start: int) -> int:
+    """The index just past the blank line ending the head in `buffer`, or -1."""
+    lf = buffer.find(b"\n\r\n", start)
+    bare = buffer.find(b"\n\n", start)  # refused by the line check, but the head ends there
+    if bare != -1 and (lf == -1 or bare < lf):
+        return bare + 2
+    return lf + 3 if lf != -1 else -1
+
+
+class PlainUpstreams:
+    """Keep-alive connection pools to plain-HTTP upstreams, one per (address, port)."""
+
+    def __init__(self, maxsize: int, max_targets: int = 256) -> None:
+        self._pools: dict[tuple[str, int], IdleConnections] = {}
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+        self._max_targets = max_targets
+
+    def _pool(self, host: str, port: int) -> IdleConnections:
+        key = (host, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    if len(self._pools) >= self._max_targets:  # targets long gone (DNS changes)
+                        oldest = next(iter(self._pools))
+                        self._pools.pop(oldest).close()
+                    pool = self._pools[key] = IdleConnections(self._maxsize)
+        return pool
+
+    def request(
+        self,
+        *,
+        host: str,
+        port: int,
+        host_header: str,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: IO[bytes] | bytes | None,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> PlainResponse:
+        """Send one request and read the answer's head; the body is read from the response."""
+        head = request_head(method, target, host_header, headers)
+        pool = self._pool(host, port)
+        sock = pool.take()
+        if sock is None:
+            sock = guarded_socket(
+                host, port, timeout=connect_timeout, socket_options=_NO_DELAY, owner=self
+            )
+        sock.settimeout(read_timeout)
+        try:
+            _send(sock, head, body)
+            return _read_answer(sock, pool, method)
+        except BaseException:
+            sock.close()
+            raise
+
+    def clear(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+
+def _send(sock: socket.socket, head: bytes, body: IO[bytes] | bytes | None) -> None:
+    """Write the head and body; a timeout or a broken connection as urllib3 reports them."""
+    try:
+        if body is None:
+            sock.sendall(head)
+        elif isinstance(body, bytes):
+            sock.sendall(head + body)
+        else:
+            sock.sendall(head)
+            while block := body.read(_BODY_BLOCK):
+                sock.sendall(block)
+    except TimeoutError:
+        raise ReadTimeoutError(None, "", "Write timed out.") from None  # type: ignore[arg-type]
+    except OSError as error:
+        raise ProtocolError("Connection aborted.", error) from None
+
+
+def _refuse(reason: str) -> ProtocolError:
+    # The reason is fixed text: none of the upstream's bytes reach the log.
+    logger.warning("upstream answer refused: %s", reason)
+    return ProtocolError("Invalid answer.", InvalidUpstreamHead(reason))
+
+
+def _read_answer(sock: socket.socket, pool: IdleConnections, method: str) -> PlainResponse:
+    """Read and check the answer's head (skipping a 100 Continue), then parse it."""
+    buffer = bytearray()
+    searched = 0
+    while True:
+        end = _head_end(buffer, max(searched - 2, 0))
+        if end == -1:
+            if len(buffer) > MAX_HEAD_BYTES:
+                raise _refuse("answer head too large")
+            searched = len(buffer)
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                raise ReadTimeoutError(None, "", "Read timed out.") from None  # type: ignore[arg-type]
+            except OSError as error:
+                raise ProtocolError("Connection aborted.", error) from None
+            if not data:
+                if buffer:
+                    raise _refuse("connection closed inside the answer head")
+                raise ProtocolError(
+                    "Connection aborted.",
+                    http.client.RemoteDisconnected("Remote end closed connection without response"),
+                )
+            buffer += data
+            continue
+        head = bytes(buffer[:end])
+        lines = head_lines(head)
+        reason = head_error(lines)
+        if reason is None and (
+            len(lines) > MAX_HEADERS + 2 or max(map(len, lines)) > MAX_HEAD_LINE
+        ):
+            reason = "too many or too long header lines"
+        if reason is not None:
+            raise _refuse(reason)
+        if head[9:12] == b"100":  # an interim answer: the real one follows
+            del buffer[:end]
+            searched = 0
+            continue
+        return _parsed(sock, pool, head, bytes(buffer[end:]), method)
+
+
+def _parsed(
+    sock: socket.socket, pool: IdleConnections, head: bytes, rest: bytes, method: str
+) -> PlainResponse:
+    parse = _Parse()
+    try:
+        parse.parser.feed_data(head)
+    except httptools.HttpParserError:
+        raise _refuse("malformed head") from None
+    status = parse.parser.get_status_code()
+    lengths = [v for n, v in parse.fields if n.lower() == "content-length"]
+    codings = [v for n, v in parse.fields if n.lower() == "transfer-encoding"]
+    reason = framing_error_of(lengths, codings)
+    if reason is not None:
+        raise _refuse(reason)
+    bodiless = method == "HEAD" or status in (204, 304)
+    until_close = not bodiless and not lengths and not codings
+    response = PlainResponse(sock, pool, parse, status, bodiless=bodiless, until_close=until_close)
+    if bodiless:
+        parse.trailing = bool(rest)
+    elif rest:
+        try:
+            parse.parser.feed_data(rest)
+        except httptools.HttpParserError:
+            if not parse.complete:
+                raise _refuse("malformed body framing") from None
+            parse.trailing = True
+    return response

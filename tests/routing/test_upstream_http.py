@@ -1,0 +1,319 @@
+"""The lean upstream client: keep-alive reuse, stale pooled sockets, hostile answers, timeouts."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
+
+from gateway_project.errors import BadRequest
+from gateway_project.upstream_head import InvalidUpstreamHead
+from routing.upstream_http import PlainUpstreams, request_head
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class KeepAliveUpstream:
+    """A loopback server answering each request on a connection with the next scripted bytes.
+
+    `answers` is consumed in order across all connections; after an answer whose entry is
+    followed by None the connection is closed. Bounded: 5 s per read, 64 KiB per head.
+    """
+
+    def __init__(self, answers: list[bytes | None]) -> None:
+        self._answers = list(answers)
+        self._lock = threading.Lock()
+        self.connections = 0
+        self.heads: list[bytes] = []
+        self.closed = threading.Semaphore(0)  # released each time a connection is closed
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            self._answer(conn)
+        finally:
+            conn.close()
+            self.closed.release()
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data or len(buffer) > 65536:
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(buffer) < length:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            buffer = buffer[length:]
+            with self._lock:
+                self.heads.append(head)
+                answer = self._answers.pop(0) if self._answers else None
+                close = not self._answers or self._answers[0] is None
+                if close and self._answers:
+                    self._answers.pop(0)
+            if answer is None:
+                return
+            conn.sendall(answer)
+            if close:
+                return
+
+    def close(self) -> None:
+        """Stop accepting."""
+        self._listener.close()
+
+
+@pytest.fixture
+def client() -> Iterator[PlainUpstreams]:
+    """A client with a small pool."""
+    upstreams = PlainUpstreams(maxsize=2)
+    yield upstreams
+    upstreams.clear()
+
+
+def get(client: PlainUpstreams, port: int, method: str = "GET", body: bytes | None = None):
+    """One request to 127.0.0.1:port."""
+    headers = {"content-length": str(len(body))} if body is not None else {}
+    return client.request(
+        host="127.0.0.1",
+        port=port,
+        host_header=f"127.0.0.1:{port}",
+        method=method,
+        target="/x",
+        headers=headers,
+        body=body,
+        connect_timeout=2,
+        read_timeout=2,
+    )
+
+
+def fetch(client: PlainUpstreams, port: int, method: str = "GET", body: bytes | None = None):
+    """Status and body of one request, the connection released."""
+    response = get(client, port, method, body)
+    content = response.read()
+    response.release_conn()
+    return response.status, content
+
+
+def test_a_kept_alive_connection_is_reused():
+    upstream = KeepAliveUpstream([OK, OK, OK])
+    client = PlainUpstreams(maxsize=2)
+    try:
+        assert [fetch(client, upstream.port) for _ in range(3)] == [(200, b"ok")] * 3
+        assert upstream.connections == 1
+    finally:
+        client.clear()
+        upstream.close()
+
+
+def test_a_pooled_connection_the_upstream_closed_is_replaced_before_sending(client):
+    # The first answer ends with a close: the pooled socket is stale. The next request, a POST,
+    # must go out on a fresh connection (nothing was sent on the stale one), not fail.
+    upstream = KeepAliveUpstream([OK, None, OK])
+    try:
+        assert fetch(client, upstream.port) == (200, b"ok")
+        assert upstream.closed.acquire(timeout=5)  # the upstream has closed the pooled socket
+        assert fetch(client, upstream.port, "POST", b"data") == (200, b"ok")
+        assert upstream.connections == 2
+        assert upstream.heads[-1].startswith(b"POST /x HTTP/1.1")
+    finally:
+        upstream.close()
+
+
+def test_an_answer_with_connection_close_is_not_pooled(client):
+    upstream = KeepAliveUpstream(
+        [b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", None, OK]
+    )
+    try:
+        assert fetch(client, upstream.port) == (200, b"ok")
+        assert fetch(client, upstream.port) == (200, b"ok")
+        assert upstream.connections == 2
+    finally:
+        upstream.close()
+
+
+def test_bytes_after_the_answer_keep_the_connection_out_of_the_pool(client):
+    upstream = KeepAliveUpstream([OK + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nzz", OK])
+    try:
+        assert fetch(client, upstream.port) == (200, b"ok")
+        assert fetch(client, upstream.port) == (200, b"ok")  # never the smuggled "zz"
+        assert upstream.connections == 2
+    finally:
+        upstream.close()
+
+
+def test_chunked_and_close_delimited_bodies_are_read_whole(client):
+    upstream = KeepAliveUpstream(
+        [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\nuntil-close",
+            None,
+        ]
+    )
+    try:
+        assert fetch(client, upstream.port) == (200, b"abcde")
+        assert fetch(client, upstream.port) == (200, b"until-close")
+    finally:
+        upstream.close()
+
+
+def test_head_answer_has_no_body_and_100_continue_is_skipped(client):
+    upstream = KeepAliveUpstream(
+        [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        ]
+    )
+    try:
+        assert fetch(client, upstream.port, "HEAD") == (200, b"")
+        assert fetch(client, upstream.port) == (201, b"ok")
+        assert upstream.connections == 1
+    finally:
+        upstream.close()
+
+
+HOSTILE = {
+    "bare-cr": b"HTTP/1.1 200 OK\r\nLocation: /x\rSet-Cookie: a=b\r\nContent-Length: 0\r\n\r\n",
+    "nul": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+    "te-and-cl": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+    "invalid-name": b"HTTP/1.1 200 OK\r\nX(A): 1\r\nContent-Length: 0\r\n\r\n",
+    "bare-lf-head": b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+    "line-too-long": b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 70000 + b"\r\n\r\n",
+    "head-without-end": b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 40000,
+    "status-103": b"HTTP/1.1 103 Early\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("key", list(HOSTILE))
+def test_hostile_heads_are_refused_as_invalid(client, key):
+    upstream = KeepAliveUpstream([HOSTILE[key], None])
+    try:
+        with pytest.raises(ProtocolError) as caught:
+            get(client, upstream.port)
+        assert isinstance(caught.value.args[1], InvalidUpstreamHead)
+    finally:
+        upstream.close()
+
+
+def test_malformed_chunk_after_the_head_breaks_the_body_not_the_process(client):
+    upstream = KeepAliveUpstream(
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n", None]
+    )
+    try:
+        with pytest.raises(ProtocolError):  # refused with the head, or when the body is read
+            get(client, upstream.port).read()
+    finally:
+        upstream.close()
+
+
+def test_closed_before_any_answer_byte_is_remote_disconnected(client):
+    upstream = KeepAliveUpstream([None])
+    try:
+        with pytest.raises(ProtocolError) as caught:
+            get(client, upstream.port)
+        assert isinstance(caught.value.args[1], http.client.RemoteDisconnected)
+    finally:
+        upstream.close()
+
+
+def test_a_body_cut_short_raises_instead_of_looking_complete(client):
+    upstream = KeepAliveUpstream([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", None])
+    try:
+        response = get(client, upstream.port)
+        with pytest.raises(ProtocolError):
+            b"".join(response.stream(4))
+    finally:
+        upstream.close()
+
+
+def test_a_silent_upstream_is_a_read_timeout():
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (backlog), never answers
+    client = PlainUpstreams(maxsize=1)
+    try:
+        with pytest.raises(ReadTimeoutError):
+            client.request(
+                host="127.0.0.1",
+                port=listener.getsockname()[1],
+                host_header="x",
+                method="GET",
+                target="/",
+                headers={},
+                body=None,
+                connect_timeout=1,
+                read_timeout=0.2,
+            )
+    finally:
+        listener.close()
+        client.clear()
+
+
+def test_a_refused_connection_is_a_new_connection_error(client):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    with pytest.raises(NewConnectionError):
+        get(client, port)
+
+
+def test_the_address_guard_runs_before_every_new_connection(client, settings):
+    import ipaddress
+
+    settings.GATEWAY_UPSTREAM_BLOCKED_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"),)
+    settings.GATEWAY_UPSTREAM_ALLOWED_NETWORKS = ()
+    upstream = KeepAliveUpstream([OK])
+    try:
+        with pytest.raises(NewConnectionError, match="blocked address"):
+            get(client, upstream.port)
+        assert upstream.connections == 0
+    finally:
+        upstream.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        ("/x", {"x-a": "1\r\nX-Injected: 1"}),
+        ("/x", {"x-a": "1\nX-Injected: 1"}),
+        ("/x", {"x-a": "a\x00b"}),
+        ("/x HTTP/1.1\r\nX: y", {}),
+        ("/x\x7f", {}),
+    ],
+)
+def test_a_request_that_would_split_the_head_is_refused_before_sending(target, headers):
+    with pytest.raises(BadRequest):
+        request_head("GET", target, "h", headers)
+
+
+def test_request_head_carries_host_and_every_header_once():
+    head = request_head("POST", "/a?b=c", "svc:80", {"x-a": "1", "content-length": "0"})
+    assert head == b"POST /a?b=c HTTP/1.1\r\nHost: svc:80\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n"
