@@ -420,10 +420,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["routing.api.schema.exclude_proxy"],
+    "PREPROCESSING_HOOKS": ["management.api.schema.exclude_proxy"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "routing.api.schema.add_security_schemes",
+        "management.api.schema.add_security_schemes",
     ],
     "ENUM_NAME_OVERRIDES": {
         "HttpMethodEnum": "routing.configfile.validate.HTTP_METHODS",
@@ -445,6 +445,8 @@ SPECTACULAR_SETTINGS = {
 # --- console: history, rollback and admin roles ---
 # django-simple-history records every config change; audit stamps each row with its change set.
 INSTALLED_APPS += ["simple_history", "audit"]
+# The management API, console pages and docs portal: above every app they manage.
+INSTALLED_APPS += ["management"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
     "audit.middleware.ChangeSetMiddleware",

@@ -9,8 +9,8 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from accounts.mfa_views import console_login
 from gateway_project import health
 from gateway_project.metrics_view import metrics_endpoint
-from routing.console import logout_view
-from routing.portal import views as portal
+from management.console import logout_view
+from management.portal import views as portal
 from routing.views import ProxyView
 
 handler400 = "gateway_project.errors.handler400"
@@ -19,7 +19,7 @@ handler404 = "gateway_project.errors.handler404"
 handler500 = "gateway_project.errors.handler500"
 
 urlpatterns = [
-    path("admin/gateway/", include("routing.console")),
+    path("admin/gateway/", include("management.console")),
     path("admin/gateway/history/", include("audit.views")),
     path("admin/logout/", logout_view, name="console-logout"),
     # Two-factor authentication: the login's code step and enrolment (accounts/mfa_views.py).
@@ -28,9 +28,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.liveness, name="health"),
     path("health/ready", health.readiness, name="health-ready"),
-    path("api/gateway/registry/", include("routing.registry")),
+    path("api/gateway/registry/", include("management.registry")),
     path("metrics", metrics_endpoint, name="metrics"),
-    path("api/gateway/", include("routing.api.urls")),
+    path("api/gateway/", include("management.api.urls")),
     path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs", portal.GatewaySwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc", portal.GatewayRedocView.as_view(url_name="schema"), name="redoc"),

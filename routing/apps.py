@@ -15,8 +15,8 @@ class RoutingConfig(AppConfig):
         """Connect the signals that bump the config version."""
         from django.contrib import admin
 
+        from management.console_access import enforce_table
         from routing import signals
-        from routing.console_access import enforce_table
 
         signals.connect()
         enforce_table(admin.site)  # the admin autodiscovered every model page before this

@@ -10,10 +10,10 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from management.portal.rewrite import rewrite_spec
 from routing.models import Service
-from routing.portal.fetch import SpecUnavailable, fetch_spec
-from routing.portal.rewrite import rewrite_spec
 from routing.table import route_tables
+from routing.upstream_docs import SpecUnavailable, fetch_spec
 
 logger = logging.getLogger("gateway.docs")
 
