@@ -1,56 +1,15 @@
-"""Reads for the developer portal: each service's rewritten document, cached, and its status."""
+"""Reads for the developer portal: the documented services and each one's rewritten document."""
 
 from __future__ import annotations
 
-import logging
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 
 from management.portal.rewrite import rewrite_spec
 from routing.models import Service
 from routing.table import route_tables
-from routing.upstream_docs import SpecUnavailable, fetch_spec
-
-logger = logging.getLogger("gateway.docs")
-
-# A failed fetch is retried sooner than a good document is refreshed.
-_FAILURE_TTL_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class ServiceDocs:
-    """A service's upstream document (None when unavailable) and why it is missing."""
-
-    name: str
-    spec: dict[str, Any] | None
-    error: str | None
-
-
-def _cache_key(service: Service, version: int) -> str:
-    # The config version and the service's last change are in the key: a change fetches afresh.
-    changed = service.updated_at.timestamp() if service.updated_at else 0
-    return f"gateway:docs:{version}:{service.name}:{changed}"
-
-
-def upstream_spec(service: Service) -> ServiceDocs:
-    """The service's upstream document, from the cache or fetched; failures are cached too."""
-    version = route_tables.get().version
-    key = _cache_key(service, version)
-    cached = cache.get(key)
-    if cached is None:
-        ttl = settings.GATEWAY_DOCS_CACHE_TTL_MS / 1000
-        try:
-            cached = {"spec": fetch_spec(service), "error": None}
-        except SpecUnavailable as problem:
-            logger.warning("docs for service %s unavailable: %s", service.name, problem)
-            cached = {"spec": None, "error": str(problem)}
-            ttl = min(ttl, _FAILURE_TTL_SECONDS)
-        cache.set(key, cached, ttl)
-    return ServiceDocs(service.name, cached["spec"], cached["error"])
+from routing.upstream_docs import ServiceDocs, upstream_spec
 
 
 def documented_services() -> list[Service]:
