@@ -6,7 +6,15 @@ from django.apps import AppConfig
 
 
 class ManagementConfig(AppConfig):
-    """Everything an admin or developer uses, above the apps it manages."""
+    """Puts the console's permission table in front of every model page when Django starts."""
 
     name = "management"
     verbose_name = "Management"
+
+    def ready(self) -> None:
+        """Guard every registered ModelAdmin (the admin autodiscovered them all before this)."""
+        from django.contrib import admin
+
+        from management.console_access import enforce_table
+
+        enforce_table(admin.site)
