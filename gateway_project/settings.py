@@ -400,7 +400,7 @@ GATEWAY_DOCS_MAX_SIZE = env_size("GATEWAY_DOCS_MAX_SIZE", "5MiB")
 # Config documents (command, console upload, API import): larger ones are refused unparsed.
 GATEWAY_MAX_CONFIG_SIZE = env_size("GATEWAY_MAX_CONFIG_SIZE", "5MiB")
 # The console's import preview carries the document over to "apply" in a form field, which
-# Django bounds by this; a document up to the limit must fit (routing/console_upload.py).
+# Django bounds by this; a document up to the limit must fit (management/console_upload.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, GATEWAY_MAX_CONFIG_SIZE + 64 * 1024)
 GATEWAY_DOCS_CACHE_TTL_MS = env_duration_ms("GATEWAY_DOCS_CACHE_TTL", "5m")
 SPECTACULAR_SETTINGS = {
