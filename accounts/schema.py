@@ -1,7 +1,7 @@
 """OpenAPI security scheme for the console session on /users/me (drf-spectacular extension).
 
 The JWT / OAuth2 / API-key schemes of CredentialAuthentication are declared once, with the
-management API's schema (routing/api/schema.py).
+management API's schema (management/api/schema.py).
 """
 
 from __future__ import annotations

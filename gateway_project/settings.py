@@ -400,7 +400,7 @@ GATEWAY_DOCS_MAX_SIZE = env_size("GATEWAY_DOCS_MAX_SIZE", "5MiB")
 # Config documents (command, console upload, API import): larger ones are refused unparsed.
 GATEWAY_MAX_CONFIG_SIZE = env_size("GATEWAY_MAX_CONFIG_SIZE", "5MiB")
 # The console's import preview carries the document over to "apply" in a form field, which
-# Django bounds by this; a document up to the limit must fit (routing/console_upload.py).
+# Django bounds by this; a document up to the limit must fit (management/console_upload.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, GATEWAY_MAX_CONFIG_SIZE + 64 * 1024)
 GATEWAY_DOCS_CACHE_TTL_MS = env_duration_ms("GATEWAY_DOCS_CACHE_TTL", "5m")
 SPECTACULAR_SETTINGS = {
@@ -420,10 +420,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["routing.api.schema.exclude_proxy"],
+    "PREPROCESSING_HOOKS": ["management.api.schema.exclude_proxy"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "routing.api.schema.add_security_schemes",
+        "management.api.schema.add_security_schemes",
     ],
     "ENUM_NAME_OVERRIDES": {
         "HttpMethodEnum": "routing.configfile.validate.HTTP_METHODS",
@@ -445,6 +445,8 @@ SPECTACULAR_SETTINGS = {
 # --- console: history, rollback and admin roles ---
 # django-simple-history records every config change; audit stamps each row with its change set.
 INSTALLED_APPS += ["simple_history", "audit"]
+# The management API, console pages and docs portal: above every app they manage.
+INSTALLED_APPS += ["management"]
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
     "audit.middleware.ChangeSetMiddleware",

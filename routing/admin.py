@@ -122,8 +122,7 @@ class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
     @admin.display(description="Docs status")
     def docs_status(self, service: Service) -> str:
         """Whether the developer portal could fetch the service's OpenAPI document."""
-        from routing.portal.fetch import spec_url
-        from routing.portal.selectors import upstream_spec
+        from routing.upstream_docs import spec_url, upstream_spec
 
         if not service.pk or not service.openapi:
             return "No OpenAPI document declared."

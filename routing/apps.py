@@ -13,10 +13,6 @@ class RoutingConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect the signals that bump the config version."""
-        from django.contrib import admin
-
         from routing import signals
-        from routing.console_access import enforce_table
 
         signals.connect()
-        enforce_table(admin.site)  # the admin autodiscovered every model page before this

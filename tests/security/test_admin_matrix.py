@@ -27,8 +27,8 @@ from rest_framework.test import APIClient
 from accounts.models import ApiClient, Permission, Role, User
 from audit.roles import OPERATOR, VIEWER, ensure_console_groups
 from audit.selectors import tracked_models
+from management.api import urls as api_urls
 from quotas.models import Quota
-from routing.api import urls as api_urls
 from routing.configfile.spec import ConfigSpec
 from routing.models import Route, Service, Target
 

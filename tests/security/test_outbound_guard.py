@@ -21,8 +21,8 @@ from routing.configfile.service import config_import
 from routing.configfile.validate import ConfigInvalid
 from routing.healthcheck import HealthChecker
 from routing.models import Route, Service
-from routing.portal.fetch import SpecUnavailable, fetch_spec
 from routing.table import route_tables
+from routing.upstream_docs import SpecUnavailable, fetch_spec
 from routing.upstream_urls import upstream_url_error
 
 METADATA = ipaddress.ip_address("169.254.169.254")

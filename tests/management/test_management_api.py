@@ -9,8 +9,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Permission, Role, User
+from management.api.access import ManagesGateway
 from quotas.models import Quota
-from routing.api.access import ManagesGateway
 from routing.config_version import database_version
 from routing.models import Route, Service
 from routing.table import route_tables

@@ -108,7 +108,7 @@ class UserSerializer(serializers.ModelSerializer):
 
     def validate_is_staff(self, value: bool) -> bool:
         """Only a superuser makes an account staff (the table in audit.authority)."""
-        from routing.api.access import actor_for_request
+        from management.api.access import actor_for_request
 
         request = self.context.get("request")
         changing = value and not (self.instance is not None and self.instance.is_staff)

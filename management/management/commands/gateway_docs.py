@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from management.portal.selectors import public_base_url, service_document
 from routing.models import Service
-from routing.portal.selectors import public_base_url, service_document
 
 
 class Command(BaseCommand):

@@ -1,17 +1,29 @@
-"""Fetching a service's OpenAPI document from its upstream: bounded in time and size."""
+"""A service's own OpenAPI document, fetched from its upstream (bounded in time and size) and cached.
+
+The developer portal (management/portal/) rewrites and serves it; the service's console page
+shows whether it could be fetched.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 import yaml
 from django.conf import settings
+from django.core.cache import cache
 
 from gateway_project.outbound_guard import BlockedUpstreamAddress, guarded_session
 from routing.models import Service
-from routing.table import service_url_override
+from routing.table import route_tables, service_url_override
+
+logger = logging.getLogger("gateway.docs")
+
+# A failed fetch is retried sooner than a good document is refreshed.
+_FAILURE_TTL_SECONDS = 30
 
 
 class SpecUnavailable(Exception):
@@ -98,3 +110,35 @@ def fetch_spec(service: Service) -> dict[str, Any]:
     except requests.RequestException as error:
         raise SpecUnavailable(f"the request failed ({type(error).__name__})") from None
     return parse_spec(body)
+
+
+@dataclass(frozen=True)
+class ServiceDocs:
+    """A service's upstream document (None when unavailable) and why it is missing."""
+
+    name: str
+    spec: dict[str, Any] | None
+    error: str | None
+
+
+def _cache_key(service: Service, version: int) -> str:
+    # The config version and the service's last change are in the key: a change fetches afresh.
+    changed = service.updated_at.timestamp() if service.updated_at else 0
+    return f"gateway:docs:{version}:{service.name}:{changed}"
+
+
+def upstream_spec(service: Service) -> ServiceDocs:
+    """The service's upstream document, from the cache or fetched; failures are cached too."""
+    version = route_tables.get().version
+    key = _cache_key(service, version)
+    cached = cache.get(key)
+    if cached is None:
+        ttl = settings.GATEWAY_DOCS_CACHE_TTL_MS / 1000
+        try:
+            cached = {"spec": fetch_spec(service), "error": None}
+        except SpecUnavailable as problem:
+            logger.warning("docs for service %s unavailable: %s", service.name, problem)
+            cached = {"spec": None, "error": str(problem)}
+            ttl = min(ttl, _FAILURE_TTL_SECONDS)
+        cache.set(key, cached, ttl)
+    return ServiceDocs(service.name, cached["spec"], cached["error"])

@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 
 from gateway_project.errors import PROBLEM_CONTENT_TYPE
-from routing.api.serializers import ProblemSerializer
+from management.api.serializers import ProblemSerializer
 
 # The credentials the gateway accepts (contract section 3), declared for "Authorize".
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {

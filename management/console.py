@@ -13,16 +13,16 @@ from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from audit.authority import ChangeRefused, console_actor
-from routing.config_version import current_version
-from routing.configfile.service import config_export, config_import
-from routing.configfile.validate import ConfigInvalid
-from routing.console_access import console_page
-from routing.console_upload import (
+from management.console_access import console_page
+from management.console_upload import (
     LimitedUploadHandler,
     declared_too_large,
     limit_uploads,
     too_large_message,
 )
+from routing.config_version import current_version
+from routing.configfile.service import config_export, config_import
+from routing.configfile.validate import ConfigInvalid
 from routing.explain import explain_request
 from routing.nodes import CHECK_IN_TTL_SECONDS, list_nodes
 

@@ -20,9 +20,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway_project.errors import ServiceUnavailable
-from routing.api import schema as docs
+from management.api import schema as docs
+from management.portal.selectors import documented_services, service_document
 from routing.models import Service
-from routing.portal.selectors import documented_services, service_document, upstream_spec
+from routing.upstream_docs import upstream_spec
 
 
 def gateway_url(request: Request) -> str:

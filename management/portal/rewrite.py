@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from gateway_project.errors import GatewayError
-from routing.api.schema import SECURITY_SCHEMES, TOKEN_SCHEMES
+from management.api.schema import SECURITY_SCHEMES, TOKEN_SCHEMES
 from routing.paths import BadPath, normalize_path
 from routing.table import CompiledRoute, RouteTable
 

@@ -9,8 +9,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, ProtectedError
 
 from accounts.models import Role
+from management.api.errors import Conflict, config_errors
 from quotas.models import Quota
-from routing.api.errors import Conflict, config_errors
 from routing.configfile.export import quota_entry, role_entry, route_entry, service_entry
 from routing.configfile.live import (
     apply_quota,

@@ -94,7 +94,7 @@ _REGISTRY_DOC = (
 
 
 def _registry_errors(*statuses: int) -> dict[Any, OpenApiResponse]:
-    from routing.api.schema import errors
+    from management.api.schema import errors
 
     return errors(*statuses)
 

@@ -15,9 +15,9 @@ from rest_framework import serializers
 
 from accounts.models import ApiClient, ApiKey, ClientApplication, Role, role_name_validator
 from accounts.services import api_key_create, api_key_revoke, oauth_application_create
-from routing.api import schema as docs
-from routing.api.services import saving
-from routing.api.views import SEARCH, ModelResourceViewSet, _search
+from management.api import schema as docs
+from management.api.services import saving
+from management.api.views import SEARCH, ModelResourceViewSet, _search
 
 Application = get_application_model()
 

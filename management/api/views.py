@@ -26,18 +26,17 @@ from rest_framework.views import APIView
 
 from accounts.models import Permission, Role
 from audit.authority import authorize_change
-from quotas.models import Quota
-from routing.api import schema as docs
-from routing.api.access import (
+from management.api import schema as docs
+from management.api.access import (
     ManagesGateway,
     actor_for_request,
     api_authentication_classes,
     request_action,
 )
-from routing.api.errors import ConfigDocumentTooLarge, config_errors
-from routing.api.pagination import ManagementPagination
-from routing.api.parsers import ManagementJSONParser
-from routing.api.serializers import (
+from management.api.errors import ConfigDocumentTooLarge, config_errors
+from management.api.pagination import ManagementPagination
+from management.api.parsers import ManagementJSONParser
+from management.api.serializers import (
     ConfigExportSerializer,
     ConfigImportResultSerializer,
     ConfigImportSerializer,
@@ -50,7 +49,7 @@ from routing.api.serializers import (
     ServiceEntrySerializer,
     UserSerializer,
 )
-from routing.api.services import (
+from management.api.services import (
     entry_delete,
     entry_of,
     merged_entry,
@@ -60,6 +59,7 @@ from routing.api.services import (
     saving,
     service_save,
 )
+from quotas.models import Quota
 from routing.configfile.export import export_document, export_yaml
 from routing.configfile.live import live_spec
 from routing.configfile.service import config_import

@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiClient, Permission, Role, User
 from accounts.services import api_key_create, oauth_application_create
+from management.api import urls as api_urls
 from quotas.models import Quota
-from routing.api import urls as api_urls
 from routing.models import Route, Service
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def field_paths(
 def _serializer_of(view_class: Any) -> Any:
     serializer_class = getattr(view_class, "serializer_class", None)
     if serializer_class is None:  # config import and explain declare theirs in the schema
-        from routing.api import serializers as api_serializers
+        from management.api import serializers as api_serializers
 
         serializer_class = {
             "ConfigImportView": api_serializers.ConfigImportSerializer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from routing.api import credentials, views
+from management.api import credentials, views
 
 router = SimpleRouter()
 router.register("services", views.ServiceViewSet, basename="gateway-service")
