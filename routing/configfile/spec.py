@@ -3,7 +3,7 @@
 Each spec is a frozen dataclass holding an entry's canonical, validated values (what import
 compares and applies, what export writes). Its `KEYS` list the entry's config-file keys with
 their kind and help text: the validator accepts exactly these keys, the management API's
-OpenAPI serializers are built from them (routing.api.serializers), and the console's help
+OpenAPI serializers are built from them (management.api.serializers), and the console's help
 texts come from them. Where the file has a unit (`timeout: 30s`) the spec holds a plain number
 (`timeout_ms`); where a key has a default, the spec holds the default's value.
 
