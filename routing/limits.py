@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from gateway_project.net import request_client_address
 from quotas.errors import LimitStoreUnavailable, QuotaExceeded, RateLimitExceeded
 from quotas.metrics import STORE_ERRORS
 from quotas.policies import (
@@ -28,7 +29,6 @@ from quotas.policies import (
     rate_policy,
 )
 from quotas.store import StoreUnavailable, limit_store
-from routing.forwarding import client_address
 from routing.proxy import Consumer, ProxyContext
 from routing.table import CompiledRoute, QuotaSpec, RateLimitSpec, route_tables
 
@@ -65,10 +65,7 @@ def _scope(route_id: int, spec: RateLimitSpec) -> str:
 def _identity(request: Any, consumer: Consumer | None) -> tuple[str, str]:
     """(counter key, usage identity) of the caller: the consumer, or the client address."""
     if consumer is None or consumer.kind not in ("user", "client"):
-        address = client_address(
-            str(request.META.get("REMOTE_ADDR", "")), request.META.get("HTTP_X_FORWARDED_FOR")
-        )
-        return consumer_key("anonymous", address), "anonymous"
+        return consumer_key("anonymous", request_client_address(request.META)), "anonymous"
     return consumer_key(consumer.kind, consumer.id), consumer.kind
 
 
