@@ -12,7 +12,7 @@ class RoutingConfig(AppConfig):
     verbose_name = "Routing"
 
     def ready(self) -> None:
-        """Connect the signals that bump the config version."""
+        """Connect the config-version signals; hand the ground and audit what they ask of us."""
         from django.contrib import admin
 
         from routing import signals
@@ -20,3 +20,20 @@ class RoutingConfig(AppConfig):
 
         signals.connect()
         enforce_table(admin.site)  # the admin autodiscovered every model page before this
+        _register_with_lower_layers()
+
+
+def _register_with_lower_layers() -> None:
+    """What gateway_project and audit know of routing: only what is registered here."""
+    from audit import registry
+    from gateway_project import extensions
+    from routing.models import Route, Service, Target
+    from routing.proxy import BufferedProxiedResponse, StreamedProxiedResponse
+    from routing.table import route_tables
+
+    extensions.register_relayed_response(BufferedProxiedResponse, StreamedProxiedResponse)
+    extensions.register_config_version(lambda: route_tables.get().version)
+    # The traffic config, recorded; a service before its targets and routes.
+    registry.tracked(Service, section="services")
+    registry.tracked(Target, section="targets")
+    registry.tracked(Route, section="routes")
