@@ -170,17 +170,17 @@ def test_settings_declare_each_list_once_and_import_only_at_the_top():
         assert assigned.get(name) == 1, name
     # Nothing mutates a setting after the fact (.insert, .append, .update, item assignment).
     mutators = {"insert", "append", "extend", "update", "remove", "pop", "setdefault"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            owner = node.func.value
-            if node.func.attr in mutators and isinstance(owner, ast.Name) and owner.id.isupper():
-                raise AssertionError(f"{owner.id}.{node.func.attr}() on line {node.lineno}")
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
-            root: ast.expr = node.value
+    for part in ast.walk(tree):
+        if isinstance(part, ast.Call) and isinstance(part.func, ast.Attribute):
+            owner = part.func.value
+            if part.func.attr in mutators and isinstance(owner, ast.Name) and owner.id.isupper():
+                raise AssertionError(f"{owner.id}.{part.func.attr}() on line {part.lineno}")
+        if isinstance(part, ast.Subscript) and isinstance(part.ctx, ast.Store):
+            root: ast.expr = part.value
             while isinstance(root, ast.Subscript):
                 root = root.value
             if isinstance(root, ast.Name) and root.id.isupper():
-                raise AssertionError(f"{root.id}[...] assigned on line {node.lineno}")
+                raise AssertionError(f"{root.id}[...] assigned on line {part.lineno}")
 
 
 @pytest.mark.parametrize(
