@@ -17,6 +17,24 @@ class AccountsConfig(AppConfig):
 
         signals.connect()
         _hide_otp_admin()
+        _register_with_audit()
+
+
+def _register_with_audit() -> None:
+    """Our models' places in the who-may-manage table; roles, permissions and clients recorded.
+    Registered in dependency order: a permission before the roles that grant it."""
+    from oauth2_provider.models import Application
+
+    from accounts.models import ApiClient, ApiKey, ClientApplication, Permission, Role, User
+    from audit import registry
+
+    registry.tracked(Permission, section="permissions")
+    registry.tracked(Role, section="roles")
+    registry.tracked(ApiClient, section="clients")
+    registry.governed(User, section="users")
+    registry.governed(ApiKey, section="api-keys")
+    registry.governed(ClientApplication, section="oauth-applications")
+    registry.governed(Application, section="oauth-applications")
 
 
 def _hide_otp_admin() -> None:

@@ -11,11 +11,12 @@ from rest_framework.request import Request
 from accounts.errors import BEARER_CHALLENGE, InvalidCredentials
 from accounts.identity import Principal
 from accounts.selectors import (
-    principal_for_api_key,
+    api_key_match,
     principal_for_jwt,
     principal_for_oauth_token,
     principal_for_user,
 )
+from accounts.services import api_key_use_record
 
 # Longer than any real token: refuse before parsing or hashing it.
 MAX_CREDENTIAL_LENGTH = 8192
@@ -56,7 +57,10 @@ def authenticate_credential(kind: str, value: str, *, record_use: bool = True) -
         return principal_for_jwt(token=value)
     if kind == "oauth2":
         return principal_for_oauth_token(raw_token=value)
-    return principal_for_api_key(raw_key=value, record_use=record_use)
+    match = api_key_match(raw_key=value)
+    if record_use and match.key_id is not None:
+        api_key_use_record(key_id=match.key_id)
+    return match.principal
 
 
 class CredentialAuthentication(BaseAuthentication):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
 
@@ -12,28 +11,14 @@ from django.shortcuts import render
 
 from accounts.errors import TooManyLoginAttempts
 from gateway_project.errors import problem_response
+from gateway_project.net import request_client_address
 
 logger = logging.getLogger("gateway.auth")
 
 
-def _trusted(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in settings.GATEWAY_TRUSTED_PROXIES)
-
-
 def client_address(request: HttpRequest) -> str:
-    """The caller's address: REMOTE_ADDR, or X-Forwarded-For's nearest untrusted hop."""
-    remote = str(request.META.get("REMOTE_ADDR", ""))
-    forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
-    if not forwarded or not _trusted(remote):
-        return remote
-    for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
-        if not _trusted(hop):
-            return hop
-    return remote
+    """Axes' AXES_CLIENT_IP_CALLABLE: the caller's address, by the rule every limit uses."""
+    return request_client_address(request.META)
 
 
 def cooloff_seconds() -> int:

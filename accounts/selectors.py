@@ -6,12 +6,11 @@ import hashlib
 import hmac
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import Prefetch
-from django.utils import timezone
 
 from accounts.credential_cache import (
     api_key_cache_key,
@@ -29,10 +28,14 @@ from accounts.oauth_scopes import FULL_SCOPE, narrowed_roles_and_permissions
 logger = logging.getLogger("gateway.auth")
 
 API_KEY_PATTERN = re.compile(r"^gwk_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
-# last_used_at is written at most this often per key and process: never on every request.
-LAST_USED_INTERVAL_SECONDS = 60.0
-_last_used_written: dict[int, float] = {}
-_last_used_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyMatch:
+    """A valid API key's principal and its row's id (for recording its use elsewhere)."""
+
+    principal: Principal
+    key_id: int | None
 
 
 def _names(roles: Iterable[Role]) -> tuple[frozenset[str], frozenset[str]]:
@@ -71,27 +74,15 @@ def principal_for_jwt(*, token: str) -> Principal:
     return jwt_verifier().verify(token)
 
 
-def _touch_api_key(key_id: int) -> None:
-    now = time.monotonic()
-    with _last_used_lock:
-        last = _last_used_written.get(key_id)
-        if last is not None and now - last < LAST_USED_INTERVAL_SECONDS:
-            return
-        _last_used_written[key_id] = now
-    try:
-        ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
-    except Exception:  # bookkeeping must never fail a request
-        logger.warning("could not record last use of API key %s", key_id)
-
-
-def forget_api_key_use(key_id: int) -> None:
-    """Let the next use of the key record last_used_at again (tests, key changes)."""
-    with _last_used_lock:
-        _last_used_written.pop(key_id, None)
-
-
-def principal_for_api_key(*, raw_key: str, record_use: bool = True) -> Principal:
+def principal_for_api_key(*, raw_key: str) -> Principal:
     """The API client behind an X-API-Key; InvalidCredentials when unknown, expired or revoked."""
+    return api_key_match(raw_key=raw_key).principal
+
+
+def api_key_match(*, raw_key: str) -> ApiKeyMatch:
+    """The valid API key behind an X-API-Key (a read: from the credential cache, else one
+    SELECT); InvalidCredentials when unknown, expired or revoked. Recording the key's use is
+    accounts.services.api_key_use_record's job."""
     match = API_KEY_PATTERN.match(raw_key)
     if match is None:
         raise InvalidCredentials("The API key is malformed.")
@@ -103,9 +94,7 @@ def principal_for_api_key(*, raw_key: str, record_use: bool = True) -> Principal
             raise InvalidCredentials("The API key is not valid.")
         if cached.expires_at is not None and time.time() >= cached.expires_at:
             raise InvalidCredentials("The API key has expired.")
-        if record_use and cached.object_id is not None:
-            _touch_api_key(cached.object_id)
-        return cached.principal
+        return ApiKeyMatch(cached.principal, cached.object_id)
     api_key = (
         ApiKey.objects.select_related("client")
         .prefetch_related(
@@ -128,9 +117,7 @@ def principal_for_api_key(*, raw_key: str, record_use: bool = True) -> Principal
     name = api_key.client.name
     principal = Principal(name, name, roles, permissions, "client", "api_key")
     cache_principal(cache_key, principal, expires_at=expires_at, object_id=api_key.pk)
-    if record_use:
-        _touch_api_key(api_key.pk)
-    return principal
+    return ApiKeyMatch(principal, api_key.pk)
 
 
 def principal_for_oauth_token(*, raw_token: str) -> Principal:

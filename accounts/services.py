@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,32 @@ from accounts.tokens import GatewayRefreshToken
 logger = logging.getLogger("gateway.auth")
 
 API_KEY_SECRET_BYTES = 32  # 256 bits from the OS's CSPRNG
+# last_used_at is written at most this often per key and process: a proxied request served
+# from the credential cache writes nothing, and a busy key costs one UPDATE a minute.
+LAST_USED_INTERVAL_SECONDS = 60.0
+_last_used_written: dict[int, float] = {}
+_last_used_lock = threading.Lock()
+
+
+def api_key_use_record(*, key_id: int) -> None:
+    """Record that the key was used (`last_used_at`), at most once a minute per key and
+    process; a failure is logged, never raised (bookkeeping must not fail a request)."""
+    now = time.monotonic()
+    with _last_used_lock:
+        last = _last_used_written.get(key_id)
+        if last is not None and now - last < LAST_USED_INTERVAL_SECONDS:
+            return
+        _last_used_written[key_id] = now
+    try:
+        ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
+    except Exception:
+        logger.warning("could not record last use of API key %s", key_id)
+
+
+def forget_api_key_use(key_id: int) -> None:
+    """Let the next use of the key record last_used_at again (tests, key changes)."""
+    with _last_used_lock:
+        _last_used_written.pop(key_id, None)
 
 
 def api_key_create(

@@ -12,7 +12,7 @@ from audit.authority import forget_actors
 
 
 def _drop_api_key(sender: Any, instance: Any, **kwargs: Any) -> None:
-    from accounts.selectors import forget_api_key_use
+    from accounts.services import forget_api_key_use
 
     cache_drop(api_key_cache_key(instance.key_hash))
     forget_api_key_use(instance.pk)

@@ -27,9 +27,14 @@ class AuditConfig(AppConfig):
     verbose_name = "History"
 
     def ready(self) -> None:
-        """Connect the history stamp and the post-migrate group setup."""
+        """Place the console groups in the table; connect the history stamp and group setup."""
+        from django.contrib.auth.models import Group
         from simple_history.signals import pre_create_historical_record
 
+        from audit import registry
+
+        # The console's admin roles are Django groups (audit/roles.py): superusers' to change.
+        registry.governed(Group, section="console-roles")
         pre_create_historical_record.connect(_stamp, dispatch_uid="audit-stamp")
         # After every `migrate` (so `make run` and test databases), once per app: the last call
         # sees every app's model permissions, whatever the order of INSTALLED_APPS.

@@ -27,7 +27,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Model
 
-from audit.roles import OPERATOR, VIEWER
+from audit.registry import section_of
+from audit.roles import OPERATOR, OPERATOR_SECTIONS, SUPERUSER_SECTIONS, VIEWER
 from gateway_project.errors import GatewayError
 
 logger = logging.getLogger("gateway.authority")
@@ -44,31 +45,6 @@ NONE = "none"
 LEVELS = (SUPERUSER, MANAGER, OPERATOR_LEVEL, VIEWER_LEVEL, NONE)
 
 ACTIONS = ("view", "add", "change", "delete")
-
-# The sections an operator may change: the traffic config.
-OPERATOR_SECTIONS = frozenset({"services", "targets", "routes", "quotas"})
-# Sections whose changes alter who administers the console: superusers only.
-SUPERUSER_SECTIONS = frozenset({"console-roles"})
-
-# Console models by `app_label.model_name` -> the section of the table they belong to.
-MODEL_SECTIONS = {
-    "routing.service": "services",
-    "routing.target": "targets",
-    "routing.route": "routes",
-    "quotas.quota": "quotas",
-    "quotas.userquotastatus": "quotas",
-    "quotas.clientquotastatus": "quotas",
-    "quotas.usage": "quotas",
-    "quotas.quotaadjustment": "quotas",
-    "accounts.role": "roles",
-    "accounts.permission": "permissions",
-    "accounts.user": "users",
-    "accounts.apiclient": "clients",
-    "accounts.apikey": "api-keys",
-    "accounts.clientapplication": "oauth-applications",
-    "oauth2_provider.application": "oauth-applications",
-    "auth.group": "console-roles",
-}
 
 # How long a token's user lookup is trusted; user, role and group changes drop it at once.
 ACTOR_CACHE_SECONDS = 5
@@ -98,8 +74,8 @@ class ChangeRefused(GatewayError):
 
 
 def section_for_model(model: type[Model] | Model) -> str:
-    """The table section of a model (or instance); unknown models are `other`."""
-    return MODEL_SECTIONS.get(model._meta.label_lower, "other")
+    """The table section of a model (or instance), as its app registered it; else `other`."""
+    return section_of(model._meta.label_lower)
 
 
 def _holds_manage(user: Any) -> bool:

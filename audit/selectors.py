@@ -9,23 +9,14 @@ from django.apps import apps
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 
-# Dependency order: a rollback restores in this order and deletes in the reverse one.
-TRACKED_MODELS = (
-    "accounts.Permission",
-    "accounts.Role",
-    "accounts.ApiClient",
-    "routing.Service",
-    "routing.Target",
-    "routing.Route",
-    "quotas.Quota",
-)
+from audit.registry import tracked_labels
 
 HISTORY_TYPES = {"+": "created", "~": "changed", "-": "deleted"}
 
 
 def tracked_models() -> list[type[Model]]:
-    """The models whose every change is recorded, in dependency order."""
-    return [apps.get_model(label) for label in TRACKED_MODELS]
+    """The models whose every change is recorded, in dependency order (as registered)."""
+    return [apps.get_model(label) for label in tracked_labels()]
 
 
 def model_for_label(label: str) -> type[Model] | None:

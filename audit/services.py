@@ -11,7 +11,8 @@ from django.db import transaction
 from audit.authority import actor_for_user, authorize_change, section_for_model
 from audit.changesets import recording
 from audit.errors import RollbackRefused
-from audit.selectors import TRACKED_MODELS, change_set_records
+from audit.registry import tracked_labels
+from audit.selectors import change_set_records
 
 
 def authorize_rollback(*, user: Any, model: Any) -> None:
@@ -99,7 +100,7 @@ def undo_change_set(*, change_set: str, user: Any, reason: str = "") -> Rollback
         authorize_rollback(user=user, model=model)
     first: dict[tuple[str, Any], Any] = {}
     for record in records:  # oldest first: the first row per object marks where it started
-        first.setdefault((record.instance_type._meta.label, record.id), record)
+        first.setdefault((record.instance_type._meta.label_lower, record.id), record)
     for record in first.values():
         if record.prev_record is None and record.history_type != "+":
             raise RollbackRefused(
@@ -107,7 +108,7 @@ def undo_change_set(*, change_set: str, user: Any, reason: str = "") -> Rollback
                 "version before that change set (it predates the history), so it cannot be "
                 "put back; restore it by hand."
             )
-    order = {label: index for index, label in enumerate(TRACKED_MODELS)}
+    order = {label: index for index, label in enumerate(tracked_labels())}
     keys = sorted(first, key=lambda key: order[key[0]])
     by = getattr(user, "get_username", lambda: "")()
     text = f"undo of change set {change_set[:8]}"

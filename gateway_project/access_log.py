@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from django.http import HttpRequest, HttpResponseBase
 
+from gateway_project.net import request_client_address
 from gateway_project.outcome import Outcome
-from routing.forwarding import client_address
 
 logger = logging.getLogger("gateway.access")
 
@@ -112,9 +112,7 @@ def record_for(
         "service": outcome.service,
         "consumer": outcome.consumer_name,
         "consumer_id": outcome.consumer_id,
-        "client": client_address(
-            str(request.META.get("REMOTE_ADDR", "")), request.META.get("HTTP_X_FORWARDED_FOR")
-        ),
+        "client": request_client_address(request.META),
         "status": outcome.status,
         "bytes_in": outcome.bytes_in,
         "bytes_out": outcome.bytes_out,

@@ -19,17 +19,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
 
-from routing.paths import RESERVED_PREFIXES
-
-PROXY_URLCONF = "routing.proxy_urls"
-
-
-def is_gateway_path(path: str) -> bool:
-    """Whether `path` (PATH_INFO) is one of the gateway's own pages rather than a route."""
-    for prefix in RESERVED_PREFIXES:
-        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-            return True
-    return False
+from gateway_project.net import is_reserved_path
 
 
 class ProxyWSGIHandler(WSGIHandler):
@@ -47,7 +37,7 @@ class ProxyWSGIHandler(WSGIHandler):
 
     def get_response(self, request: HttpRequest) -> HttpResponseBase:
         """Resolve against the proxy's URLconf only."""
-        request.urlconf = PROXY_URLCONF
+        request.urlconf = settings.GATEWAY_PROXY_URLCONF
         return super().get_response(request)
 
 
@@ -60,5 +50,5 @@ class GatewayApplication:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """Serve one request."""
-        handler = self.full if is_gateway_path(environ.get("PATH_INFO", "")) else self.proxy
+        handler = self.full if is_reserved_path(environ.get("PATH_INFO", "")) else self.proxy
         return handler(environ, start_response)

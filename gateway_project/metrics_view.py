@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway_project import metrics
 from gateway_project.errors import problem_response
-from routing.forwarding import client_address
+from gateway_project.net import caller_allowed
 
 
 def _token_ok(request: HttpRequest, token: str) -> bool:
@@ -20,20 +19,10 @@ def _token_ok(request: HttpRequest, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
 
 
-def _address_ok(request: HttpRequest) -> bool:
-    address = client_address(
-        str(request.META.get("REMOTE_ADDR", "")), request.META.get("HTTP_X_FORWARDED_FOR")
-    )
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in settings.GATEWAY_METRICS_ALLOWED_NETWORKS)
-
-
 def metrics_access_denied(request: HttpRequest) -> HttpResponse | None:
     """A problem response when the caller may not scrape, else None (each set rule must pass)."""
-    if settings.GATEWAY_METRICS_ALLOWED_NETWORKS and not _address_ok(request):
+    networks = settings.GATEWAY_METRICS.allowed_networks
+    if networks and not caller_allowed(request.META, networks):
         return problem_response(
             request,
             status=403,
@@ -41,7 +30,7 @@ def metrics_access_denied(request: HttpRequest) -> HttpResponse | None:
             title="Forbidden",
             detail="This address may not read the metrics.",
         )
-    token = settings.GATEWAY_METRICS_TOKEN
+    token = settings.GATEWAY_METRICS.token
     if token and not _token_ok(request, token):
         response = problem_response(
             request,

@@ -14,16 +14,15 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
-from gateway_project import access_log, error_tracking, metrics, tracing, traffic
+from gateway_project import access_log, error_tracking, extensions, metrics, tracing, traffic
 from gateway_project.outcome import Outcome, outcome_of
 
 logger = logging.getLogger("gateway.observability")
 
 
-def _table_version() -> int:
-    from routing.table import route_tables
-
-    return route_tables.get().version
+def _served_config_version() -> int:
+    # A routed request exists only once the routing app registered its table's version.
+    return extensions.config_version() or 0
 
 
 class ObservabilityMiddleware:
@@ -122,7 +121,7 @@ class ObservabilityMiddleware:
             if outcome.rejected:
                 metrics.count_limit_rejection(outcome.route, outcome.limit_verdict)
             if outcome.service is not None:
-                metrics.note_config_version(_table_version)
+                metrics.note_config_version(_served_config_version)
         except Exception:
             logger.warning("metrics failed", exc_info=True)
             metrics.count_failure("metrics")

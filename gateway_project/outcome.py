@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 
-from gateway_project import metrics
+from gateway_project import extensions, metrics
 
 
 def _content_length(meta: Any) -> int:
@@ -21,9 +21,7 @@ def gateway_produced(request: HttpRequest, response: HttpResponseBase) -> bool:
     """Whether the gateway wrote this answer itself (not relayed it from an upstream)."""
     if getattr(request, "gateway_error", None) is not None:
         return True
-    from routing.proxy import BufferedProxiedResponse, StreamedProxiedResponse
-
-    return not isinstance(response, BufferedProxiedResponse | StreamedProxiedResponse)
+    return not extensions.is_relayed_response(response)
 
 
 @dataclass(slots=True)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.jwt_issuers import parse_external_issuers
+from accounts.jwt_settings import jwt_settings_from_env
+from gateway_project.area_settings import AdminPlaneSettings, MetricsSettings
 from gateway_project.env import (
     env_bool,
+    env_choice,
     env_duration_ms,
     env_int,
     env_list,
@@ -46,6 +52,8 @@ SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# The whole list, once. App order matters: ready() runs in this order (accounts, quotas and
+# routing register their models with audit there), and templates resolve first-found.
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -60,19 +68,59 @@ INSTALLED_APPS = [
     "accounts",
     "quotas",
     "routing",
+    # identity and access (accounts/, docs/identity.md)
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "oauth2_provider",
+    "axes",
+    # django-simple-history records every config change; audit stamps each row with its change set
+    "simple_history",
+    "audit",
+    # the management API, console pages and docs portal: above every app they manage
+    "management",
+    # console MFA (accounts/mfa.py, docs/console.md)
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
 ]
 
+# The whole chain, once, in the order a request meets it (tests/test_settings.py pins it).
 MIDDLEWARE = [
+    # First: every answer, even a refusal below, carries the request id.
     "gateway_project.middleware.RequestIdMiddleware",
+    # GATEWAY_ADMIN_ALLOWED_NETWORKS (not installed when empty): refuse before any other work.
+    "gateway_project.admin_plane.AdminNetworkMiddleware",
+    # Right after the request id, as in GATEWAY_PROXY_MIDDLEWARE: times and logs all the rest.
+    "gateway_project.observability.ObservabilityMiddleware",
     "gateway_project.middleware.ConsoleSecurityMiddleware",
+    "gateway_project.content_policy.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # OTPMiddleware marks sessions that passed the code step; the gate lets others reach only
+    # it. Both need the authenticated user.
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.mfa_middleware.MfaGateMiddleware",
+    # Stamps history rows with the change set of the (now known, second-factor-checked) user.
+    "audit.middleware.ChangeSetMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Axes turns a locked-out login into a 429; it must see every response, so it comes last
+    # of the request-handling middleware.
+    "axes.middleware.AxesMiddleware",
+    "routing.startup.WorkerStartupMiddleware",
 ]
+# Proxied requests (gateway_project/dispatch.py's lean handler) skip sessions, CSRF, messages,
+# static files and login throttling: only what every proxied answer needs, in MIDDLEWARE's order.
+GATEWAY_PROXY_MIDDLEWARE = [
+    "gateway_project.middleware.RequestIdMiddleware",
+    "gateway_project.observability.ObservabilityMiddleware",
+    "gateway_project.middleware.AllowedHostMiddleware",
+]
+# The lean handler's URLconf: the proxy view only.
+GATEWAY_PROXY_URLCONF = "routing.proxy_urls"
 
 ROOT_URLCONF = "gateway_project.urls"
 WSGI_APPLICATION = "gateway_project.wsgi.application"
@@ -90,6 +138,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "libraries": {"traffic_dashboard": "gateway_project.dashboard_tags"},
         },
     },
 ]
@@ -117,16 +166,60 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_secret("REDIS_URL")
+
+
+def _sentinels() -> list[tuple[str, int]]:
+    """REDIS_SENTINELS as (host, port) pairs; a malformed entry names the variable."""
+    sentinels = []
+    for entry in env_list("REDIS_SENTINELS", []):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(f"REDIS_SENTINELS: {entry!r} is not host:port.")
+        sentinels.append((host.strip("[]"), int(port)))
+    return sentinels
+
+
+# Redis Sentinel: REDIS_URL names the monitored primary (redis://[:password@]mymaster/0) and
+# REDIS_SENTINELS lists the sentinels (host:port,...); django-redis asks them where the primary
+# is, so a failover needs no change here. REDIS_SENTINEL_PASSWORD is the sentinels' own password.
+REDIS_SENTINELS = _sentinels()
+if REDIS_SENTINELS and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_SENTINELS is set but REDIS_URL is not; set REDIS_URL=redis://MASTER-NAME/0."
+    )
+
+
+def _redis_options() -> dict[str, Any]:
+    """django-redis OPTIONS: short timeouts (a dead Redis must never hang a proxied request),
+    and the sentinel client when REDIS_SENTINELS is set."""
+    options: dict[str, Any] = {
+        "SOCKET_CONNECT_TIMEOUT": env_duration_ms("REDIS_CONNECT_TIMEOUT", "250ms") / 1000,
+        "SOCKET_TIMEOUT": env_duration_ms("REDIS_TIMEOUT", "250ms") / 1000,
+    }
+    if not REDIS_SENTINELS:
+        return options
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": options["SOCKET_CONNECT_TIMEOUT"],
+        "socket_timeout": options["SOCKET_TIMEOUT"],
+    }
+    sentinel_password = env_secret("REDIS_SENTINEL_PASSWORD")
+    if sentinel_password:
+        sentinel_kwargs["password"] = sentinel_password
+    return {
+        **options,
+        "CLIENT_CLASS": "django_redis.client.SentinelClient",
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": REDIS_SENTINELS,
+        "SENTINEL_KWARGS": sentinel_kwargs,
+    }
+
+
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {
-                # Short timeouts: a dead Redis must never hang a proxied request.
-                "SOCKET_CONNECT_TIMEOUT": env_duration_ms("REDIS_CONNECT_TIMEOUT", "250ms") / 1000,
-                "SOCKET_TIMEOUT": env_duration_ms("REDIS_TIMEOUT", "250ms") / 1000,
-            },
+            "OPTIONS": _redis_options(),
             "KEY_PREFIX": env_str("REDIS_KEY_PREFIX", "gw") or "gw",
         }
     }
@@ -182,13 +275,25 @@ if LOG_LEVEL not in logging.getLevelNamesMapping():
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "access": {"format": "%(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Access log lines (JSON, stdout) follow LOG_LEVEL; TRACE_REQUESTS adds redacted headers.
+        "access": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "access",
+        },
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
         # Every proxied 4xx would be a warning line here; the access log records them instead.
         "django.request": {"level": "ERROR"},
+        "gateway.access": {"handlers": ["access"], "level": LOG_LEVEL, "propagate": False},
     },
 }
 
@@ -203,8 +308,6 @@ GATEWAY_RETRY_BACKOFF_MS = env_duration_ms("GATEWAY_RETRY_BACKOFF", "50ms")
 AUTH_USER_MODEL = "accounts.User"
 
 # --- limits and quotas (docs/limits.md) ------------------------------------------------------
-from gateway_project.env import env_choice  # noqa: E402 - kept inside this block on purpose
-
 # What a request gets when the limit store (Redis) fails: open = passes, closed = 503.
 GATEWAY_LIMITS_ON_REDIS_FAILURE = env_choice(
     "GATEWAY_LIMITS_ON_REDIS_FAILURE", "open", ("open", "closed")
@@ -218,55 +321,22 @@ GATEWAY_USAGE_TRACKING = env_bool("GATEWAY_USAGE_TRACKING", True)
 GATEWAY_USAGE_FLUSH_INTERVAL_MS = env_duration_ms("GATEWAY_USAGE_FLUSH_INTERVAL", "60s")
 
 # --- observability ---
-# Access log lines (JSON, stdout) follow LOG_LEVEL; TRACE_REQUESTS adds redacted headers.
 TRACE_REQUESTS = env_bool("TRACE_REQUESTS", False)
 # /metrics: open unless a token and/or address list is set (each one set must then pass).
-GATEWAY_METRICS_TOKEN = env_secret("GATEWAY_METRICS_TOKEN")
-GATEWAY_METRICS_ALLOWED_NETWORKS = env_networks("GATEWAY_METRICS_ALLOWED_NETWORKS", [])
+GATEWAY_METRICS = MetricsSettings.from_env()
 # How often each worker flushes its dashboard aggregates (to Redis, or in-process without).
 GATEWAY_TRAFFIC_FLUSH_MS = env_duration_ms("GATEWAY_TRAFFIC_FLUSH", "5s")
 # OpenTelemetry export happens only when an endpoint is set; the SDK is never imported otherwise.
 OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT") or None
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or None
 OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "api-gateway") or "api-gateway"
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("gateway_project.middleware.RequestIdMiddleware") + 1,
-    "gateway_project.observability.ObservabilityMiddleware",
-)
-LOGGING["formatters"]["access"] = {"format": "%(message)s"}  # type: ignore[index]
-LOGGING["handlers"]["access"] = {  # type: ignore[index]
-    "class": "logging.StreamHandler",
-    "stream": "ext://sys.stdout",
-    "formatter": "access",
-}
-LOGGING["loggers"]["gateway.access"] = {  # type: ignore[index]
-    "handlers": ["access"],
-    "level": LOG_LEVEL,
-    "propagate": False,
-}
-TEMPLATES[0]["OPTIONS"]["libraries"] = {  # type: ignore[index]
-    "traffic_dashboard": "gateway_project.dashboard_tags",
-}
 
 # --- identity and access (accounts/, routing/authorization.py; see docs/identity.md) ---------
-INSTALLED_APPS += [
-    "rest_framework_simplejwt",
-    "rest_framework_simplejwt.token_blacklist",
-    "oauth2_provider",
-    "axes",
-]
-# Axes turns a locked-out login into a 429; it must see every response, so it comes last.
-MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = [
     "accounts.backends.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "/o/login/"  # where /o/authorize/ sends people who are not logged in
-
-from datetime import timedelta  # noqa: E402
-
-from accounts.jwt_issuers import parse_external_issuers  # noqa: E402
-from accounts.jwt_settings import jwt_settings_from_env  # noqa: E402
 
 _jwt = jwt_settings_from_env(secret_key=SECRET_KEY)
 JWT_ALGORITHM = _jwt.algorithm
@@ -320,6 +390,18 @@ OAUTH2_PROVIDER = {
     "PKCE_REQUIRED": True,
     "ALLOWED_REDIRECT_URI_SCHEMES": env_list("OAUTH_REDIRECT_URI_SCHEMES", ["https"]),
     "ALLOWED_SCHEMES": env_list("OAUTH_REDIRECT_URI_SCHEMES", ["https"]),
+    # django-oauth-toolkit's RFC 9700 (OAuth 2.0 Security BCP) behaviour, ahead of its 4.0
+    # default: no implicit or password grant, PKCE S256 only, tokens never in the query string,
+    # `iss` in authorization responses, tokens stored hashed, a replayed refresh token revokes
+    # its family.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
 }
 
 # Login throttling (django-axes), keyed by account and client address together.
@@ -347,42 +429,8 @@ GATEWAY_HEALTHCHECK_IN_PROCESS = env_bool("GATEWAY_HEALTHCHECK_IN_PROCESS", not 
 GATEWAY_REGISTRATION_TOKEN = env_secret("GATEWAY_REGISTRATION_TOKEN")
 GATEWAY_REGISTRATION_TTL_MS = env_duration_ms("GATEWAY_REGISTRATION_TTL", "30s")
 GATEWAY_DNS_REFRESH_MS = env_duration_ms("GATEWAY_DNS_REFRESH", "30s")
-MIDDLEWARE = [*MIDDLEWARE, "routing.startup.WorkerStartupMiddleware"]
 
 # --- deployment ---
-# Redis Sentinel: REDIS_URL names the monitored primary (redis://[:password@]mymaster/0) and
-# REDIS_SENTINELS lists the sentinels (host:port,...); django-redis asks them where the primary
-# is, so a failover needs no change here. REDIS_SENTINEL_PASSWORD is the sentinels' own password.
-REDIS_SENTINELS: list[tuple[str, int]] = []
-for _sentinel in env_list("REDIS_SENTINELS", []):
-    _host, _, _port = _sentinel.rpartition(":")
-    if not _host or not _port.isdigit():
-        raise ImproperlyConfigured(f"REDIS_SENTINELS: {_sentinel!r} is not host:port.")
-    REDIS_SENTINELS.append((_host.strip("[]"), int(_port)))
-if REDIS_SENTINELS:
-    from typing import Any, cast
-
-    if not REDIS_URL:
-        raise ImproperlyConfigured(
-            "REDIS_SENTINELS is set but REDIS_URL is not; set REDIS_URL=redis://MASTER-NAME/0."
-        )
-    _redis_options: dict[str, Any] = cast(dict[str, Any], CACHES["default"])["OPTIONS"]
-    _sentinel_kwargs: dict[str, Any] = {
-        "socket_connect_timeout": _redis_options["SOCKET_CONNECT_TIMEOUT"],
-        "socket_timeout": _redis_options["SOCKET_TIMEOUT"],
-    }
-    _sentinel_password = env_secret("REDIS_SENTINEL_PASSWORD")
-    if _sentinel_password:
-        _sentinel_kwargs["password"] = _sentinel_password
-    _redis_options.update(
-        {
-            "CLIENT_CLASS": "django_redis.client.SentinelClient",
-            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
-            "SENTINELS": REDIS_SENTINELS,
-            "SENTINEL_KWARGS": _sentinel_kwargs,
-        }
-    )
-
 # --- management API and docs portal ---
 # The management API's authentication, in order; token classes join this one list.
 # The credential class comes first: its Bearer challenge makes an anonymous call a 401.
@@ -442,27 +490,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# --- console: history, rollback and admin roles ---
-# django-simple-history records every config change; audit stamps each row with its change set.
-INSTALLED_APPS += ["simple_history", "audit"]
-# The management API, console pages and docs portal: above every app they manage.
-INSTALLED_APPS += ["management"]
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "audit.middleware.ChangeSetMiddleware",
-)
-
 # --- console MFA (django-otp; accounts/mfa.py, docs/console.md) ---
-INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
-# OTPMiddleware marks sessions that passed the code step; the gate lets others reach only it.
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "accounts.mfa_middleware.MfaGateMiddleware",
-)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "django_otp.middleware.OTPMiddleware",
-)
 # true: superusers without a confirmed device are sent to enrolment after the password.
 GATEWAY_ADMIN_REQUIRE_MFA = env_bool("GATEWAY_ADMIN_REQUIRE_MFA", False)
 OTP_TOTP_ISSUER = "Gateway console"
@@ -482,11 +510,7 @@ GATEWAY_BIND = env_str("GATEWAY_BIND", "127.0.0.1:8000") or "127.0.0.1:8000"
 GATEWAY_NODE_NAME = env_str("GATEWAY_NODE_NAME", "") or ""
 # Source addresses that may reach the console, the management API and the API docs
 # (gateway_project/admin_plane.py); empty = any address (credentials still required).
-GATEWAY_ADMIN_ALLOWED_NETWORKS = env_networks("GATEWAY_ADMIN_ALLOWED_NETWORKS", [])
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("gateway_project.middleware.RequestIdMiddleware") + 1,
-    "gateway_project.admin_plane.AdminNetworkMiddleware",
-)
+GATEWAY_ADMIN_PLANE = AdminPlaneSettings.from_env()
 # HSTS on the gateway's own pages (never on proxied answers): on by default outside DEBUG,
 # like the Secure cookies; GATEWAY_HSTS_SECONDS=0 for plain-HTTP labs (browsers ignore HSTS
 # over http anyway, but a lab reached once over https would be pinned to it).
@@ -497,10 +521,6 @@ SECURE_HSTS_PRELOAD = False
 # redirect here would also redirect proxied API calls.
 SECURE_SSL_REDIRECT = env_bool("GATEWAY_SSL_REDIRECT", False)
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("gateway_project.middleware.ConsoleSecurityMiddleware") + 1,
-    "gateway_project.content_policy.ContentSecurityPolicyMiddleware",
-)
 SILENCED_SYSTEM_CHECKS = [
     # security.W001: the headers come from ConsoleSecurityMiddleware, a SecurityMiddleware
     # subclass that leaves proxied answers alone; Django's check only knows the class by name.
@@ -512,30 +532,3 @@ SILENCED_SYSTEM_CHECKS = [
     # security.W021: HSTS preload is a one-way commitment for a whole domain: the operator's.
     "security.W021",
 ]
-# django-oauth-toolkit's RFC 9700 (OAuth 2.0 Security BCP) behaviour, ahead of its 4.0 default:
-# no implicit or password grant, PKCE S256 only, tokens never in the query string, `iss` in
-# authorization responses, tokens stored hashed, a replayed refresh token revokes its family.
-OAUTH2_PROVIDER.update(
-    COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT=True,
-    COMPLIANT_BCP_RFC9700_PASSWORD_GRANT=True,
-    COMPLIANT_BCP_RFC9700_PKCE_METHOD=True,
-    COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT=True,
-    COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS=True,
-    COMPLIANT_BCP_RFC9700_TOKEN_STORAGE=True,
-    COMPLIANT_BCP_RFC9700_REFRESH_TOKEN=True,
-    REFRESH_TOKEN_REUSE_PROTECTION=True,
-)
-
-# --- the proxy's own middleware (gateway_project/dispatch.py) ---
-# Proxied requests skip sessions, CSRF, messages, static files and login throttling: only what
-# every proxied answer needs. The observability middleware runs right after the request id, as
-# in MIDDLEWARE.
-GATEWAY_PROXY_MIDDLEWARE = [
-    name
-    for name in MIDDLEWARE
-    if name
-    in (
-        "gateway_project.middleware.RequestIdMiddleware",
-        "gateway_project.observability.ObservabilityMiddleware",
-    )
-] + ["gateway_project.middleware.AllowedHostMiddleware"]

@@ -8,12 +8,11 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_project.settings")
 
+from gateway_project import extensions
 from gateway_project.dispatch import GatewayApplication
 
 # Proxied requests take a lean middleware stack; the gateway's own pages the full one.
 application = GatewayApplication(get_wsgi_application())
 
-# Serving processes only: move usage counts into the database in the background.
-from quotas.flusher import start_background_flusher  # noqa: E402
-
-start_background_flusher()
+# Serving processes only (e.g. the usage flusher): what the apps registered in ready().
+extensions.start_serving()

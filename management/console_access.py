@@ -22,7 +22,7 @@ from audit.authority import NONE, console_actor, may, section_for_model
 _ACTIONS = ("view", "add", "change", "delete")
 
 
-def _guarded(model_admin: admin.ModelAdmin, action: str, section: str) -> Callable[..., bool]:
+def _guarded(model_admin: admin.ModelAdmin, action: str) -> Callable[..., bool]:
     name = f"has_{action}_permission"
     original = getattr(model_admin, name)
     # Only a ModelAdmin that narrows Django's default keeps a say; the default is replaced.
@@ -31,6 +31,7 @@ def _guarded(model_admin: admin.ModelAdmin, action: str, section: str) -> Callab
     def check(request: HttpRequest, *args: Any, **kwargs: Any) -> bool:
         # Django passes the object positionally or as obj= (the autocomplete view does).
         target = args[0] if args else kwargs.get("obj")
+        section = section_for_model(model_admin.model)  # registered by apps' ready(), any order
         if not may(console_actor(request), action, section, target=target):
             return False
         return bool(original(request, *args, **kwargs)) if overridden else True
@@ -42,9 +43,8 @@ def guard_model_admin(model_admin: admin.ModelAdmin) -> None:
     """Make one ModelAdmin answer its permission questions from the table."""
     if getattr(model_admin, "_gateway_table", False):
         return
-    section = section_for_model(model_admin.model)
     for action in _ACTIONS:
-        setattr(model_admin, f"has_{action}_permission", _guarded(model_admin, action, section))
+        setattr(model_admin, f"has_{action}_permission", _guarded(model_admin, action))
 
     def module(request: HttpRequest) -> bool:
         return console_actor(request).level != NONE
@@ -55,7 +55,7 @@ def guard_model_admin(model_admin: admin.ModelAdmin) -> None:
         # An action without allowed_permissions would be offered to anyone who may view the
         # list (Django's default): it changes objects, so it needs the table's change right.
         offered = original_actions(request)
-        if may(console_actor(request), "change", section):
+        if may(console_actor(request), "change", section_for_model(model_admin.model)):
             return offered
         return {
             name: entry

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 
-from django.conf import settings
+from gateway_project.net import is_trusted_proxy
 
 # RFC 9110 section 7.6.1, plus the legacy proxy headers the contract names.
 HOP_BY_HOP = frozenset(
@@ -70,31 +69,9 @@ def request_headers_from_meta(meta: Mapping[str, object]) -> list[tuple[str, str
     return headers
 
 
-def _is_trusted(address: str) -> bool:
-    networks = settings.GATEWAY_TRUSTED_PROXIES
-    if not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_address(remote_addr: str, forwarded_for: str | None) -> str:
-    """The caller's address: REMOTE_ADDR, or the first untrusted hop of a trusted chain."""
-    if not forwarded_for or not _is_trusted(remote_addr):
-        return remote_addr
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop):
-            return hop
-    return hops[0] if hops else remote_addr
-
-
 def forwarded_for(remote_addr: str, client_value: str | None) -> str:
     """The X-Forwarded-For to send: the trusted chain (if any) plus our peer's address."""
-    if client_value and _is_trusted(remote_addr):
+    if client_value and is_trusted_proxy(remote_addr):
         return f"{client_value}, {remote_addr}"
     return remote_addr
 

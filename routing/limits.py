@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from accounts.identity import Principal
+from gateway_project.net import request_client_address
 from quotas.errors import LimitStoreUnavailable, QuotaExceeded, RateLimitExceeded
 from quotas.metrics import STORE_ERRORS
 from quotas.policies import (
@@ -28,7 +29,6 @@ from quotas.policies import (
     rate_policy,
 )
 from quotas.store import StoreUnavailable, limit_store
-from routing.forwarding import client_address
 from routing.table import CompiledQuota, CompiledRateLimit, CompiledRoute, route_tables
 
 if TYPE_CHECKING:
@@ -70,8 +70,7 @@ def _scope(route_id: int, spec: CompiledRateLimit) -> str:
 def _identity(meta: Mapping[str, Any], consumer: Principal | None) -> tuple[str, str]:
     """(counter key, usage identity) of the caller: the consumer, or the client address."""
     if consumer is None or consumer.kind not in ("user", "client"):
-        address = client_address(str(meta.get("REMOTE_ADDR", "")), meta.get("HTTP_X_FORWARDED_FOR"))
-        return consumer_key("anonymous", address), "anonymous"
+        return consumer_key("anonymous", request_client_address(meta)), "anonymous"
     return consumer_key(consumer.kind, consumer.id), consumer.kind
 
 

@@ -10,19 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RESERVED_PREFIXES: tuple[str, ...] = (
-    "/admin",
-    "/api/gateway",
-    "/api/docs",
-    "/api/redoc",
-    "/api/openapi.json",
-    "/auth",
-    "/o",
-    "/users/me",
-    "/health",
-    "/metrics",
-    "/static",
-)
+from gateway_project.net import RESERVED_PREFIXES
 
 
 class BadPath(ValueError):

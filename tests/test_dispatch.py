@@ -9,7 +9,8 @@ import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
-from gateway_project.dispatch import GatewayApplication, is_gateway_path
+from gateway_project.dispatch import GatewayApplication
+from gateway_project.net import is_reserved_path
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +76,7 @@ def _call(application, path: str, host: str = "127.0.0.1") -> tuple[str, dict[st
     ],
 )
 def test_gateway_paths_are_told_from_routes_segment_wise(path, own):
-    assert is_gateway_path(path) is own
+    assert is_reserved_path(path) is own
 
 
 def test_proxied_request_is_served_by_the_lean_handler(application, make_route, upstream):

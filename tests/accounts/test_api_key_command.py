@@ -25,7 +25,7 @@ def test_created_key_works_and_is_listed_without_its_secret():
 
     key = run("create", "batch", "ci", "--expires-in", "720h")
 
-    assert principal_for_api_key(raw_key=key, record_use=False).roles == {"reader"}
+    assert principal_for_api_key(raw_key=key).roles == {"reader"}
     assert ApiKey.objects.get().expires_at is not None
     listing = run("list", "batch")
     assert "batch/ci  active" in listing
@@ -39,7 +39,7 @@ def test_revoked_key_is_refused():
     run("revoke", ApiKey.objects.get().prefix)
 
     with pytest.raises(Exception, match="revoked"):
-        principal_for_api_key(raw_key=key, record_use=False)
+        principal_for_api_key(raw_key=key)
     assert "revoked" in run("list")
 
 

@@ -58,7 +58,7 @@ def test_creating_a_key_in_the_console_shows_it_once(admin_client):
     assert response.status_code == 302
     shown = [str(m) for m in get_messages(response.wsgi_request)]
     key = next(word for text in shown for word in text.split() if word.startswith("gwk_"))
-    assert principal_for_api_key(raw_key=key, record_use=False).username == "batch"
+    assert principal_for_api_key(raw_key=key).username == "batch"
     assert ApiKey.objects.get(client=batch).key_hash not in " ".join(shown)
     assert key.encode() in admin_client.get("/admin/accounts/apikey/").content  # the message
     assert key.encode() not in admin_client.get("/admin/accounts/apikey/").content  # once only
@@ -77,4 +77,4 @@ def test_revoke_action_refuses_the_key(admin_client):
     api_key.refresh_from_db()
     assert api_key.revoked_at is not None
     with pytest.raises(Exception, match=r"revoked|not valid"):
-        principal_for_api_key(raw_key=key, record_use=False)
+        principal_for_api_key(raw_key=key)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
@@ -19,6 +20,7 @@ from accounts.services import api_key_create, oauth_application_create
 from management.api import urls as api_urls
 from quotas.models import Quota
 from routing.models import Route, Service
+from tests.support.shared_db import module_transaction
 
 pytestmark = pytest.mark.django_db
 NUL = "a\x00b"
@@ -117,12 +119,32 @@ def _make(prefix: str) -> int:
     return int(made.pk)
 
 
+# Made once for the module (and rolled back after it): the superuser's session and one object
+# per resource. A refused write changes nothing, and each test's own changes are undone.
+_shared: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_rows(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """The superuser's session and an object of every resource, for the whole module."""
+    with module_transaction(django_db_blocker):
+        with django_db_blocker.unblock():
+            user = User.objects.create_superuser("in-root", "r@example.com", "a long passphrase 42")
+            login = Client()
+            login.force_login(user)
+            _shared["session"] = login.cookies["sessionid"].value
+            _shared["objects"] = {
+                prefix: _make(prefix) for prefix, _, _ in api_urls.router.registry
+            }
+        yield
+    _shared.clear()
+
+
 @pytest.fixture
-def root() -> APIClient:
+def root(db: Any) -> APIClient:
     """A superuser's session: every door is open, so only the input decides."""
-    user = User.objects.create_superuser("in-root", "r@example.com", "a long passphrase 42")
     client = APIClient()
-    client.force_login(user)
+    client.cookies["sessionid"] = _shared["session"]
     return client
 
 
@@ -131,7 +153,7 @@ def _url(prefix: str, kind: str) -> str:
         return f"/api/gateway/{prefix}"
     if kind == "collection":
         return f"/api/gateway/{prefix}/"
-    return f"/api/gateway/{prefix}/{_make(prefix)}/"
+    return f"/api/gateway/{prefix}/{_shared['objects'][prefix]}/"
 
 
 @pytest.mark.parametrize(

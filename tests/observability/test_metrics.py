@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway_project.area_settings import MetricsSettings
 from tests.support.observability import sample
 
 
@@ -66,7 +69,7 @@ def test_unknown_methods_and_unmatched_paths_share_fixed_labels(client, db):
 
 
 def test_metrics_need_the_token_when_one_is_set(client, db, settings):
-    settings.GATEWAY_METRICS_TOKEN = "scrape-token-123"
+    settings.GATEWAY_METRICS = MetricsSettings(token="scrape-token-123")
     missing = client.get("/metrics")
     assert missing.status_code == 401
     assert missing["Content-Type"] == "application/problem+json"
@@ -77,18 +80,15 @@ def test_metrics_need_the_token_when_one_is_set(client, db, settings):
 
 
 def test_metrics_are_refused_outside_the_allowed_networks(client, db, settings):
-    import ipaddress
-
-    settings.GATEWAY_METRICS_ALLOWED_NETWORKS = (ipaddress.ip_network("10.0.0.0/8"),)
+    settings.GATEWAY_METRICS = MetricsSettings(allowed_networks=(ip_network("10.0.0.0/8"),))
     assert client.get("/metrics", REMOTE_ADDR="192.0.2.7").status_code == 403
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
 
 
 def test_with_both_rules_set_both_must_pass(client, db, settings):
-    import ipaddress
-
-    settings.GATEWAY_METRICS_ALLOWED_NETWORKS = (ipaddress.ip_network("10.0.0.0/8"),)
-    settings.GATEWAY_METRICS_TOKEN = "t0ken-abc"
+    settings.GATEWAY_METRICS = MetricsSettings(
+        token="t0ken-abc", allowed_networks=(ip_network("10.0.0.0/8"),)
+    )
     auth = "Bearer t0ken-abc"
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 401
     assert (

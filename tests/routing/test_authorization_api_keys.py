@@ -9,8 +9,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from accounts.selectors import forget_api_key_use
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import api_key_create, api_key_revoke, forget_api_key_use
 from tests.support.identity import (
     api_client,
     api_key_header,

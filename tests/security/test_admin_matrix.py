@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from management.api import urls as api_urls
 from quotas.models import Quota
 from routing.configfile.spec import ConfigSpec
 from routing.models import Route, Service, Target
+from tests.support.shared_db import module_transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -85,28 +87,89 @@ def table(role: str, action: str, section: str, *, staff_target: bool = False) -
     return False
 
 
-@pytest.fixture
-def accounts() -> dict[str, User | None]:
-    """One account per role; the operator and viewer also hold manage:gateway by role."""
-    ensure_console_groups()
-    manage = Role.objects.create(name="integrators")
-    manage.permissions.add(Permission.objects.get_or_create(name="manage:gateway")[0])
-    made: dict[str, User | None] = {"anonymous": None}
-    for role in ROLES[:-1]:
-        user = User.objects.create_user(
-            f"{role}-acct",
-            password=PASSWORD,
-            is_staff=role in STAFF_ROLES,
-            is_superuser=role == "superuser",
+# A token from /auth/token/ is reused by the module's tests while it is this young (its
+# lifetime, JWT_ACCESS_TOKEN_LIFETIME, is 5 minutes): one login per role, not one per test.
+TOKEN_REUSE_SECONDS = 60.0
+
+
+class Callers:
+    """The module's accounts, their console sessions and their tokens, made once."""
+
+    def __init__(self) -> None:
+        self.user_ids: dict[str, int] = {}
+        self.sessions: dict[str, str] = {}
+        self.tokens: dict[str, tuple[str, float]] = {}
+
+    def forget(self) -> None:
+        """Drop everything (the rows are rolled back with the module's transaction)."""
+        self.user_ids.clear()
+        self.sessions.clear()
+        self.tokens.clear()
+
+    def create(self) -> None:
+        """One account per role; the operator and viewer also hold manage:gateway by role."""
+        ensure_console_groups()
+        manage = Role.objects.create(name="integrators")
+        manage.permissions.add(Permission.objects.get_or_create(name="manage:gateway")[0])
+        for role in ROLES[:-1]:
+            user = User.objects.create_user(
+                f"{role}-acct",
+                password=PASSWORD,
+                is_staff=role in STAFF_ROLES,
+                is_superuser=role == "superuser",
+            )
+            if role in ("manager", "operator", "viewer"):
+                user.roles.add(manage)
+            if role == "operator":
+                user.groups.add(Group.objects.get(name=OPERATOR))
+            if role == "viewer":
+                user.groups.add(Group.objects.get(name=VIEWER))
+            self.user_ids[role] = user.pk
+            login = Client()
+            login.force_login(user)
+            self.sessions[user.username] = login.cookies["sessionid"].value
+            self.token(user)
+
+    def token(self, user: User) -> str:
+        """An access token for `user` from /auth/token/, fresh enough to use."""
+        token, minted = self.tokens.get(user.username, ("", 0.0))
+        if time.monotonic() - minted < TOKEN_REUSE_SECONDS:
+            return token
+        answer = APIClient().post(
+            "/auth/token/", {"username": user.username, "password": PASSWORD}, format="json"
         )
-        if role in ("manager", "operator", "viewer"):
-            user.roles.add(manage)
-        if role == "operator":
-            user.groups.add(Group.objects.get(name=OPERATOR))
-        if role == "viewer":
-            user.groups.add(Group.objects.get(name=VIEWER))
-        made[role] = user
+        assert answer.status_code == 200, answer.content
+        token = answer.json()["access"]
+        self.tokens[user.username] = (token, time.monotonic())
+        return token
+
+
+_callers = Callers()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_callers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Callers]:
+    """The accounts every case of the matrix uses: made once per module, rolled back after."""
+    with module_transaction(django_db_blocker):
+        with django_db_blocker.unblock():
+            _callers.create()
+        yield _callers
+    _callers.forget()
+
+
+@pytest.fixture
+def accounts(db: Any, shared_callers: Callers) -> dict[str, User | None]:
+    """The module's accounts as this test's own objects (a test's edits stay its own)."""
+    made: dict[str, User | None] = {"anonymous": None}
+    by_id = User.objects.in_bulk(list(shared_callers.user_ids.values()))
+    for role, pk in shared_callers.user_ids.items():
+        made[role] = by_id[pk]
     return made
+
+
+def _sign_in(client: Client, user: User) -> None:
+    """The account's console session (made once for the module) on `client`."""
+    client.cookies["sessionid"] = _callers.sessions[user.username]
 
 
 def api_client(user: User | None, credential: str = "session") -> APIClient:
@@ -115,13 +178,9 @@ def api_client(user: User | None, credential: str = "session") -> APIClient:
     if user is None:
         return client
     if credential == "jwt":
-        answer = client.post(
-            "/auth/token/", {"username": user.username, "password": PASSWORD}, format="json"
-        )
-        assert answer.status_code == 200, answer.content
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {answer.json()['access']}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {_callers.token(user)}")
     else:
-        client.force_login(user)
+        _sign_in(client, user)
     return client
 
 
@@ -129,7 +188,7 @@ def console_client(user: User | None) -> Client:
     """A browser-like console client."""
     client = Client()
     if user is not None:
-        client.force_login(user)
+        _sign_in(client, user)
     return client
 
 
