@@ -89,6 +89,26 @@ OBSERVABILITY_FAILURES = Counter(
     "Access log, metrics or tracing steps that failed (the request was served regardless).",
     ["part"],
 )
+CACHE_LOOKUPS = Counter(
+    "gateway_cache_lookups",
+    "Response cache lookups on routes with `cache`, by route and result (hit, miss).",
+    ["route", "result"],
+)
+VALIDATION_REJECTIONS = Counter(
+    "gateway_validation_rejections",
+    "Requests refused by `validate` (400, or 404 operation_not_found), by route.",
+    ["route"],
+)
+IP_REJECTIONS = Counter(
+    "gateway_ip_rejections",
+    "Requests refused with 403 ip_forbidden by `ip_allow` / `ip_deny`, by route.",
+    ["route"],
+)
+WEBSOCKETS_OPEN = Gauge(
+    "gateway_websockets_open",
+    "WebSocket connections being relayed right now, across all workers.",
+    multiprocess_mode="livesum",
+)
 
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 
@@ -222,3 +242,28 @@ def scrape() -> bytes:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
+
+
+def count_cache_lookup(route: str, *, hit: bool) -> None:
+    """Count one response-cache lookup on `route`."""
+    CACHE_LOOKUPS.labels(route, "hit" if hit else "miss").inc()
+
+
+def count_validation_rejection(route: str) -> None:
+    """Count one request refused by `validate` on `route`."""
+    VALIDATION_REJECTIONS.labels(route).inc()
+
+
+def count_ip_rejection(route: str) -> None:
+    """Count one request refused by the IP rules of `route`."""
+    IP_REJECTIONS.labels(route).inc()
+
+
+def websocket_opened() -> None:
+    """A WebSocket relay started."""
+    WEBSOCKETS_OPEN.inc()
+
+
+def websocket_closed() -> None:
+    """A WebSocket relay ended."""
+    WEBSOCKETS_OPEN.dec()
