@@ -24,7 +24,7 @@ def normalized_origin(value: str | None) -> str | None:
     if not value or len(value) > _MAX_ORIGIN:
         return None
     origin = value.lower()
-    if _ORIGIN.match(origin) or _IPV6_ORIGIN.match(origin):
+    if _ORIGIN.fullmatch(origin) or _IPV6_ORIGIN.fullmatch(origin):
         return origin
     return None
 
@@ -100,7 +100,7 @@ class CorsPolicy:
         allow_headers = self.allow_headers
         if not allow_headers and requested_headers:
             requested = requested_headers.strip()
-            if len(requested) <= _MAX_HEADER_LIST and _HEADER_LIST.match(requested):
+            if len(requested) <= _MAX_HEADER_LIST and _HEADER_LIST.fullmatch(requested):
                 allow_headers = requested
         if allow_headers:
             headers["Access-Control-Allow-Headers"] = allow_headers

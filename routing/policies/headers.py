@@ -20,11 +20,11 @@ _VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]{0,8192}$")
 def header_rule_error(name: str, value: str | None = None) -> str | None:
     """Why `name` (with `value`, for `set`) cannot be in a header rule, or None if it can."""
     lowered = name.lower()
-    if not _TOKEN.match(name):
+    if not _TOKEN.fullmatch(name):
         return f"{name!r} is not a valid header name"
     if lowered in PROTECTED_NAMES or lowered.startswith(PROTECTED_PREFIXES):
         return f"{name} is set by the gateway itself and cannot be changed by a route"
-    if value is not None and not _VALUE.match(value):
+    if value is not None and not _VALUE.fullmatch(value):
         return f"the value of {name} holds a control character (CR, LF or NUL) or is too long"
     return None
 
