@@ -227,4 +227,3 @@ def _load(service_name: str) -> _Entry:
 
 
 validators = ValidatorCache()
-

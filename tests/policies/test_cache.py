@@ -64,7 +64,11 @@ def test_stored_answer_is_found_again(store: CacheStore) -> None:
     store_answer(store, key(), answer=answer(), vary=(), request_headers={}, ttl_seconds=30)
     found = lookup(store, key(), {})
     assert found is not None
-    assert (found.status, found.body, found.headers) == (200, b"hello", (("Content-Type", "text/plain"),))
+    assert (found.status, found.body, found.headers) == (
+        200,
+        b"hello",
+        (("Content-Type", "text/plain"),),
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,7 +90,9 @@ def test_every_keyed_part_separates_entries(store: CacheStore, change: dict[str,
 
 def test_consumers_do_not_share_entries(store: CacheStore) -> None:
     alice, bob = key(consumer="user:alice"), key(consumer="user:bob")
-    store_answer(store, alice, answer=answer(b"alice's"), vary=(), request_headers={}, ttl_seconds=30)
+    store_answer(
+        store, alice, answer=answer(b"alice's"), vary=(), request_headers={}, ttl_seconds=30
+    )
     assert lookup(store, bob, {}) is None
     found = lookup(store, alice, {})
     assert found is not None and found.body == b"alice's"
@@ -95,7 +101,12 @@ def test_consumers_do_not_share_entries(store: CacheStore) -> None:
 def test_vary_header_values_are_part_of_the_key(store: CacheStore) -> None:
     english = {"accept-language": "en"}
     store_answer(
-        store, key(), answer=answer(b"hello"), vary=("accept-language",), request_headers=english, ttl_seconds=30
+        store,
+        key(),
+        answer=answer(b"hello"),
+        vary=("accept-language",),
+        request_headers=english,
+        ttl_seconds=30,
     )
     assert lookup(store, key(), {"accept-language": "de"}) is None
     assert lookup(store, key(), {}) is None
@@ -105,7 +116,9 @@ def test_vary_header_values_are_part_of_the_key(store: CacheStore) -> None:
 
 def test_purge_removes_every_entry_of_the_route(store: CacheStore) -> None:
     store_answer(store, key(), answer=answer(), vary=(), request_headers={}, ttl_seconds=30)
-    store_answer(store, key(path="/b"), answer=answer(), vary=(), request_headers={}, ttl_seconds=30)
+    store_answer(
+        store, key(path="/b"), answer=answer(), vary=(), request_headers={}, ttl_seconds=30
+    )
     assert store.purge("rcache:7:") >= 2
     assert lookup(store, key(), {}) is None
     assert lookup(store, key(path="/b"), {}) is None

@@ -71,9 +71,9 @@ def test_max_age_absent_when_not_configured() -> None:
 
 def test_unconfigured_headers_echo_a_well_formed_request_list() -> None:
     cors = policy(headers=[])
-    assert cors.preflight_headers(APP, "content-type, x-trace")[
-        "Access-Control-Allow-Headers"
-    ] == ("content-type, x-trace")
+    assert cors.preflight_headers(APP, "content-type, x-trace")["Access-Control-Allow-Headers"] == (
+        "content-type, x-trace"
+    )
     assert "Access-Control-Allow-Headers" not in cors.preflight_headers(APP, "a\r\nSet-Cookie: x")
 
 

@@ -17,7 +17,9 @@ def test_request_rules_remove_then_set() -> None:
 
 
 def test_response_rules_apply_to_headers_and_cookies() -> None:
-    rules = HeaderRules.compile(set={"Cache-Control": "no-store"}, remove=["X-Powered-By", "Set-Cookie"])
+    rules = HeaderRules.compile(
+        set={"Cache-Control": "no-store"}, remove=["X-Powered-By", "Set-Cookie"]
+    )
     assert rules is not None
     response = HttpResponse(b"ok")
     response["X-Powered-By"] = "PHP"

@@ -121,7 +121,9 @@ def test_openapi_31_type_lists_and_const() -> None:
     good = json.dumps({"name": "a", "quantity": 1, "note": None, "kind": "item"}).encode()
     check(validator, method="POST", path="/items", content_type="application/json", body=good)
     bad = json.dumps({"name": "a", "quantity": 1, "kind": "other"}).encode()
-    errors = errors_of(validator, method="POST", path="/items", content_type="application/json", body=bad)
+    errors = errors_of(
+        validator, method="POST", path="/items", content_type="application/json", body=bad
+    )
     assert errors[0] == {"field": "body.kind", "message": errors[0]["message"], "type": "const"}
 
 
