@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway_project.redis import redis_client, redis_key
+from routing.compiled_policies import CachePolicy
 
 logger = logging.getLogger("gateway.cache")
 
@@ -32,17 +33,6 @@ _MAX_VARY_NAMES = 16
 _ANSWER = b"A"
 _VARY = b"V"
 _PURGE_SCAN_LIMIT = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class CachePolicy:
-    """A route's compiled cache settings."""
-
-    ttl_seconds: float
-
-    def describe(self) -> str:
-        """The policy in one line, for explain."""
-        return f"ttl {self.ttl_seconds:g}s (or the upstream's max-age when shorter)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +289,11 @@ def collect_body(chunks: Iterable[bytes], on_complete: Any) -> Iterator[bytes]:
         yield chunk
     if kept is not None:
         on_complete(b"".join(kept))
+
+
+def describe(policy: CachePolicy) -> str:
+    """The policy in one line, for explain."""
+    return f"ttl {policy.ttl_seconds:g}s (or the upstream's max-age when shorter)"
 
 
 def purge_route(route_id: int) -> int:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from gateway_project.redis import redis_client
+from routing.compiled_policies import CachePolicy
 from routing.policies.cache import (
     MAX_ENTRY_BYTES,
     CachedAnswer,
-    CachePolicy,
     CacheStore,
     MemoryCacheStore,
     RedisCacheStore,
