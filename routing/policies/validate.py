@@ -134,9 +134,10 @@ class OperationValidator:
         headers: Mapping[str, str],
         content_type: str,
         body: bytes | None,
+        check_body: bool = True,
     ) -> None:
         """Return if the request satisfies its operation; else RequestInvalid or
-        OperationNotFound."""
+        OperationNotFound. Without `check_body` (explain) only the parameters are checked."""
         request = _ValidatedRequest(
             path=path,
             method=method.lower(),
@@ -152,7 +153,12 @@ class OperationValidator:
         for error in self._openapi.request_validator.iter_errors(request):
             if isinstance(error, PathError):
                 raise OperationNotFound()
-            errors.extend(describe_error(error))
+            found = describe_error(error)
+            if not check_body:
+                found = [
+                    e for e in found if not e["field"].startswith(("body", "header.Content-Type"))
+                ]
+            errors.extend(found)
             if len(errors) >= _MAX_ERRORS:
                 break
         if errors:

@@ -63,10 +63,9 @@ def is_upgrade_request(meta: Any) -> bool:
     return upgrade == "websocket" and "upgrade" in connection_listed(meta.get("HTTP_CONNECTION"))
 
 
-def check_handshake(request: HttpRequest) -> None:
+def check_handshake(method: str, meta: Any) -> None:
     """An upgrade must be a GET without a body (RFC 6455 section 4.1); BadRequest otherwise."""
-    meta = request.META
-    if request.method != "GET":
+    if method != "GET":
         raise BadRequest("A WebSocket handshake is a GET request.")
     length = str(meta.get("CONTENT_LENGTH") or "0").strip()
     if meta.get("HTTP_TRANSFER_ENCODING") or length not in ("", "0"):
