@@ -184,7 +184,7 @@ def open_websocket(
         if name in lowered:
             response[name] = lowered[name]
     response.gateway_proxied = True  # type: ignore[attr-defined] # no security headers of ours
-    response.xframe_options_exempt = True  # type: ignore[attr-defined]
+    response.xframe_options_exempt = True
     handoff.hand_off(client, partial(relay, upstream=upstream, from_upstream=rest))
     return response
 
@@ -229,19 +229,19 @@ def relay(
                 selector.register(sock, selectors.EVENT_READ)
             while open_reads:
                 for key, _ in selector.select():
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
+                    readable = key.fileobj
+                    assert isinstance(readable, socket.socket)
                     try:
-                        data = sock.recv(_RECV)
+                        data = readable.recv(_RECV)
                     except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
                         continue
-                    peer = peers[sock]
+                    peer = peers[readable]
                     if data:
                         _send_all(peer, data)
                         peer.setblocking(False)
                         continue
-                    selector.unregister(sock)
-                    open_reads.discard(sock)
+                    selector.unregister(readable)
+                    open_reads.discard(readable)
                     with contextlib.suppress(OSError):
                         peer.shutdown(socket.SHUT_WR)
     except OSError as error:
