@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
@@ -27,7 +28,11 @@ def looks_like_jwt(value: str) -> bool:
 
 def read_credential(request: Request | Any) -> tuple[str, str] | None:
     """(kind, value) of the credential the request carries: jwt, oauth2 or api_key."""
-    meta = request.META
+    return credential_in(request.META)
+
+
+def credential_in(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, value) of the credential in a request's META (HTTP_* headers), if any."""
     authorization = meta.get("HTTP_AUTHORIZATION")
     if authorization:
         scheme, _, value = authorization.partition(" ")

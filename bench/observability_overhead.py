@@ -82,17 +82,17 @@ def micro(count: int = 20_000, repeats: int = 5) -> tuple[float, float]:
     from django.test import RequestFactory
 
     from gateway_project.observability import ObservabilityMiddleware
-    from routing.proxy import ProxyContext
+    from routing.pipeline import context_for
 
     table = route_tables.get()
     route = table.routes[0]
     answer = b"x" * 500
 
     def view(request: Any) -> Any:
-        context = ProxyContext(path="/bench/echo", route=route)
+        context = context_for(request)
+        context.path, context.route = "/bench/echo", route
         context.upstream_seconds, context.attempts = 0.0008, 1
         context.upstream_target = route.service.targets[0].url
-        request.gateway = context
         return HttpResponse(answer)
 
     middleware = ObservabilityMiddleware(view)
@@ -105,7 +105,7 @@ def micro(count: int = 20_000, repeats: int = 5) -> tuple[float, float]:
             middleware(request)
         runs.append((time.thread_time() - started) / count * 1e6)
         for request in requests:  # fresh requests for the next run
-            request.__dict__.pop("gateway", None)
+            request.__dict__.pop("gateway_context", None)
     return min(runs), statistics.median(runs)
 
 

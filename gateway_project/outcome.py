@@ -56,23 +56,26 @@ def outcome_of(
     request: HttpRequest, response: HttpResponseBase, *, total_seconds: float, sent: int
 ) -> Outcome:
     """Gather the facts of a finished request from the request, its context and answer."""
+    from routing.pipeline import context_of
+
     status = response.status_code
-    context = getattr(request, "gateway", None)
-    if context is not None:
+    context = context_of(request)
+    if context is not None and context.route is not None:
         route, service_label = metrics.route_labels(context.route)
         service: str | None = service_label
-        path = context.path
+        path = str(context.path)
         bytes_in = context.request_bytes or _content_length(request.META)
     else:
+        # The gateway's own pages, and proxied requests refused before a route matched.
         match = request.resolver_match
         route = metrics.UNMATCHED if match and match.url_name == "proxy" else metrics.INTERNAL
         service = None
         path = request.path
         bytes_in = _content_length(request.META)
-    consumer = getattr(context, "consumer", None)
     error_code = None
     if status >= 500 and gateway_produced(request, response):
         error_code = getattr(request, "gateway_error", None) or f"http_{status}"
+    consumer = context.principal if context is not None else None
     return Outcome(
         method=str(request.method),
         path=path,
@@ -82,11 +85,11 @@ def outcome_of(
         bytes_in=bytes_in,
         bytes_out=sent,
         total_seconds=total_seconds,
-        upstream_seconds=getattr(context, "upstream_seconds", None),
-        upstream_target=getattr(context, "upstream_target", None),
-        attempts=getattr(context, "attempts", 0),
+        upstream_seconds=context.upstream_seconds if context is not None else None,
+        upstream_target=context.upstream_target if context is not None else None,
+        attempts=context.attempts if context is not None else 0,
         consumer_name=(consumer.username or consumer.id) if consumer is not None else None,
         consumer_id=consumer.id if consumer is not None else None,
-        limit_verdict=getattr(context, "limit_verdict", None),
+        limit_verdict=context.limit_verdict if context is not None else None,
         error_code=error_code,
     )

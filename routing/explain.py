@@ -6,12 +6,10 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.test import RequestFactory
-from rest_framework.exceptions import APIException
-
-from routing.proxy import ProxyContext, normalized_path
+from gateway_project.errors import GatewayError
+from routing.pipeline import RequestContext, dry_run
+from routing.proxy import normalized_path, upstream_path
 from routing.table import CompiledRoute, route_tables
-from routing.views import ProxyView
 
 
 @dataclass
@@ -62,40 +60,39 @@ class ExplainReport:
         return out
 
 
+def _meta(headers: dict[str, str], query: str) -> dict[str, Any]:
+    """The headers as a WSGI environ holds them (HTTP_*, CGI names for the two special ones)."""
+    # Explain speaks as a caller on this machine: anonymous limits are those of 127.0.0.1.
+    meta: dict[str, Any] = {"QUERY_STRING": query, "REMOTE_ADDR": "127.0.0.1"}
+    for name, value in headers.items():
+        key = name.upper().replace("-", "_")
+        meta[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
+    return meta
+
+
 def explain_request(*, method: str, path: str, headers: dict[str, str]) -> ExplainReport:
-    """Run `method path` with `headers` through match, auth, permissions and limits (dry)."""
+    """Run `method path` with `headers` through the proxy's steps as a dry run."""
     report = ExplainReport(method=method, path=path)
     route_tables.invalidate()  # explain right after a change must see it: check the version now
-    meta = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
-    raw_path, _, query = path.partition("?")
-    environ: dict[str, Any] = {"QUERY_STRING": query, "RAW_URI": path, **meta}
-    django_request = RequestFactory().generic(method, raw_path, **environ)
-    django_request.request_id = "explain"  # type: ignore[attr-defined]
-    with contextlib.suppress(APIException):  # the view's own check below reports it
-        report.normalized_path = normalized_path(django_request)
-    view = ProxyView()
-    view.args, view.kwargs = (), {}
-    request = view.initialize_request(django_request)
-    view.request = request
-    view.headers = {}
-    view.format_kwarg = None
-    try:
-        view.initial(request, dry_run=True)
-    except APIException as error:
-        report.status = error.status_code
-        report.verdict = f"{error.status_code} {error.detail}"
+    raw, _, query = path.partition("?")
+    context = RequestContext(
+        method=method, raw_path=raw, meta=_meta(headers, query), query=query, request_id="explain"
+    )
+    with contextlib.suppress(GatewayError):  # the match step reports it below
+        report.normalized_path = normalized_path(raw)
+    refusal = dry_run(context)
+    if refusal is not None:
+        report.status = refusal.status_code
+        report.verdict = f"{refusal.status_code} {refusal.detail}"
     else:
         report.verdict = "200 forwarded to the upstream"
-    context: ProxyContext | None = getattr(request, "gateway", None)
-    if context is not None:
-        report.route = context.route
-        targets = context.route.service.targets
+    route = context.route
+    if route is not None and context.path is not None:
+        report.route = route
+        targets = route.service.targets
         if targets:
-            upstream_path = context.route.pattern.upstream_path(
-                context.path, strip_prefix=context.route.strip_prefix
-            )
-            report.upstream = targets[0].url.rstrip("/") + upstream_path
-        if context.consumer is not None:
-            report.consumer = f"{context.consumer.kind} {context.consumer.username}"
-        report.steps.extend(context.explain_steps)
+            report.upstream = targets[0].url.rstrip("/") + upstream_path(route, context.path)
+        if context.principal is not None:
+            report.consumer = f"{context.principal.kind} {context.principal.username}"
+        report.steps.extend(context.notes)
     return report

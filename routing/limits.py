@@ -1,4 +1,4 @@
-"""The proxy's one throttle: every rate limit and quota of a request, in one store call."""
+"""The proxy's limit rule: every rate limit and quota of a request, in one store call."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import math
 import threading
 import time
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from rest_framework.throttling import BaseThrottle
 
+from accounts.identity import Principal
 from quotas.errors import LimitStoreUnavailable, QuotaExceeded, RateLimitExceeded
 from quotas.metrics import STORE_ERRORS
 from quotas.policies import (
@@ -29,8 +29,13 @@ from quotas.policies import (
 )
 from quotas.store import StoreUnavailable, limit_store
 from routing.forwarding import client_address
-from routing.proxy import Consumer, ProxyContext
 from routing.table import CompiledRoute, QuotaSpec, RateLimitSpec, route_tables
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from routing.pipeline import RequestContext
 
 logger = logging.getLogger("gateway.limits")
 
@@ -62,18 +67,16 @@ def _scope(route_id: int, spec: RateLimitSpec) -> str:
     return f"r{route_id}.{spec.requests}.{spec.period_seconds}.{spec.burst}.{spec.algorithm[0]}"
 
 
-def _identity(request: Any, consumer: Consumer | None) -> tuple[str, str]:
+def _identity(meta: Mapping[str, Any], consumer: Principal | None) -> tuple[str, str]:
     """(counter key, usage identity) of the caller: the consumer, or the client address."""
     if consumer is None or consumer.kind not in ("user", "client"):
-        address = client_address(
-            str(request.META.get("REMOTE_ADDR", "")), request.META.get("HTTP_X_FORWARDED_FOR")
-        )
+        address = client_address(str(meta.get("REMOTE_ADDR", "")), meta.get("HTTP_X_FORWARDED_FOR"))
         return consumer_key("anonymous", address), "anonymous"
     return consumer_key(consumer.kind, consumer.id), consumer.kind
 
 
 def _quota(
-    quotas: dict[tuple[str, str], QuotaSpec], consumer: Consumer
+    quotas: dict[tuple[str, str], QuotaSpec], consumer: Principal
 ) -> tuple[int | None, int | None]:
     own = quotas.get((consumer.kind, consumer.username))
     roles = [quotas[("role", role)] for role in consumer.roles if ("role", role) in quotas]
@@ -83,11 +86,10 @@ def _quota(
     )
 
 
-def request_policies(request: Any, context: ProxyContext) -> tuple[list[Policy], str]:
+def request_policies(context: RequestContext, route: CompiledRoute) -> tuple[list[Policy], str]:
     """The policies that apply to this request, and the consumer kind for usage counting."""
-    route = context.route
-    consumer = context.consumer
-    key, kind = _identity(request, consumer)
+    consumer = context.principal
+    key, kind = _identity(context.meta, consumer)
     policies: list[Policy] = []
     spec = route.rate_limit
     if spec is not None:
@@ -109,9 +111,8 @@ def request_policies(request: Any, context: ProxyContext) -> tuple[list[Policy],
     return policies, kind
 
 
-def _usage_field(context: ProxyContext, kind: str) -> str:
-    consumer = context.consumer
-    route = context.route
+def _usage_field(context: RequestContext, route: CompiledRoute, kind: str) -> str:
+    consumer = context.principal
     if kind == "anonymous" or consumer is None:
         # Anonymous callers are counted together: no per-address history (cardinality, privacy).
         who = ["anonymous", "", "anonymous"]
@@ -165,53 +166,54 @@ def _explain(verdict: Verdict) -> str:
     return f"limits: {'; '.join(parts) or 'none'} -> {outcome} (dry run: nothing consumed)"
 
 
-def _store_failed(context: ProxyContext, policies: list[Policy], error: Exception) -> bool:
+def _store_failed(context: RequestContext, policies: list[Policy], error: Exception) -> None:
     STORE_ERRORS.inc()
     closed = settings.GATEWAY_LIMITS_ON_REDIS_FAILURE == "closed" and bool(policies)
     if _store_warning.due(settings.GATEWAY_LIMITS_WARN_INTERVAL_MS / 1000):
         logger.warning(
             "limit store unavailable (%s); failing %s", error, "closed" if closed else "open"
         )
-    if context.dry_run:
-        context.explain_steps.append(
-            f"limits: store unavailable -> {'503 (fail closed)' if closed else 'pass (fail open)'}"
-        )
+    context.note(
+        f"limits: store unavailable -> {'503 (fail closed)' if closed else 'pass (fail open)'}"
+    )
     if closed:
         context.limit_verdict = "store_unavailable_closed"
         raise LimitStoreUnavailable()
     context.limit_verdict = "store_unavailable_open"
-    return True
 
 
-class GatewayThrottle(BaseThrottle):
-    """Checks and consumes the route's rate limit and the consumer's quotas atomically."""
+def check_limits(context: RequestContext) -> None:
+    """Check and consume the route's rate limit and the consumer's quotas atomically.
 
-    def allow_request(self, request: Any, view: Any) -> bool:
-        """Pass, or raise 429 (limits), or 503 (store down and limits fail closed)."""
-        context: ProxyContext = request.gateway
-        policies, kind = request_policies(request, context)
-        dry_run = context.dry_run
-        tracking = settings.GATEWAY_USAGE_TRACKING and not dry_run
-        usage = _usage_field(context, kind) if tracking else ""
-        if not policies and not usage:
-            context.limit_verdict = "unlimited"
-            if dry_run:
-                context.explain_steps.append("limits: none apply")
-            return True
-        try:
-            verdict = limit_store().check(policies, consume=not dry_run, usage_field=usage)
-        except StoreUnavailable as error:
-            return _store_failed(context, policies, error)
-        headers = rate_limit_headers(verdict) if _send_headers(context.route) else {}
-        context.response_headers.update(headers)
-        if dry_run:
-            context.explain_steps.append(_explain(verdict))
-        if verdict.allowed:
-            context.limit_verdict = "allowed" if policies else "unlimited"
-            return True
-        # The access log and gateway_limit_rejections_total{route,policy} read this.
-        context.limit_verdict = "limited:" + ",".join(s.policy.name for s in verdict.exceeded)
-        raise _refusal(verdict, headers)
+    Returns when the request may pass; raises 429 (limits) or 503 (store down, failing closed).
+    A dry run (explain) consumes nothing and records what it saw.
+    """
+    route = context.route
+    if route is None:
+        raise RuntimeError("the limit step ran before match")
+    policies, kind = request_policies(context, route)
+    dry_run = context.dry_run
+    tracking = settings.GATEWAY_USAGE_TRACKING and not dry_run
+    usage = _usage_field(context, route, kind) if tracking else ""
+    if not policies and not usage:
+        context.limit_verdict = "unlimited"
+        context.note("limits: none apply")
+        return
+    try:
+        verdict = limit_store().check(policies, consume=not dry_run, usage_field=usage)
+    except StoreUnavailable as error:
+        _store_failed(context, policies, error)
+        return
+    headers = rate_limit_headers(verdict) if _send_headers(route) else {}
+    context.response_headers.update(headers)
+    if dry_run:
+        context.note(_explain(verdict))
+    if verdict.allowed:
+        context.limit_verdict = "allowed" if policies else "unlimited"
+        return
+    # The access log and gateway_limit_rejections_total{route,policy} read this.
+    context.limit_verdict = "limited:" + ",".join(s.policy.name for s in verdict.exceeded)
+    raise _refusal(verdict, headers)
 
 
 def _send_headers(route: CompiledRoute) -> bool:

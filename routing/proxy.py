@@ -8,8 +8,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import urllib3
 from django.conf import settings
@@ -35,6 +34,9 @@ from routing.paths import BadPath, normalize_path
 from routing.table import CompiledRoute
 from routing.upstream import UpstreamRequest, upstream_client
 
+if TYPE_CHECKING:
+    from routing.pipeline import RequestContext
+
 logger = logging.getLogger("gateway.proxy")
 
 _CHUNK = 64 * 1024
@@ -42,50 +44,23 @@ _CHUNK = 64 * 1024
 _BUFFERED_RESPONSE_LIMIT = 256 * 1024
 
 
-@dataclass
-class Consumer:
-    """Who is calling, as the upstream is told in X-Consumer-* headers."""
+def raw_path(raw_uri: str | None, path_info: str) -> str:
+    """The request path as the client sent it (percent-escapes intact), without the query.
 
-    id: str
-    username: str
-    roles: frozenset[str] = frozenset()
-    permissions: frozenset[str] = frozenset()
-    kind: str = "user"  # user | client | anonymous
-
-
-@dataclass
-class ProxyContext:
-    """What the pipeline learns about one request as it goes."""
-
-    path: str
-    route: CompiledRoute
-    consumer: Consumer | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    dry_run: bool = False  # explain: run every check, consume no quota, call no upstream
-    explain_steps: list[str] = field(default_factory=list)  # what each check decided
-    # Filled in as the request goes, for the access log and metrics.
-    upstream_target: str | None = None
-    upstream_seconds: float | None = None
-    attempts: int = 0
-    limit_verdict: str | None = None
-    request_bytes: int = 0
+    `raw_uri` is the server's RAW_URI / REQUEST_URI; without one, PATH_INFO (decoded) is
+    re-encoded so escapes stay escaped.
+    """
+    if raw_uri:
+        if "://" in raw_uri.split("?", 1)[0]:  # absolute-form request target
+            raw_uri = "/" + raw_uri.split("://", 1)[1].partition("/")[2]
+        return str(raw_uri).split("?", 1)[0]
+    return path_info.encode("utf-8").decode("latin-1").replace("%", "%25")
 
 
-def raw_path(request: HttpRequest) -> str:
-    """The request path as the client sent it (percent-escapes intact)."""
-    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
-    if raw:
-        if "://" in raw.split("?", 1)[0]:  # absolute-form request target
-            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
-        return str(raw).split("?", 1)[0]
-    # Servers without RAW_URI give a decoded PATH_INFO: re-encode it so escapes stay escaped.
-    return request.path_info.encode("utf-8").decode("latin-1").replace("%", "%25")
-
-
-def normalized_path(request: HttpRequest) -> str:
-    """The normalized request path; BadRequest for a hostile or malformed one."""
+def normalized_path(raw: str) -> str:
+    """The normalized form of a raw request path; BadRequest for a hostile or malformed one."""
     try:
-        return normalize_path(raw_path(request))
+        return normalize_path(raw)
     except BadPath as error:
         raise BadRequest(f"Bad path: {error.reason}") from None
 
@@ -138,7 +113,9 @@ def request_body(request: HttpRequest) -> tuple[IO[bytes] | bytes | None, int, b
     return _LimitedReader(stream, length), length, False  # type: ignore[return-value]
 
 
-def upstream_request(request: HttpRequest, context: ProxyContext) -> UpstreamRequest:
+def upstream_request(
+    request: HttpRequest, context: RequestContext, route: CompiledRoute
+) -> UpstreamRequest:
     """Build the upstream request: path, query, end-to-end headers and the gateway's own."""
     meta = request.META
     body, length, replayable = request_body(request)
@@ -150,22 +127,20 @@ def upstream_request(request: HttpRequest, context: ProxyContext) -> UpstreamReq
     headers["x-forwarded-for"] = forwarded_for(remote, meta.get("HTTP_X_FORWARDED_FOR"))
     headers["x-forwarded-proto"] = request.scheme or "http"
     headers["x-forwarded-host"] = str(meta.get("HTTP_HOST", ""))
-    headers["x-request-id"] = getattr(request, "request_id", "")
+    headers["x-request-id"] = context.request_id
     headers["via"] = via_with_ours(meta.get("HTTP_VIA"))
-    trace = getattr(request, "trace", None)  # the observability middleware's trace context
+    trace = context.trace  # the observability middleware's, when it ran
     headers["traceparent"] = (
         trace.traceparent if trace is not None else traceparent_for(meta.get("HTTP_TRACEPARENT"))
     )
-    consumer = context.consumer
-    if consumer is not None:
-        headers["x-consumer-id"] = consumer.id
-        headers["x-consumer-username"] = consumer.username
-        headers["x-consumer-roles"] = ",".join(sorted(consumer.roles))
-        headers["x-consumer-permissions"] = ",".join(sorted(consumer.permissions))
-    path = context.route.pattern.upstream_path(
-        context.path, strip_prefix=context.route.strip_prefix
-    )
-    query = meta.get("QUERY_STRING", "")
+    principal = context.principal
+    if principal is not None:
+        headers["x-consumer-id"] = principal.id
+        headers["x-consumer-username"] = principal.username
+        headers["x-consumer-roles"] = ",".join(sorted(principal.roles))
+        headers["x-consumer-permissions"] = ",".join(sorted(principal.permissions))
+    path = upstream_path(route, str(context.path))
+    query = context.query
     return UpstreamRequest(
         method=str(request.method),
         path=f"{path}?{query}" if query else path,
@@ -291,13 +266,21 @@ def client_response(
     return response
 
 
-def forward(request: HttpRequest, context: ProxyContext) -> HttpResponseBase:
+def upstream_path(route: CompiledRoute, path: str) -> str:
+    """The path the upstream receives for the normalized `path` (prefix stripped if asked)."""
+    return route.pattern.upstream_path(path, strip_prefix=route.strip_prefix)
+
+
+def forward(request: HttpRequest, context: RequestContext) -> HttpResponseBase:
     """Send the request upstream and turn the answer into the client's response."""
-    outgoing = upstream_request(request, context)
+    route = context.route
+    if route is None:
+        raise RuntimeError("forward before match")
+    outgoing = upstream_request(request, context, route)
     context.request_bytes = int(outgoing.headers.get("content-length", 0))
     started = time.perf_counter()
     try:
-        result = upstream_client().send(context.route, outgoing)
+        result = upstream_client().send(route, outgoing)
     finally:
         context.upstream_seconds = time.perf_counter() - started
     context.upstream_target = result.target.url

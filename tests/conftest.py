@@ -93,3 +93,11 @@ def make_route(db: Any) -> Any:
         return route
 
     return factory
+
+
+@pytest.fixture
+def gateway() -> Any:
+    """A client for proxied traffic: requests go through the production WSGI callable."""
+    from tests.support.wsgi_client import GatewayWSGIClient
+
+    return GatewayWSGIClient()

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from routing.views import ProxyView
+from routing.pipeline import Authenticate
 from tests.support.gateway_server import free_port
 from tests.support.observability import (
-    ConsumerAuth,
     LineCapture,
+    authenticate_alice,
     captured,
     sample,
 )
@@ -123,7 +123,7 @@ def test_unmatched_path_is_logged_under_a_fixed_route_label(client, db, access_l
 def test_consumer_and_limit_verdict_are_logged_and_rejection_counted(
     client, make_route, upstream, access_log, monkeypatch
 ):
-    monkeypatch.setattr(ProxyView, "authentication_classes", [ConsumerAuth])
+    monkeypatch.setattr(Authenticate, "run", authenticate_alice)
     make_route("/api/v1/limited/**", upstream.url, rate_limit_requests=1)
     route = "ANY /api/v1/limited/**"
     before = sample("gateway_limit_rejections_total", route=route, policy="rate")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from gateway_project import dashboard, traffic
-from routing.views import ProxyView
-from tests.support.observability import ConsumerAuth
+from routing.pipeline import Authenticate
+from tests.support.observability import authenticate_alice
 
 
 def _row(html: str, route: str) -> list[str]:
@@ -21,7 +21,7 @@ def _row(html: str, route: str) -> list[str]:
 def test_dashboard_renders_requests_errors_latency_and_consumers_after_traffic(
     admin_client, client, make_route, upstream, monkeypatch
 ):
-    monkeypatch.setattr(ProxyView, "authentication_classes", [ConsumerAuth])
+    monkeypatch.setattr(Authenticate, "run", authenticate_alice)
     make_route("/api/v1/dash/**", upstream.url)
     route = "ANY /api/v1/dash/**"
     for n in range(6):

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
-from rest_framework.authentication import BaseAuthentication
 
+from accounts.identity import Principal
 from gateway_project.redis import redis_client, redis_key
 from quotas.store import MemoryStore, RedisStore
-from routing.proxy import Consumer
-from routing.views import ProxyView
+from routing.pipeline import Authenticate, RequestContext
 from tests.support.gateway_server import free_port
 
 needs_redis = pytest.mark.skipif(
@@ -78,27 +77,25 @@ def store_factory(request: pytest.FixtureRequest) -> Iterator[Any]:
         _drop(redis_client(), prefix)
 
 
-class HeaderConsumerAuthentication(BaseAuthentication):
-    """TEST ONLY: `X-Test-Consumer: kind:id:username:role1,role2` sets the consumer."""
-
-    def authenticate(self, request: Any) -> None:
-        """Set request.gateway.consumer from the test header; never a DRF user."""
-        raw = request.META.get("HTTP_X_TEST_CONSUMER")
-        if raw:
-            kind, identifier, username, roles = [*raw.split(":"), ""][:4]
-            request.gateway.consumer = Consumer(
-                id=identifier,
-                username=username,
-                roles=frozenset(role for role in roles.split(",") if role),
-                kind=kind,
-            )
-        return None
+def principal_from_test_header(self: object, ctx: RequestContext) -> None:
+    """TEST ONLY, the authenticate step's `run`: `X-Test-Consumer: kind:id:username:roles`."""
+    raw = ctx.meta.get("HTTP_X_TEST_CONSUMER")
+    if raw:
+        kind, identifier, username, roles = [*raw.split(":"), ""][:4]
+        ctx.principal = Principal(
+            id=identifier,
+            username=username,
+            roles=frozenset(role for role in roles.split(",") if role),
+            permissions=frozenset(),
+            kind=kind,
+            credential="jwt",
+        )
 
 
 @pytest.fixture
 def consumers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let tests name their consumer with the X-Test-Consumer header."""
-    monkeypatch.setattr(ProxyView, "authentication_classes", [HeaderConsumerAuthentication])
+    monkeypatch.setattr(Authenticate, "run", principal_from_test_header)
 
 
 def consumer_header(kind: str, identifier: str, username: str, roles: str = "") -> str:

@@ -51,11 +51,11 @@ def guarded(make_route, upstream):
     )
 
 
-def test_token_from_the_external_issuer_is_accepted_with_mapped_claims(client, external, guarded):
+def test_token_from_the_external_issuer_is_accepted_with_mapped_claims(gateway, external, guarded):
     key = SigningKey("k1")
     external.publish(key.jwk)
 
-    headers = upstream_headers(client.get("/svc/echo", **bearer(key.token())))
+    headers = upstream_headers(gateway.get("/svc/echo", **bearer(key.token())))
 
     assert headers["x-consumer-id"] == "idp-user-7"
     assert headers["x-consumer-username"] == "erin"
@@ -63,42 +63,42 @@ def test_token_from_the_external_issuer_is_accepted_with_mapped_claims(client, e
     assert headers["x-consumer-permissions"] == "openid,read:tasks"
 
 
-def test_keys_are_fetched_once_and_then_served_from_the_cache(client, external, guarded):
+def test_keys_are_fetched_once_and_then_served_from_the_cache(gateway, external, guarded):
     key = SigningKey("k1")
     external.publish(key.jwk)
 
     for _ in range(3):
-        assert client.get("/svc/echo", **bearer(key.token())).status_code == 200
+        assert gateway.get("/svc/echo", **bearer(key.token())).status_code == 200
 
     assert external.fetches == 1
 
 
 @override_settings(JWT_JWKS_MIN_REFETCH_MS=200)
-def test_rotated_key_is_picked_up_on_its_first_unknown_kid(client, external, guarded):
+def test_rotated_key_is_picked_up_on_its_first_unknown_kid(gateway, external, guarded):
     old, new = SigningKey("2026-01"), SigningKey("2026-02", kind="EC")
     external.publish(old.jwk)
-    assert client.get("/svc/echo", **bearer(old.token())).status_code == 200
+    assert gateway.get("/svc/echo", **bearer(old.token())).status_code == 200
     assert external.fetches == 1
 
     external.publish(new.jwk)  # the issuer rotates: the old key is withdrawn
     time.sleep(0.25)  # past JWT_JWKS_MIN_REFETCH
-    response = client.get("/svc/echo", **bearer(new.token()))
+    response = gateway.get("/svc/echo", **bearer(new.token()))
 
     assert response.status_code == 200, response.content
     assert external.fetches == 2
     time.sleep(0.25)
-    assert client.get("/svc/echo", **bearer(old.token())).status_code == 401
-    assert client.get("/svc/echo", **bearer(new.token())).status_code == 200
+    assert gateway.get("/svc/echo", **bearer(old.token())).status_code == 401
+    assert gateway.get("/svc/echo", **bearer(new.token())).status_code == 200
 
 
-def test_unknown_kids_cannot_make_the_gateway_hammer_the_issuer(client, external, guarded):
+def test_unknown_kids_cannot_make_the_gateway_hammer_the_issuer(gateway, external, guarded):
     key = SigningKey("k1")
     external.publish(key.jwk)
-    assert client.get("/svc/echo", **bearer(key.token())).status_code == 200
+    assert gateway.get("/svc/echo", **bearer(key.token())).status_code == 200
 
     for index in range(5):
         stranger = SigningKey(f"unknown-{index}", kind="EC")
-        response = client.get("/svc/echo", **bearer(stranger.token()))
+        response = gateway.get("/svc/echo", **bearer(stranger.token()))
         assert response.status_code == 401
         assert "key" in problem(response)["detail"]
 
@@ -106,17 +106,17 @@ def test_unknown_kids_cannot_make_the_gateway_hammer_the_issuer(client, external
     assert external.fetches == 1
 
 
-def test_token_signed_with_an_unpublished_key_is_rejected(client, external, guarded):
+def test_token_signed_with_an_unpublished_key_is_rejected(gateway, external, guarded):
     external.publish(SigningKey("k1").jwk)
     impostor = SigningKey("k1")  # same kid, different private key
 
-    response = client.get("/svc/echo", **bearer(impostor.token()))
+    response = gateway.get("/svc/echo", **bearer(impostor.token()))
 
     assert response.status_code == 401
     assert "signature" in problem(response)["detail"]
 
 
-def test_hmac_token_naming_a_published_kid_is_rejected(client, external, guarded):
+def test_hmac_token_naming_a_published_kid_is_rejected(gateway, external, guarded):
     key = SigningKey("k1")
     external.publish(key.jwk)
     now = int(time.time())
@@ -127,7 +127,7 @@ def test_hmac_token_naming_a_published_kid_is_rejected(client, external, guarded
         headers={"kid": "k1"},
     )
 
-    response = client.get("/svc/echo", **bearer(forged))
+    response = gateway.get("/svc/echo", **bearer(forged))
 
     assert response.status_code == 401
     assert "algorithm" in problem(response)["detail"]
@@ -143,17 +143,17 @@ def test_hmac_token_naming_a_published_kid_is_rejected(client, external, guarded
     ],
     ids=["expired", "wrong-issuer", "refresh-token", "no-sub"],
 )
-def test_invalid_external_token_is_rejected(client, external, guarded, overrides, reason):
+def test_invalid_external_token_is_rejected(gateway, external, guarded, overrides, reason):
     key = SigningKey("k1")
     external.publish(key.jwk)
 
-    response = client.get("/svc/echo", **bearer(key.token(**overrides)))
+    response = gateway.get("/svc/echo", **bearer(key.token(**overrides)))
 
     assert response.status_code == 401
     assert reason in problem(response)["detail"]
 
 
-def test_symmetric_keys_in_the_jwks_are_never_used(client, external, guarded):
+def test_symmetric_keys_in_the_jwks_are_never_used(gateway, external, guarded):
     secret = "shared-secret-" + "z" * 30
     oct_jwk = {
         "kty": "oct",
@@ -173,15 +173,15 @@ def test_symmetric_keys_in_the_jwks_are_never_used(client, external, guarded):
         headers={"kid": "hmac"},
     )
 
-    assert client.get("/svc/echo", **bearer(forged)).status_code == 401
+    assert gateway.get("/svc/echo", **bearer(forged)).status_code == 401
 
 
-def test_unreachable_jwks_gives_401_not_an_error(client, external, guarded):
+def test_unreachable_jwks_gives_401_not_an_error(gateway, external, guarded):
     external.status = 503
     key = SigningKey("k1")
     external.publish(key.jwk)
 
-    response = client.get("/svc/echo", **bearer(key.token()))
+    response = gateway.get("/svc/echo", **bearer(key.token()))
 
     assert response.status_code == 401
     assert external.fetches == 1

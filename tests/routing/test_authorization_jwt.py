@@ -32,8 +32,8 @@ def jwt_route(make_route, upstream):
     return protect(make_route("/svc/**", upstream.url), permissions=("read:tasks",))
 
 
-def login(client, username: str) -> dict[str, str]:
-    response = client.post(
+def login(gateway, username: str) -> dict[str, str]:
+    response = gateway.post(
         "/auth/token/",
         {"username": username, "password": PASSWORD},
         content_type="application/json",
@@ -51,12 +51,12 @@ def assert_401(response) -> dict:
 
 
 def test_token_from_auth_endpoint_is_accepted_and_upstream_learns_the_caller(
-    client, jwt_route, upstream
+    gateway, jwt_route, upstream
 ):
     alice = user("alice", role("developer", "read:tasks", "write:tasks"))
-    tokens = login(client, "alice")
+    tokens = login(gateway, "alice")
 
-    response = client.get("/svc/echo/tasks", **bearer(tokens["access"]))
+    response = gateway.get("/svc/echo/tasks", **bearer(tokens["access"]))
 
     headers = upstream_headers(response)
     assert headers["x-consumer-id"] == str(alice.pk)
@@ -65,11 +65,11 @@ def test_token_from_auth_endpoint_is_accepted_and_upstream_learns_the_caller(
     assert headers["x-consumer-permissions"] == "read:tasks,write:tasks"
 
 
-def test_client_supplied_consumer_headers_never_reach_the_upstream(client, jwt_route, upstream):
+def test_client_supplied_consumer_headers_never_reach_the_upstream(gateway, jwt_route, upstream):
     user("alice", role("developer", "read:tasks"))
-    tokens = login(client, "alice")
+    tokens = login(gateway, "alice")
 
-    response = client.get(
+    response = gateway.get(
         "/svc/echo/x",
         HTTP_X_CONSUMER_ID="0",
         HTTP_X_CONSUMER_USERNAME="root",
@@ -85,18 +85,18 @@ def test_client_supplied_consumer_headers_never_reach_the_upstream(client, jwt_r
     assert "root" not in json.dumps(headers)
 
 
-def test_spoofed_consumer_headers_are_dropped_for_anonymous_callers(client, make_route, upstream):
+def test_spoofed_consumer_headers_are_dropped_for_anonymous_callers(gateway, make_route, upstream):
     protect(make_route("/pub/**", upstream.url), authentication="optional")
 
-    response = client.get("/pub/echo", HTTP_X_CONSUMER_ID="7", HTTP_X_CONSUMER_ROLES="admin")
+    response = gateway.get("/pub/echo", HTTP_X_CONSUMER_ID="7", HTTP_X_CONSUMER_ROLES="admin")
 
     headers = upstream_headers(response)
     assert "x-consumer-id" not in headers
     assert "x-consumer-roles" not in headers
 
 
-def test_request_without_credentials_gets_401_with_bearer_challenge(client, jwt_route, upstream):
-    body = assert_401(client.get("/svc/echo"))
+def test_request_without_credentials_gets_401_with_bearer_challenge(gateway, jwt_route, upstream):
+    body = assert_401(gateway.get("/svc/echo"))
     assert body["code"] == "not_authenticated"
     assert upstream.count() == 0
 
@@ -117,17 +117,17 @@ ATTACKS = {
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_forged_or_invalid_token_is_rejected_with_401(client, jwt_route, upstream, attack):
+def test_forged_or_invalid_token_is_rejected_with_401(gateway, jwt_route, upstream, attack):
     token = ATTACKS[attack]()
 
-    body = assert_401(client.get("/svc/echo", **bearer(token)))
+    body = assert_401(gateway.get("/svc/echo", **bearer(token)))
 
     assert body["code"] == "authentication_failed"
     assert upstream.count() == 0
 
 
-def test_a_well_formed_token_passes_so_the_attack_cases_are_meaningful(client, jwt_route):
-    response = client.get("/svc/echo", **bearer(sign(claims())))
+def test_a_well_formed_token_passes_so_the_attack_cases_are_meaningful(gateway, jwt_route):
+    response = gateway.get("/svc/echo", **bearer(sign(claims())))
     assert response.status_code == 200, response.content
 
 
@@ -140,24 +140,24 @@ def test_a_well_formed_token_passes_so_the_attack_cases_are_meaningful(client, j
         ("aud", None, "claim"),
     ],
 )
-def test_token_for_another_audience_or_issuer_is_rejected(client, jwt_route, field, value, reason):
-    assert client.get("/svc/echo", **bearer(sign(claims()))).status_code == 200
+def test_token_for_another_audience_or_issuer_is_rejected(gateway, jwt_route, field, value, reason):
+    assert gateway.get("/svc/echo", **bearer(sign(claims()))).status_code == 200
 
     token = sign(claims(**{field: value}))
 
-    body = assert_401(client.get("/svc/echo", **bearer(token)))
+    body = assert_401(gateway.get("/svc/echo", **bearer(token)))
     assert reason in body["detail"]
 
 
 @override_settings(JWT_LEEWAY_MS=0)
-def test_token_remembered_as_valid_is_rejected_once_it_expires(client, jwt_route):
+def test_token_remembered_as_valid_is_rejected_once_it_expires(gateway, jwt_route):
     expires = int(time.time()) + 2  # at least a second to verify it once while still valid
     token = sign(claims(exp=expires))
-    assert client.get("/svc/echo", **bearer(token)).status_code == 200
+    assert gateway.get("/svc/echo", **bearer(token)).status_code == 200
 
     time.sleep(max(0.0, expires - time.time()) + 0.05)
 
-    assert_401(client.get("/svc/echo", **bearer(token)))
+    assert_401(gateway.get("/svc/echo", **bearer(token)))
 
 
 class TestRS256:
@@ -174,19 +174,19 @@ class TestRS256:
         ):
             yield private, public
 
-    def test_rs256_token_from_auth_endpoint_is_accepted(self, client, jwt_route):
+    def test_rs256_token_from_auth_endpoint_is_accepted(self, gateway, jwt_route):
         user("bob", role("developer", "read:tasks"))
-        tokens = login(client, "bob")
+        tokens = login(gateway, "bob")
         header = json.loads(
             __import__("jwt").utils.base64url_decode(tokens["access"].split(".")[0])
         )
         assert header["alg"] == "RS256"
 
-        response = client.get("/svc/echo", **bearer(tokens["access"]))
+        response = gateway.get("/svc/echo", **bearer(tokens["access"]))
 
         assert upstream_headers(response)["x-consumer-username"] == "bob"
 
-    def test_hs256_token_signed_with_the_public_key_is_rejected(self, client, jwt_route, rs256):
+    def test_hs256_token_signed_with_the_public_key_is_rejected(self, gateway, jwt_route, rs256):
         _, public = rs256
         # Algorithm confusion: the attacker uses the (public) verifying key as an HMAC secret.
         # PyJWT itself refuses to HMAC with a PEM, so build the token by hand.
@@ -204,10 +204,10 @@ class TestRS256:
         signature = hmac.new(public.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
         token = f"{header}.{payload}.{b64(signature.digest())}"
 
-        body = assert_401(client.get("/svc/echo", **bearer(token)))
+        body = assert_401(gateway.get("/svc/echo", **bearer(token)))
         assert "algorithm" in body["detail"]
 
-    def test_rs256_token_signed_with_another_private_key_is_rejected(self, client, jwt_route):
+    def test_rs256_token_signed_with_another_private_key_is_rejected(self, gateway, jwt_route):
         other_private, _ = rsa_pem_pair()
         token = sign(claims(), key=other_private, algorithm="RS256")
-        assert_401(client.get("/svc/echo", **bearer(token)))
+        assert_401(gateway.get("/svc/echo", **bearer(token)))

@@ -66,46 +66,52 @@ def client_credentials_token(client, app, secret, scope: str | None = None) -> d
     return json.loads(response.content)
 
 
-def test_client_credentials_token_is_accepted_with_the_clients_roles(client, oauth_route, machine):
+def test_client_credentials_token_is_accepted_with_the_clients_roles(
+    gateway, client, oauth_route, machine
+):
     app, secret = machine
     token = client_credentials_token(client, app, secret)["access_token"]
 
-    headers = upstream_headers(client.get("/svc/echo", **bearer(token)))
+    headers = upstream_headers(gateway.get("/svc/echo", **bearer(token)))
 
     assert headers["x-consumer-id"] == "reporting"
     assert headers["x-consumer-roles"] == "reader"
     assert headers["x-consumer-permissions"] == "read:reports,read:tasks"
 
 
-def test_scope_narrows_a_token_to_some_of_its_permissions(client, make_route, upstream, machine):
+def test_scope_narrows_a_token_to_some_of_its_permissions(
+    gateway, client, make_route, upstream, machine
+):
     protect(make_route("/svc/**", upstream.url), permissions=("read:reports",))
     app, secret = machine
     token = client_credentials_token(client, app, secret, scope="read:tasks")["access_token"]
 
-    response = client.get("/svc/echo", **bearer(token))
+    response = gateway.get("/svc/echo", **bearer(token))
 
     assert response.status_code == 403
     assert problem(response)["code"] == "permission_denied"
 
 
-def test_revoked_oauth_token_is_refused_on_the_next_request(client, oauth_route, machine, upstream):
+def test_revoked_oauth_token_is_refused_on_the_next_request(
+    gateway, client, oauth_route, machine, upstream
+):
     app, secret = machine
     token = client_credentials_token(client, app, secret)["access_token"]
-    assert client.get("/svc/echo", **bearer(token)).status_code == 200
+    assert gateway.get("/svc/echo", **bearer(token)).status_code == 200
 
     revoked = form_post(
         client, "/o/revoke_token/", {"token": token}, **basic(app.client_id, secret)
     )
     assert revoked.status_code == 200, revoked.content
-    response = client.get("/svc/echo", **bearer(token))
+    response = gateway.get("/svc/echo", **bearer(token))
 
     assert response.status_code == 401
     assert problem(response)["code"] == "authentication_failed"
     assert upstream.count() == 1
 
 
-def test_unknown_opaque_token_is_refused_with_401(client, oauth_route):
-    response = client.get("/svc/echo", **bearer("k" * 30))
+def test_unknown_opaque_token_is_refused_with_401(gateway, oauth_route):
+    response = gateway.get("/svc/echo", **bearer("k" * 30))
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -185,12 +191,12 @@ def authorization_code_tokens(client, app, person) -> dict:
 
 
 def test_authorization_code_with_pkce_gives_a_token_with_the_users_roles(
-    client, oauth_route, web_app
+    gateway, client, oauth_route, web_app
 ):
     dana = user("dana", role("developer", "read:tasks"))
     tokens = authorization_code_tokens(client, web_app, dana)
 
-    headers = upstream_headers(client.get("/svc/echo", **bearer(tokens["access_token"])))
+    headers = upstream_headers(gateway.get("/svc/echo", **bearer(tokens["access_token"])))
 
     assert headers["x-consumer-id"] == str(dana.pk)
     assert headers["x-consumer-username"] == "dana"
@@ -213,7 +219,7 @@ def test_authorization_code_without_pkce_is_refused(client, web_app):
     assert "code" not in query
 
 
-def test_refresh_token_gives_a_working_new_access_token(client, oauth_route, web_app):
+def test_refresh_token_gives_a_working_new_access_token(gateway, client, oauth_route, web_app):
     dana = user("dana", role("developer", "read:tasks"))
     tokens = authorization_code_tokens(client, web_app, dana)
 
@@ -230,18 +236,20 @@ def test_refresh_token_gives_a_working_new_access_token(client, oauth_route, web
     assert response.status_code == 200, response.content
     fresh = json.loads(response.content)
     assert fresh["access_token"] != tokens["access_token"]
-    assert client.get("/svc/echo", **bearer(fresh["access_token"])).status_code == 200
+    assert gateway.get("/svc/echo", **bearer(fresh["access_token"])).status_code == 200
 
 
-def test_deactivating_a_user_stops_their_oauth_tokens_at_once(client, oauth_route, web_app):
+def test_deactivating_a_user_stops_their_oauth_tokens_at_once(
+    gateway, client, oauth_route, web_app
+):
     dana = user("dana", role("developer", "read:tasks"))
     tokens = authorization_code_tokens(client, web_app, dana)
-    assert client.get("/svc/echo", **bearer(tokens["access_token"])).status_code == 200
+    assert gateway.get("/svc/echo", **bearer(tokens["access_token"])).status_code == 200
 
     dana.is_active = False
     dana.save()
 
-    assert client.get("/svc/echo", **bearer(tokens["access_token"])).status_code == 401
+    assert gateway.get("/svc/echo", **bearer(tokens["access_token"])).status_code == 401
     refreshed = form_post(
         client,
         "/o/token/",

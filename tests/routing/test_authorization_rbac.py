@@ -31,10 +31,10 @@ def route(make_route, upstream):
     return factory
 
 
-def test_missing_permission_is_refused_with_403_problem(client, route, upstream):
+def test_missing_permission_is_refused_with_403_problem(gateway, route, upstream):
     route(permissions=("manage:integrations",))
 
-    response = client.get("/svc/echo", **token(permissions=["read:tasks"]))
+    response = gateway.get("/svc/echo", **token(permissions=["read:tasks"]))
 
     assert response.status_code == 403
     body = problem(response)
@@ -53,10 +53,10 @@ def test_missing_permission_is_refused_with_403_problem(client, route, upstream)
         ([], 403),
     ],
 )
-def test_every_listed_permission_is_needed(client, route, held, status):
+def test_every_listed_permission_is_needed(gateway, route, held, status):
     route(permissions=("read:tasks", "write:tasks"))
 
-    response = client.get("/svc/echo", **token(permissions=held))
+    response = gateway.get("/svc/echo", **token(permissions=held))
 
     assert response.status_code == status, response.content
 
@@ -65,78 +65,78 @@ def test_every_listed_permission_is_needed(client, route, held, status):
     ("held", "status"),
     [(["admin"], 200), (["ops"], 200), (["admin", "ops"], 200), (["developer"], 403), ([], 403)],
 )
-def test_any_one_listed_role_is_enough(client, route, held, status):
+def test_any_one_listed_role_is_enough(gateway, route, held, status):
     route(roles=("admin", "ops"))
 
-    response = client.get("/svc/echo", **token(roles=held))
+    response = gateway.get("/svc/echo", **token(roles=held))
 
     assert response.status_code == status, response.content
 
 
-def test_roles_and_permissions_are_both_enforced(client, route):
+def test_roles_and_permissions_are_both_enforced(gateway, route):
     route(roles=("admin",), permissions=("manage:integrations",))
 
-    assert client.get("/svc/echo", **token(roles=["admin"])).status_code == 403
-    assert client.get("/svc/echo", **token(permissions=["manage:integrations"])).status_code == 403
-    ok = client.get("/svc/echo", **token(roles=["admin"], permissions=["manage:integrations"]))
+    assert gateway.get("/svc/echo", **token(roles=["admin"])).status_code == 403
+    assert gateway.get("/svc/echo", **token(permissions=["manage:integrations"])).status_code == 403
+    ok = gateway.get("/svc/echo", **token(roles=["admin"], permissions=["manage:integrations"]))
     assert ok.status_code == 200
 
 
-def test_wildcard_permission_grants_every_permission_under_its_prefix(client, route):
+def test_wildcard_permission_grants_every_permission_under_its_prefix(gateway, route):
     route(permissions=("manage:integrations",))
 
-    assert client.get("/svc/echo", **token(permissions=["manage:*"])).status_code == 200
-    assert client.get("/svc/echo", **token(permissions=["read:*"])).status_code == 403
+    assert gateway.get("/svc/echo", **token(permissions=["manage:*"])).status_code == 200
+    assert gateway.get("/svc/echo", **token(permissions=["read:*"])).status_code == 403
 
 
-def test_optional_route_passes_anonymous_callers_without_consumer_headers(client, route):
+def test_optional_route_passes_anonymous_callers_without_consumer_headers(gateway, route):
     route(authentication="optional")
 
-    headers = upstream_headers(client.get("/svc/echo"))
+    headers = upstream_headers(gateway.get("/svc/echo"))
 
     assert "x-consumer-id" not in headers
 
 
-def test_optional_route_identifies_a_known_caller(client, route):
+def test_optional_route_identifies_a_known_caller(gateway, route):
     route(authentication="optional")
 
-    headers = upstream_headers(client.get("/svc/echo", **token(name="carol")))
+    headers = upstream_headers(gateway.get("/svc/echo", **token(name="carol")))
 
     assert headers["x-consumer-username"] == "carol"
 
 
-def test_optional_route_refuses_an_invalid_credential(client, route, upstream):
+def test_optional_route_refuses_an_invalid_credential(gateway, route, upstream):
     route(authentication="optional")
 
-    response = client.get("/svc/echo", **bearer(sign(claims(), key="wrong-key-" + "k" * 40)))
+    response = gateway.get("/svc/echo", **bearer(sign(claims(), key="wrong-key-" + "k" * 40)))
 
     assert response.status_code == 401
     assert problem(response)["code"] == "authentication_failed"
     assert upstream.count() == 0
 
 
-def test_optional_route_with_a_permission_needs_credentials(client, route):
+def test_optional_route_with_a_permission_needs_credentials(gateway, route):
     route(authentication="optional", permissions=("read:tasks",))
 
-    response = client.get("/svc/echo")
+    response = gateway.get("/svc/echo")
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_open_route_ignores_even_invalid_credentials(client, route):
+def test_open_route_ignores_even_invalid_credentials(gateway, route):
     route(authentication="none")
 
-    response = client.get("/svc/echo", HTTP_AUTHORIZATION="Bearer not-a-token", HTTP_X_API_KEY="x")
+    response = gateway.get("/svc/echo", HTTP_AUTHORIZATION="Bearer not-a-token", HTTP_X_API_KEY="x")
 
     headers = upstream_headers(response)
     assert "x-consumer-id" not in headers
 
 
-def test_non_bearer_authorization_counts_as_no_credentials(client, route):
+def test_non_bearer_authorization_counts_as_no_credentials(gateway, route):
     route()
 
-    response = client.get("/svc/echo", HTTP_AUTHORIZATION="Basic YWxpY2U6c2VjcmV0")
+    response = gateway.get("/svc/echo", HTTP_AUTHORIZATION="Basic YWxpY2U6c2VjcmV0")
 
     assert response.status_code == 401
     assert problem(response)["code"] == "not_authenticated"

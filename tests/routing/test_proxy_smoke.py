@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 
-def test_get_is_forwarded_to_the_upstream(client, make_route, upstream):
+def test_get_is_forwarded_to_the_upstream(gateway, make_route, upstream):
     make_route("/api/v1/rd/**", upstream.url)
-    response = client.get("/api/v1/rd/echo/tasks?x=1")
+    response = gateway.get("/api/v1/rd/echo/tasks?x=1")
     assert response.status_code == 200, response.content
     body = json.loads(response.content)
     assert body["path"] == "/api/v1/rd/echo/tasks"

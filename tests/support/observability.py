@@ -10,7 +10,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from routing.proxy import Consumer
+from accounts.identity import Principal
+from routing.pipeline import RequestContext
 
 
 class LineCapture(logging.Handler):
@@ -46,11 +47,13 @@ def sample(name: str, **labels: str) -> float:
     return value or 0.0
 
 
-class ConsumerAuth:
-    """Test authentication: names a consumer the way the identity step will."""
-
-    def authenticate(self, request: Any) -> None:
-        request.gateway.consumer = Consumer(id="42", username="alice", kind="user")
-
-    def authenticate_header(self, request: Any) -> str:
-        return "Bearer"
+def authenticate_alice(self: object, ctx: RequestContext) -> None:
+    """Test stand-in for the authenticate step's `run`: the caller is always user alice."""
+    ctx.principal = Principal(
+        id="42",
+        username="alice",
+        roles=frozenset(),
+        permissions=frozenset(),
+        kind="user",
+        credential="jwt",
+    )

@@ -1,0 +1,323 @@
+"""The request's way through the gateway: an ordered list of steps over one request context.
+
+Every proxied request (and every explain dry run) takes the same way::
+
+    loop -> match                                     (ENTRY_STEPS: before a route is known)
+    -> [ip rules, CORS preflight]                     (route policies, CONTRACT section 5)
+    -> authenticate -> authorize -> limit
+    -> [validate, cache lookup, request headers]      (route policies)
+    -> forward
+    response side: [response headers, CORS headers, cache store] -> rate-limit headers
+
+The steps after `match` are compiled once per route by `build_steps(route)`: a route without
+policies gets the core steps only and pays nothing for the policies it does not have.
+
+The step interface
+------------------
+A step subclasses `Step`, names itself (`name`; its trace span is `gateway.<name>`) and
+overrides one or both hooks:
+
+- `run(ctx) -> HttpResponseBase | None`, the request side. Return None to go on; return a
+  response to answer here (the request steps after it are skipped, the response side still
+  runs); or raise an error with a status and a code (a `gateway_project.errors.GatewayError`
+  subclass), which the view renders once, as problem+json.
+- `respond(ctx, response) -> HttpResponseBase`, the response side. It runs on every answer: the
+  upstream's, a step's own, and the gateway's errors (then `ctx.error` holds the exception).
+  Return the response (changed in place) or a replacement.
+
+A step lists itself in `Steps.request` when it has a `run` and in `Steps.response` when it has a
+`respond`; one step object may sit in both (CORS: preflight early, headers late). Both tuples are
+in the order the contract gives. Steps hold no per-request state: what a request learns goes on
+the `RequestContext`. Each step honours `ctx.dry_run` (explain): it consumes nothing, calls no
+upstream, and records its verdict with `ctx.note(...)` (explain prints those lines in order).
+The rules themselves live in their own modules as functions of the context (authorization.py,
+limits.py, proxy.py; they import `RequestContext` under TYPE_CHECKING only, so this module may
+import them); the step classes here are the few lines that call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+from accounts.identity import Principal
+from gateway_project import tracing
+from gateway_project.errors import GatewayError, LoopDetected, MethodNotAllowed
+from routing import authorization, limits
+from routing.loops import came_back
+from routing.proxy import forward, normalized_path, raw_path
+from routing.table import CompiledRoute, route_tables
+
+# The methods the gateway forwards; any other is 405 before any check (TRACE invites XST).
+FORWARDED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything one request's steps read and learn, from the client's head to the access log."""
+
+    method: str
+    raw_path: str  # as the client sent it (percent-escapes intact), without the query
+    meta: Mapping[str, Any]  # the WSGI environ (headers as HTTP_*), or explain's stand-in
+    query: str = ""
+    http_request: HttpRequest | None = None  # None in a dry run: there is no body to forward
+    request_id: str = ""
+    trace: tracing.TraceContext | None = None
+    dry_run: bool = False  # explain: run every check, consume no quota, call no upstream
+    # Learned by the steps.
+    path: str | None = None  # normalized (match)
+    route: CompiledRoute | None = None  # match
+    principal: Principal | None = None  # authenticate; None when anonymous
+    limit_verdict: str | None = None  # limit: for the access log and rejection metrics
+    response_headers: dict[str, str] = field(default_factory=dict)  # added to every answer
+    error: Exception | None = None  # the error the gateway answers with, if any
+    notes: list[str] = field(default_factory=list)  # each step's verdict (dry run only)
+    # Filled in by forward, for the access log, metrics and spans.
+    upstream_target: str | None = None
+    upstream_seconds: float | None = None
+    attempts: int = 0
+    request_bytes: int = 0
+
+    def note(self, verdict: str) -> None:
+        """Record a step's verdict for explain (a no-op outside a dry run)."""
+        if self.dry_run:
+            self.notes.append(verdict)
+
+
+class Step:
+    """One stage of a request's way; override `run` (request side) and/or `respond`."""
+
+    name: ClassVar[str] = "step"
+    # A client span is the upstream's parent; the observability middleware ends it once the
+    # answer is complete, with the upstream's address and attempts.
+    client_span: ClassVar[bool] = False
+
+    def run(self, ctx: RequestContext) -> HttpResponseBase | None:
+        """Request side: None to go on, a response to answer here, or raise to refuse."""
+        return None
+
+    def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
+        """Response side: the answer on its way back (errors included)."""
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    """A route's compiled way: its request-side and response-side steps, each in order."""
+
+    request: tuple[Step, ...]
+    response: tuple[Step, ...]
+
+
+class CheckLoop(Step):
+    """508 when this gateway's own Via entry came back: first, so a loop costs the least."""
+
+    name = "loop"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Refuse a request that already passed through this gateway."""
+        if came_back(ctx.meta.get("HTTP_VIA")):
+            raise LoopDetected()
+
+
+class Match(Step):
+    """Normalize the path and find the route in the in-memory table (400, 404, 405)."""
+
+    name = "match"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Set `ctx.path` and `ctx.route`."""
+        ctx.path = normalized_path(ctx.raw_path)
+        if ctx.method not in FORWARDED_METHODS:
+            raise MethodNotAllowed(f"The gateway does not forward {ctx.method[:16]!r} requests.")
+        ctx.route = route_tables.get().match(ctx.method, ctx.path)
+
+
+class Authenticate(Step):
+    """Read the route's credential (JWT, OAuth2 token, API key) into `ctx.principal`; 401."""
+
+    name = "authenticate"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Who is calling, unless the route ignores credentials."""
+        authorization.authenticate(ctx)
+
+
+class Authorize(Step):
+    """The route's authentication mode, any one of its roles, all of its permissions; 401/403."""
+
+    name = "authorize"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Let the caller pass, or refuse."""
+        authorization.authorize(ctx)
+
+
+class Limit(Step):
+    """Every rate limit and quota in one store call (429; 503 when the store fails closed)."""
+
+    name = "limit"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Check (and, unless dry, consume) the limits; their headers go on every answer."""
+        limits.check_limits(ctx)
+
+
+class Forward(Step):
+    """Send the request upstream and turn its answer into the client's (dry run: neither)."""
+
+    name = "forward"
+    client_span = True
+
+    def run(self, ctx: RequestContext) -> HttpResponseBase | None:
+        """The upstream's answer."""
+        if ctx.dry_run or ctx.http_request is None:
+            return None
+        return forward(ctx.http_request, ctx)
+
+
+class RateLimitHeaders(Step):
+    """Add what the steps learned (RateLimit-*) to every answer, errors included."""
+
+    name = "respond"
+
+    def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
+        """Headers the answer does not carry yet (an error's own Retry-After wins)."""
+        for header, value in ctx.response_headers.items():
+            if header not in response:
+                response[header] = value
+        return response
+
+
+ENTRY_STEPS: tuple[Step, ...] = (CheckLoop(), Match())
+_AUTHENTICATE, _AUTHORIZE, _LIMIT, _FORWARD = Authenticate(), Authorize(), Limit(), Forward()
+_RATE_LIMIT_HEADERS = RateLimitHeaders()
+
+
+def build_steps(route: CompiledRoute) -> Steps:
+    """The steps after `match` for one route, in the contract's order (section 5)."""
+    request: list[Step] = []
+    # ip_allow / ip_deny: 403 ip_forbidden, before authentication.
+    # CORS preflight: answered here with 204, no credentials needed, never forwarded.
+    request += [_AUTHENTICATE, _AUTHORIZE, _LIMIT]
+    # validate: 400 with errors[] / 404 operation_not_found, the upstream not called.
+    # cache lookup: a hit answers here (X-Cache: HIT, Age).
+    # request_headers: set / remove on the way upstream.
+    # websocket: the upgrade handshake is forwarded by its own step in forward's place.
+    request.append(_FORWARD)
+    response: list[Step] = []
+    # response_headers: upstream answers only (not when ctx.error is set).
+    # CORS headers: Access-Control-Allow-Origin and friends, Vary: Origin.
+    # cache store: 200 answers to GET/HEAD within the size limit.
+    response.append(_RATE_LIMIT_HEADERS)
+    return Steps(request=tuple(request), response=tuple(response))
+
+
+# Compiled steps by route identity; the route is kept with them so a recycled id never matches.
+_compiled: dict[int, tuple[CompiledRoute, Steps]] = {}
+_COMPILED_LIMIT = 4096
+_NO_STEPS = Steps(request=(), response=())
+
+
+def steps_for(route: CompiledRoute) -> Steps:
+    """The route's compiled steps (built on first use; a recompiled table gets fresh ones)."""
+    entry = _compiled.get(id(route))
+    if entry is not None and entry[0] is route:
+        return entry[1]
+    steps = build_steps(route)
+    if len(_compiled) >= _COMPILED_LIMIT:
+        _compiled.clear()  # old tables' routes: dropping them all is cheaper than tracking age
+    _compiled[id(route)] = (route, steps)
+    return steps
+
+
+def _run_traced(
+    step: Step, ctx: RequestContext, trace: tracing.TraceContext
+) -> HttpResponseBase | None:
+    span = tracing.start_step(trace, f"gateway.{step.name}", client=step.client_span)
+    if step.client_span:
+        trace.forward_span = span
+        return step.run(ctx)
+    failed = True
+    try:
+        answer = step.run(ctx)
+        failed = False
+        return answer
+    finally:
+        tracing.end_span(span, error=failed)
+
+
+def _request_side(ctx: RequestContext, steps: tuple[Step, ...]) -> HttpResponseBase | None:
+    trace = ctx.trace
+    for step in steps:
+        if trace is None or trace.server_span is None:  # not exporting: no span bookkeeping
+            answer = step.run(ctx)
+        else:
+            answer = _run_traced(step, ctx, trace)
+        if answer is not None:
+            return answer
+    return None
+
+
+def handle(
+    ctx: RequestContext, *, render_error: Callable[[Exception], HttpResponseBase]
+) -> HttpResponseBase:
+    """Serve one request: the request side, then the response side on whatever answered."""
+    steps = _NO_STEPS
+    try:
+        answer = _request_side(ctx, ENTRY_STEPS)
+        if answer is None and ctx.route is not None:
+            steps = steps_for(ctx.route)
+            answer = _request_side(ctx, steps.request)
+        if answer is None:
+            raise RuntimeError("no step answered the request")  # forward always answers
+    except Exception as error:
+        ctx.error = error
+        answer = render_error(error)
+    for step in steps.response:
+        answer = step.respond(ctx, answer)
+    return answer
+
+
+def dry_run(ctx: RequestContext) -> GatewayError | None:
+    """Explain: the same steps with nothing consumed; the refusal, or None if it would pass."""
+    ctx.dry_run = True
+    try:
+        _request_side(ctx, ENTRY_STEPS)
+        if ctx.route is not None:
+            _request_side(ctx, steps_for(ctx.route).request)
+    except GatewayError as error:
+        ctx.error = error
+        return error
+    return None
+
+
+_CONTEXT_KEY = "gateway_context"
+
+
+def context_for(request: HttpRequest) -> RequestContext:
+    """A new context for a proxied Django request, reachable from middleware via context_of."""
+    meta = request.META
+    raw_uri = meta.get("RAW_URI") or meta.get("REQUEST_URI")
+    ctx = RequestContext(
+        method=str(request.method),
+        raw_path=raw_path(raw_uri, request.path_info),
+        meta=meta,
+        query=str(meta.get("QUERY_STRING", "")),
+        http_request=request,
+        # Set by RequestIdMiddleware and ObservabilityMiddleware, when they ran.
+        request_id=str(request.__dict__.get("request_id", "")),
+        trace=request.__dict__.get("trace"),
+    )
+    request.__dict__[_CONTEXT_KEY] = ctx
+    return ctx
+
+
+def context_of(request: HttpRequest) -> RequestContext | None:
+    """The context of a proxied request (None for the gateway's own pages): for middleware."""
+    ctx = request.__dict__.get(_CONTEXT_KEY)
+    return ctx if isinstance(ctx, RequestContext) else None
