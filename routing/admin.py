@@ -12,6 +12,16 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from audit.views import HistoryAdminMixin
+from routing.configfile.export import policy_entries
+from routing.configfile.live import route_spec
+from routing.configfile.policies import (
+    check_cache,
+    check_cors,
+    check_header_rules,
+    check_networks,
+)
+from routing.configfile.spec import CacheSpec, HeaderRulesSpec, RouteSpec
+from routing.configfile.validate import Checker
 from routing.models import HTTP_METHODS, Route, Service, Target
 from routing.policies.cache import purge_route
 from routing.table import service_url_override
@@ -146,8 +156,37 @@ class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
             )
 
 
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _key_help(name: str) -> str:
+    return RouteSpec.key(name).help
+
+
+# The policy keys the form edits in their config-file shape -> the form field that holds each.
+_POLICY_FORM_FIELDS = {
+    "ip_allow": "ip_allow_list",
+    "ip_deny": "ip_deny_list",
+    "cors": "cors_config",
+    "request_headers": "request_headers_config",
+    "response_headers": "response_headers_config",
+    "cache": "cache_ttl",
+}
+_JSON_EXAMPLE = "As JSON in the config file's shape, e.g. {}. Empty: none."
+
+
+def _optional_json(value: Any) -> Any:
+    """A JSON form value, None when empty (the field was left blank or holds null/{})."""
+    return None if value in (None, "", {}, []) else value
+
+
 class RouteForm(forms.ModelForm):
-    """Route form with the methods as checkboxes."""
+    """Route form with the methods as checkboxes and the policies in the config file's shape.
+
+    The policies are checked by the config file's own checks (routing.configfile.policies),
+    so the console refuses exactly what an import or the API refuses.
+    """
 
     method_choices = forms.MultipleChoiceField(
         label="Methods",
@@ -155,6 +194,49 @@ class RouteForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Leave all unticked to accept every method. GET also answers HEAD.",
+    )
+    ip_allow_list = forms.CharField(
+        label="IP allow-list",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=f"{_key_help('ip_allow')} One per line, e.g. 10.0.0.0/8.",
+    )
+    ip_deny_list = forms.CharField(
+        label="IP deny-list",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=f"{_key_help('ip_deny')} One per line.",
+    )
+    cors_config = forms.JSONField(
+        label="CORS",
+        required=False,
+        help_text=_key_help("cors")
+        + " "
+        + _JSON_EXAMPLE.format(
+            '{"origins": ["https://app.example.com"], "headers": ["Authorization"], '
+            '"max_age": "10m"}'
+        ),
+    )
+    request_headers_config = forms.JSONField(
+        label="Request headers",
+        required=False,
+        help_text=_key_help("request_headers")
+        + " "
+        + _JSON_EXAMPLE.format('{"set": {"X-Api-Version": "1"}, "remove": ["X-Debug"]}')
+        + " "
+        + HeaderRulesSpec.key("set").help,
+    )
+    response_headers_config = forms.JSONField(
+        label="Response headers",
+        required=False,
+        help_text=_key_help("response_headers")
+        + " "
+        + _JSON_EXAMPLE.format('{"set": {"Cache-Control": "no-store"}, "remove": ["Server"]}'),
+    )
+    cache_ttl = forms.CharField(
+        label="Cache TTL",
+        required=False,
+        help_text=f"{_key_help('cache')} {CacheSpec.key('ttl').help} Empty: no cache.",
     )
 
     class Meta:
@@ -178,16 +260,72 @@ class RouteForm(forms.ModelForm):
             "rate_limit_headers",
             "circuit_breaker_threshold",
             "circuit_breaker_timeout_ms",
+            "hide_credentials",
+            "validate_requests",
+            "websocket",
         ]
+        labels = {"validate_requests": "Validate requests"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["method_choices"] = self.instance.method_list
+            policies = policy_entries(route_spec(self.instance))
+            self.initial["ip_allow_list"] = "\n".join(policies.get("ip_allow", []))
+            self.initial["ip_deny_list"] = "\n".join(policies.get("ip_deny", []))
+            self.initial["cors_config"] = policies.get("cors")
+            self.initial["request_headers_config"] = policies.get("request_headers")
+            self.initial["response_headers_config"] = policies.get("response_headers")
+            self.initial["cache_ttl"] = policies.get("cache", {}).get("ttl", "")
+
+    def _clean_policies(self, cleaned: dict[str, Any]) -> None:
+        """Check the policy fields as the config file does and store them on the route."""
+        checker = Checker({})
+        ip_allow = _lines(cleaned.get("ip_allow_list") or "") or None
+        ip_deny = _lines(cleaned.get("ip_deny_list") or "") or None
+        if ip_allow and ip_deny:
+            checker.error("ip_deny", "give an allow-list or a deny-list, not both.")
+        cors = _optional_json(cleaned.get("cors_config"))
+        request_headers = _optional_json(cleaned.get("request_headers_config"))
+        response_headers = _optional_json(cleaned.get("response_headers_config"))
+        ttl = (cleaned.get("cache_ttl") or "").strip()
+        networks_allow = check_networks(checker, ip_allow, "ip_allow")
+        networks_deny = check_networks(checker, ip_deny, "ip_deny")
+        cors_spec = None if cors is None else check_cors(checker, cors, "cors")
+        request_spec = (
+            None
+            if request_headers is None
+            else check_header_rules(checker, request_headers, "request_headers")
+        )
+        response_spec = (
+            None
+            if response_headers is None
+            else check_header_rules(checker, response_headers, "response_headers")
+        )
+        cache_spec = None if not ttl else check_cache(checker, {"ttl": ttl}, "cache")
+        service = cleaned.get("service")
+        if cleaned.get("validate_requests") and service is not None and not service.openapi:
+            self.add_error(
+                "validate_requests",
+                f"Service {service.name} has no OpenAPI document: give it one (Docs section "
+                "of the service) or untick this.",
+            )
+        for error in checker.errors:
+            key = error.location.split(".", 1)[0].split("[", 1)[0]
+            self.add_error(_POLICY_FORM_FIELDS[key], f"{error.location}: {error.message}")
+        if checker.errors:
+            return
+        self.instance.ip_allow = list(networks_allow)
+        self.instance.ip_deny = list(networks_deny)
+        self.instance.cors = cors_spec.to_json() if cors_spec else None
+        self.instance.request_headers = request_spec.to_json() if request_spec else None
+        self.instance.response_headers = response_spec.to_json() if response_spec else None
+        self.instance.cache_ttl_ms = cache_spec.ttl_ms if cache_spec else None
 
     def clean(self) -> dict[str, Any]:
         """Store the ticked methods canonically before the model's own checks run."""
         cleaned = super().clean() or {}
+        self._clean_policies(cleaned)
         methods = ",".join(sorted(cleaned.get("method_choices") or []))
         self.instance.methods = methods
         # `methods` is not a form field, so Django skips the (path, methods) constraint: check it.
@@ -240,6 +378,32 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
             "Circuit breaker",
             {"fields": ("circuit_breaker_threshold", "circuit_breaker_timeout_ms")},
         ),
+        (
+            "Client addresses",
+            {
+                "fields": ("ip_allow_list", "ip_deny_list"),
+                "description": "Checked first, before authentication: 403 ip_forbidden.",
+            },
+        ),
+        (
+            "Browsers (CORS)",
+            {
+                "fields": ("cors_config",),
+                "description": "Preflights are answered by the gateway, without credentials.",
+            },
+        ),
+        (
+            "Transformations",
+            {
+                "fields": (
+                    "request_headers_config",
+                    "response_headers_config",
+                    "hide_credentials",
+                )
+            },
+        ),
+        ("Validation and caching", {"fields": ("validate_requests", "cache_ttl")}),
+        ("Protocols", {"fields": ("websocket",)}),
     )
 
     @admin.display(description="Methods", ordering="methods")

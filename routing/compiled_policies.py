@@ -1,8 +1,9 @@
 """A route's policies (CONTRACT section 5) compiled for the request path.
 
-Placeholder until the specs branch is merged: the same dataclasses as that branch's
-routing/compiled_policies.py (which also compiles them from the route's spec); at the merge
-that file replaces this one.
+Everything here is computed once, when the route table is compiled, from the route's validated
+spec (routing.configfile.spec.RouteSpec): sets of lower-cased names, parsed networks, ready
+header values. The pipeline's policy steps read these objects and compute nothing per request
+but the lookups. A route without a policy holds None (or False) for it and pays nothing.
 """
 
 from __future__ import annotations
@@ -10,37 +11,59 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from routing.configfile.spec import (
+    HTTP_METHODS,
+    CacheSpec,
+    CorsSpec,
+    HeaderRulesSpec,
+    RouteSpec,
+)
+
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
 class IpRules:
-    """`ip_allow` (allow True) or `ip_deny` (allow False) over parsed networks."""
+    """`ip_allow` or `ip_deny`: which client addresses may call the route.
+
+    `allow` True: only addresses inside `networks` pass (ip_allow); False: addresses inside
+    `networks` are refused (ip_deny). Refusals are 403 `ip_forbidden`.
+    """
 
     allow: bool
     networks: tuple[IpNetwork, ...]
-    ipv4: tuple[ipaddress.IPv4Network, ...]
-    ipv6: tuple[ipaddress.IPv6Network, ...]
+    ipv4: tuple[ipaddress.IPv4Network, ...]  # the IPv4 part of `networks`
+    ipv6: tuple[ipaddress.IPv6Network, ...]  # the IPv6 part of `networks`
 
 
 @dataclass(frozen=True, slots=True)
 class CorsPolicy:
-    """`cors`: the origins allowed and the ready header values."""
+    """`cors`: the origins allowed and the header values the gateway answers with.
+
+    `origins` are lower-cased `scheme://host[:port]`; `any_origin` is `origins: ["*"]` (then
+    `origins` is empty and, credentials being refused with "*", `Access-Control-Allow-Origin`
+    may be `*`). The `allow_*` / `expose_headers` / `max_age` strings are the ready header
+    values ("" when the header is not sent).
+    """
 
     origins: frozenset[str]
     any_origin: bool
-    methods: frozenset[str]
-    headers: frozenset[str]
-    allow_methods: str
-    allow_headers: str
-    expose_headers: str
-    credentials: bool
-    max_age: str
+    methods: frozenset[str]  # upper-case; the route's methods when cors.methods is omitted
+    headers: frozenset[str]  # lower-cased names a preflight may ask for
+    allow_methods: str  # Access-Control-Allow-Methods, e.g. "GET, POST"
+    allow_headers: str  # Access-Control-Allow-Headers, as configured ("" none)
+    expose_headers: str  # Access-Control-Expose-Headers ("" none)
+    credentials: bool  # Access-Control-Allow-Credentials: true
+    max_age: str  # Access-Control-Max-Age in whole seconds ("" not sent)
 
 
 @dataclass(frozen=True, slots=True)
 class HeaderRules:
-    """`request_headers` / `response_headers`: headers to set and to remove."""
+    """`request_headers` / `response_headers`: headers to set and to remove.
+
+    `set` holds (name as configured, value) pairs; `set_names` and `remove` are lower-cased, for
+    case-insensitive matching. Protected headers were refused at validation.
+    """
 
     set: tuple[tuple[str, str], ...]
     set_names: frozenset[str]
@@ -52,3 +75,52 @@ class CachePolicy:
     """`cache`: how long 200 answers to GET/HEAD are kept."""
 
     ttl_seconds: float
+
+
+def compile_ip_rules(route: RouteSpec) -> IpRules | None:
+    """The route's ip_allow / ip_deny as parsed networks, or None without either."""
+    given = route.ip_allow or route.ip_deny
+    if not given:
+        return None
+    networks = tuple(ipaddress.ip_network(network) for network in given)
+    return IpRules(
+        allow=bool(route.ip_allow),
+        networks=networks,
+        ipv4=tuple(n for n in networks if isinstance(n, ipaddress.IPv4Network)),
+        ipv6=tuple(n for n in networks if isinstance(n, ipaddress.IPv6Network)),
+    )
+
+
+def compile_cors(cors: CorsSpec | None, route_methods: tuple[str, ...]) -> CorsPolicy | None:
+    """The CORS policy with its header values, or None without `cors`."""
+    if cors is None:
+        return None
+    methods = cors.methods or route_methods or HTTP_METHODS
+    any_origin = cors.origins == ("*",)
+    return CorsPolicy(
+        origins=frozenset() if any_origin else frozenset(cors.origins),
+        any_origin=any_origin,
+        methods=frozenset(methods),
+        headers=frozenset(name.lower() for name in cors.headers),
+        allow_methods=", ".join(sorted(methods)),
+        allow_headers=", ".join(cors.headers),
+        expose_headers=", ".join(cors.expose_headers),
+        credentials=cors.credentials,
+        max_age="" if cors.max_age_ms is None else str(cors.max_age_ms // 1000),
+    )
+
+
+def compile_header_rules(rules: HeaderRulesSpec | None) -> HeaderRules | None:
+    """Header rules with lower-cased name sets, or None without them."""
+    if rules is None:
+        return None
+    return HeaderRules(
+        set=rules.set,
+        set_names=frozenset(name.lower() for name, _ in rules.set),
+        remove=frozenset(name.lower() for name in rules.remove),
+    )
+
+
+def compile_cache(cache: CacheSpec | None) -> CachePolicy | None:
+    """The cache policy in seconds, or None without `cache`."""
+    return None if cache is None else CachePolicy(ttl_seconds=cache.ttl_ms / 1000)

@@ -29,7 +29,7 @@ from quotas.policies import (
 )
 from quotas.store import StoreUnavailable, limit_store
 from routing.forwarding import client_address
-from routing.table import CompiledRoute, QuotaSpec, RateLimitSpec, route_tables
+from routing.table import CompiledQuota, CompiledRateLimit, CompiledRoute, route_tables
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -61,7 +61,7 @@ _store_warning = _WarnEvery()
 
 
 @lru_cache(maxsize=4096)
-def _scope(route_id: int, spec: RateLimitSpec) -> str:
+def _scope(route_id: int, spec: CompiledRateLimit) -> str:
     # The spec is part of the key: a changed limit starts fresh counters instead of
     # misreading the old ones.
     return f"r{route_id}.{spec.requests}.{spec.period_seconds}.{spec.burst}.{spec.algorithm[0]}"
@@ -76,7 +76,7 @@ def _identity(meta: Mapping[str, Any], consumer: Principal | None) -> tuple[str,
 
 
 def _quota(
-    quotas: dict[tuple[str, str], QuotaSpec], consumer: Principal
+    quotas: dict[tuple[str, str], CompiledQuota], consumer: Principal
 ) -> tuple[int | None, int | None]:
     own = quotas.get((consumer.kind, consumer.username))
     roles = [quotas[("role", role)] for role in consumer.roles if ("role", role) in quotas]

@@ -8,6 +8,7 @@ from django.db import models
 
 from accounts.models import Permission, Role
 from audit.models import tracked
+from routing.configfile.spec import RouteSpec
 from routing.paths import pattern_errors
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -222,6 +223,24 @@ class Route(models.Model):
     )
     enabled = models.BooleanField(default=True, help_text="Disabled routes answer 404.")
     description = models.CharField(max_length=255, blank=True)
+    # Route policies (CONTRACT section 5), as routing.configfile.spec.RouteSpec holds them.
+    hide_credentials = models.BooleanField(
+        default=False, help_text=RouteSpec.key("hide_credentials").help
+    )
+    ip_allow = models.JSONField(default=list, blank=True, help_text=RouteSpec.key("ip_allow").help)
+    ip_deny = models.JSONField(default=list, blank=True, help_text=RouteSpec.key("ip_deny").help)
+    cors = models.JSONField(null=True, blank=True, help_text="CorsSpec.to_json(); empty: no CORS.")
+    request_headers = models.JSONField(
+        null=True, blank=True, help_text="HeaderRulesSpec.to_json(); empty: none."
+    )
+    response_headers = models.JSONField(
+        null=True, blank=True, help_text="HeaderRulesSpec.to_json(); empty: none."
+    )
+    validate_requests = models.BooleanField(default=False, help_text=RouteSpec.key("validate").help)
+    cache_ttl_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Milliseconds answers are cached; empty: no cache."
+    )
+    websocket = models.BooleanField(default=False, help_text=RouteSpec.key("websocket").help)
     updated_at = models.DateTimeField(auto_now=True)
 
     history = tracked(m2m_fields=("permissions", "roles"), excluded=("updated_at",))

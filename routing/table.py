@@ -13,6 +13,17 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from gateway_project.errors import MethodNotAllowed, RouteNotFound
+from routing.compiled_policies import (
+    CachePolicy,
+    CorsPolicy,
+    HeaderRules,
+    IpRules,
+    compile_cache,
+    compile_cors,
+    compile_header_rules,
+    compile_ip_rules,
+)
+from routing.configfile.spec import RouteSpec
 from routing.nodes import record_check_in
 from routing.paths import CompiledPattern, compile_pattern
 
@@ -83,7 +94,7 @@ def _is_ip(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimitSpec:
+class CompiledRateLimit:
     """A route's rate limit, as the limiter needs it."""
 
     requests: int
@@ -94,7 +105,7 @@ class RateLimitSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class CircuitBreakerSpec:
+class CompiledBreaker:
     """When a route's circuit opens and for how long."""
 
     threshold: int
@@ -102,7 +113,7 @@ class CircuitBreakerSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class QuotaSpec:
+class CompiledQuota:
     """A consumer's daily and monthly allowance."""
 
     per_day: int | None
@@ -136,10 +147,19 @@ class CompiledRoute:
     authentication: str
     permissions: frozenset[str]
     roles: frozenset[str]
-    rate_limit: RateLimitSpec | None
-    circuit_breaker: CircuitBreakerSpec | None
+    rate_limit: CompiledRateLimit | None
+    circuit_breaker: CompiledBreaker | None
     priority: int
     breaker_key: str = ""  # "route-id service": the key of its circuit breaker state
+    # Route policies (routing.compiled_policies), in the contract's order; None/False: unset.
+    ip_rules: IpRules | None = None
+    cors: CorsPolicy | None = None
+    validate: bool = False  # check requests against the service's OpenAPI operation
+    cache: CachePolicy | None = None
+    request_headers: HeaderRules | None = None
+    response_headers: HeaderRules | None = None
+    hide_credentials: bool = False
+    websocket: bool = False
 
     @property
     def name(self) -> str:
@@ -158,7 +178,7 @@ class RouteTable:
 
     routes: tuple[CompiledRoute, ...]
     version: int
-    quotas: dict[tuple[str, str], QuotaSpec] = field(default_factory=dict)
+    quotas: dict[tuple[str, str], CompiledQuota] = field(default_factory=dict)
 
     def match(self, method: str, path: str) -> CompiledRoute:
         """The route for (method, normalized path); RouteNotFound or MethodNotAllowed."""
@@ -190,9 +210,56 @@ def _methods(route_methods: list[str]) -> frozenset[str] | None:
     return frozenset(methods)
 
 
+def compile_route(
+    route_id: int, spec: RouteSpec, pattern: CompiledPattern, service: CompiledService
+) -> CompiledRoute:
+    """A route's spec compiled for the proxy: limits, breaker and policies precomputed."""
+    rate_limit = None
+    if spec.rate_limit:
+        rate = spec.rate_limit
+        rate_limit = CompiledRateLimit(
+            requests=rate.requests,
+            period_seconds=_PERIOD_SECONDS[rate.period],
+            burst=rate.burst or rate.requests,
+            algorithm=rate.algorithm,
+            send_headers=rate.headers,
+        )
+    breaker = None
+    if spec.circuit_breaker:
+        breaker = CompiledBreaker(
+            threshold=spec.circuit_breaker.threshold,
+            timeout_seconds=spec.circuit_breaker.timeout_ms / 1000,
+        )
+    return CompiledRoute(
+        id=route_id,
+        pattern=pattern,
+        methods=_methods(list(spec.methods)),
+        service=service,
+        strip_prefix=spec.strip_prefix,
+        timeout_seconds=(spec.timeout_ms or settings.GATEWAY_DEFAULT_TIMEOUT_MS) / 1000,
+        retries=spec.retry,
+        authentication=spec.authentication,
+        permissions=frozenset(spec.permissions),
+        roles=frozenset(spec.roles),
+        rate_limit=rate_limit,
+        circuit_breaker=breaker,
+        priority=spec.priority,
+        breaker_key=f"{route_id} {service.name}",
+        ip_rules=compile_ip_rules(spec),
+        cors=compile_cors(spec.cors, spec.methods),
+        validate=spec.validate,
+        cache=compile_cache(spec.cache),
+        request_headers=compile_header_rules(spec.request_headers),
+        response_headers=compile_header_rules(spec.response_headers),
+        hide_credentials=spec.hide_credentials,
+        websocket=spec.websocket,
+    )
+
+
 def compile_table(version: int) -> RouteTable:
     """Read the enabled routes, services and quotas from the database and compile them."""
     from quotas.models import Quota
+    from routing.configfile.live import route_spec
     from routing.models import Route
 
     services: dict[int, CompiledService] = {}
@@ -239,42 +306,16 @@ def compile_table(version: int) -> RouteTable:
                 health_check_interval_seconds=(service.health_check_interval_ms or 10_000) / 1000,
                 resolves=any(t.resolve for t in targets),
             )
-        rate_limit = None
-        if route.rate_limit_requests:
-            rate_limit = RateLimitSpec(
-                requests=route.rate_limit_requests,
-                period_seconds=_PERIOD_SECONDS[route.rate_limit_period],
-                burst=route.rate_limit_burst or route.rate_limit_requests,
-                algorithm=route.rate_limit_algorithm,
-                send_headers=route.rate_limit_headers,
-            )
-        breaker = None
-        if route.circuit_breaker_threshold:
-            breaker = CircuitBreakerSpec(
-                threshold=route.circuit_breaker_threshold,
-                timeout_seconds=(route.circuit_breaker_timeout_ms or 60_000) / 1000,
-            )
-        compiled.append(
-            CompiledRoute(
-                id=route.pk,
-                pattern=pattern,
-                methods=_methods(route.method_list),
-                service=services[service.pk],
-                strip_prefix=route.strip_prefix,
-                timeout_seconds=(route.timeout_ms or settings.GATEWAY_DEFAULT_TIMEOUT_MS) / 1000,
-                retries=route.retry,
-                authentication=route.authentication,
-                permissions=frozenset(p.name for p in route.permissions.all()),
-                roles=frozenset(r.name for r in route.roles.all()),
-                rate_limit=rate_limit,
-                circuit_breaker=breaker,
-                priority=route.priority,
-                breaker_key=f"{route.pk} {service.name}",
-            )
-        )
+        try:
+            spec = route_spec(route)
+        except (KeyError, TypeError, ValueError):
+            # A policy stored around validation (a hand-edited row): skip the one route.
+            logger.error("route %s skipped: invalid stored policy", route.pk)
+            continue
+        compiled.append(compile_route(route.pk, spec, pattern, services[service.pk]))
     compiled.sort(key=lambda r: (-r.priority, r.pattern.specificity, r.pattern.pattern))
     quotas = {
-        quota.subject: QuotaSpec(quota.requests_per_day, quota.requests_per_month)
+        quota.subject: CompiledQuota(quota.requests_per_day, quota.requests_per_month)
         for quota in Quota.objects.select_related("role", "user", "client")
     }
     return RouteTable(routes=tuple(compiled), version=version, quotas=quotas)

@@ -9,109 +9,72 @@ from rest_framework import serializers
 
 from accounts.models import Permission, Role, permission_name_validator
 from audit.authority import authorize_change
-from routing.configfile.validate import AUTHENTICATION_MODES, HTTP_METHODS, RATE_ALGORITHMS
+from routing.configfile.spec import (
+    HTTP_METHODS,
+    Key,
+    QuotaSpec,
+    RoleSpec,
+    RouteSpec,
+    ServiceSpec,
+    Spec,
+)
 
-# The entry serializers below only DESCRIBE the config-file shape for the OpenAPI schema;
-# requests are checked by routing.configfile.validate, the config file's one implementation.
-
-DURATION_HELP = "A duration: 500ms, 30s, 5m or 1h."
-
-
-class TargetEntrySerializer(serializers.Serializer):
-    """One weighted instance of a service."""
-
-    url = serializers.CharField(help_text="Where this instance listens, e.g. http://10.0.0.5:9001.")
-    weight = serializers.IntegerField(required=False, default=100, min_value=0)
-
-
-class HealthCheckEntrySerializer(serializers.Serializer):
-    """The path the gateway probes and how often."""
-
-    path = serializers.CharField(help_text="e.g. /health")
-    interval = serializers.CharField(required=False, help_text=DURATION_HELP)
+# The entry serializers only DESCRIBE the config-file shape for the OpenAPI schema; requests
+# are checked by routing.configfile.validate. Both derive from the specs' KEYS, so the schema
+# lists exactly the keys the checker accepts.
 
 
-class ServiceEntrySerializer(serializers.Serializer):
-    """A service, exactly as under `services:` in the config file (plus `id`)."""
-
-    id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(max_length=100, help_text="Lower-case letters, digits and '-'.")
-    url = serializers.CharField(
-        required=False, help_text="The one upstream address; or give `targets` instead."
-    )
-    targets = TargetEntrySerializer(many=True, required=False)
-    openapi = serializers.CharField(
-        required=False, help_text="Path of the service's OpenAPI document, e.g. /openapi.json."
-    )
-    health_check = HealthCheckEntrySerializer(required=False)
-    connect_timeout = serializers.CharField(required=False, help_text=DURATION_HELP)
-    description = serializers.CharField(required=False, max_length=255)
-
-
-class CircuitBreakerEntrySerializer(serializers.Serializer):
-    """When the route's circuit opens, and for how long."""
-
-    threshold = serializers.IntegerField(min_value=1)
-    timeout = serializers.CharField(required=False, help_text=DURATION_HELP)
-
-
-class RateLimitEntrySerializer(serializers.Serializer):
-    """A token bucket (or sliding window): exactly one requests_per_* key."""
-
-    requests_per_second = serializers.IntegerField(required=False, min_value=1)
-    requests_per_minute = serializers.IntegerField(required=False, min_value=1)
-    requests_per_hour = serializers.IntegerField(required=False, min_value=1)
-    burst = serializers.IntegerField(required=False, min_value=1)
-    algorithm = serializers.ChoiceField(choices=RATE_ALGORITHMS, required=False)
-    headers = serializers.BooleanField(required=False)
+def _key_field(key: Key) -> serializers.Field:
+    """The serializer field describing one config-file key."""
+    common: dict[str, Any] = {"help_text": key.help, "required": key.required}
+    if key.kind == "text":
+        return serializers.CharField(max_length=key.max_length, **common)
+    if key.kind == "duration":
+        return serializers.CharField(**common)
+    if key.kind == "bool":
+        return serializers.BooleanField(**common)
+    if key.kind == "int":
+        return serializers.IntegerField(min_value=key.minimum, **common)
+    if key.kind == "choice":
+        return serializers.ChoiceField(choices=key.choices, **common)
+    if key.kind == "list":
+        child = serializers.ChoiceField(key.choices) if key.choices else serializers.CharField()
+        return serializers.ListField(child=child, **common)
+    if key.kind == "map":
+        return serializers.DictField(child=serializers.CharField(), **common)
+    if key.entry is None:
+        raise TypeError(f"key {key.name} of kind {key.kind} names no entry spec")
+    nested = entry_serializer(key.entry, top_level=False)
+    return nested(many=key.kind == "entries", **common)
 
 
-class RouteEntrySerializer(serializers.Serializer):
-    """A route, exactly as under `routes:` in the config file (plus `id`)."""
-
-    id = serializers.IntegerField(read_only=True)
-    path = serializers.CharField(help_text="Pattern: `*` one segment, final `**` any rest.")
-    service = serializers.CharField(help_text="The name of an existing service.")
-    methods = serializers.ListField(
-        child=serializers.ChoiceField(choices=HTTP_METHODS),
-        required=False,
-        help_text="Omit for every method.",
-    )
-    strip_prefix = serializers.BooleanField(required=False)
-    timeout = serializers.CharField(required=False, help_text=DURATION_HELP)
-    retry = serializers.IntegerField(required=False, min_value=0)
-    circuit_breaker = CircuitBreakerEntrySerializer(required=False)
-    rate_limit = RateLimitEntrySerializer(required=False)
-    authentication = serializers.ChoiceField(choices=AUTHENTICATION_MODES, required=False)
-    permissions = serializers.ListField(
-        child=serializers.CharField(), required=False, help_text="All of these are needed."
-    )
-    roles = serializers.ListField(
-        child=serializers.CharField(), required=False, help_text="Any one of these is needed."
-    )
-    priority = serializers.IntegerField(required=False)
-    enabled = serializers.BooleanField(required=False)
-    description = serializers.CharField(required=False, max_length=255)
+_ENTRY_SERIALIZERS: dict[type[Spec], type[serializers.Serializer]] = {}
 
 
-class RoleEntrySerializer(serializers.Serializer):
-    """A role, exactly as under `roles:` in the config file (plus `id`)."""
+def entry_serializer(spec: type[Spec], *, top_level: bool = True) -> type[serializers.Serializer]:
+    """A Serializer describing `spec`'s config-file entry; a top-level entry adds `id`."""
+    if spec in _ENTRY_SERIALIZERS:
+        return _ENTRY_SERIALIZERS[spec]
+    fields: dict[str, Any] = {}
+    if top_level:
+        fields["id"] = serializers.IntegerField(read_only=True)
+    for key in spec.KEYS:
+        fields[key.name] = _key_field(key)
+    name = spec.__name__.removesuffix("Spec") + "EntrySerializer"
+    doc = (spec.__doc__ or "").strip()
+    if top_level:
+        doc = f"{doc} Exactly as in the config file (plus `id`)."
+    # The metaclass takes the fields out of the attributes: a key named `validate` does not
+    # hide Serializer.validate.
+    serializer = type(name, (serializers.Serializer,), {**fields, "__doc__": doc})
+    _ENTRY_SERIALIZERS[spec] = serializer
+    return serializer
 
-    id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(max_length=100)
-    permissions = serializers.ListField(child=serializers.CharField(), required=False)
-    description = serializers.CharField(required=False, max_length=255)
 
-
-class QuotaEntrySerializer(serializers.Serializer):
-    """A quota, exactly as under `quotas:` in the config file (plus `id`)."""
-
-    id = serializers.IntegerField(read_only=True)
-    role = serializers.CharField(required=False, help_text="Give one of role, user or client.")
-    user = serializers.CharField(required=False)
-    client = serializers.CharField(required=False)
-    requests_per_day = serializers.IntegerField(required=False, min_value=1)
-    requests_per_month = serializers.IntegerField(required=False, min_value=1)
+ServiceEntrySerializer = entry_serializer(ServiceSpec)
+RouteEntrySerializer = entry_serializer(RouteSpec)
+RoleEntrySerializer = entry_serializer(RoleSpec)
+QuotaEntrySerializer = entry_serializer(QuotaSpec)
 
 
 class PermissionSerializer(serializers.ModelSerializer):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Model, ProtectedError
@@ -20,18 +21,27 @@ from routing.configfile.live import (
     quota_spec,
     quota_subject_error,
     role_spec,
-    route_key,
     route_spec,
     service_spec,
+    validate_needs_openapi_error,
 )
-from routing.configfile.validate import ConfigInvalid, check_entry
+from routing.configfile.spec import route_key
+from routing.configfile.validate import (
+    ConfigInvalid,
+    check_quota_entry,
+    check_role_entry,
+    check_route_entry,
+    check_service_entry,
+)
 from routing.models import Route, Service
 
+T = TypeVar("T")
 
-def _checked(kind: str, data: Any) -> Any:
-    """The canonical values of one config entry; 400 listing every problem."""
+
+def _checked(check: Callable[[Any], T], data: Any) -> T:
+    """The spec of one config entry; 400 listing every problem."""
     try:
-        return check_entry(kind, data)
+        return check(data)
     except ConfigInvalid as invalid:
         raise config_errors(invalid.errors) from None
 
@@ -79,23 +89,28 @@ class saving:
 
 def service_save(*, data: Any, service: Service | None = None) -> Service:
     """Create or replace a service (with its targets) from a config-file entry."""
-    values = _checked("service", data)
-    taken = Service.objects.filter(name=values["name"])
+    values = _checked(check_service_entry, data)
+    taken = Service.objects.filter(name=values.name)
     if service is not None:
         taken = taken.exclude(pk=service.pk)
     if taken.exists():
-        raise Conflict(f"A service named '{values['name']}' exists already.")
+        raise Conflict(f"A service named '{values.name}' exists already.")
     with saving():
         return apply_service(values, service=service or Service())
 
 
 def route_save(*, data: Any, route: Route | None = None) -> Route:
     """Create or replace a route from a config-file entry."""
-    values = _checked("route", data)
-    known = set(Service.objects.filter(name=values["service"]).values_list("name", flat=True))
-    missing = missing_service_error(values, location="", known_services=known)
+    values = _checked(check_route_entry, data)
+    documents = dict(Service.objects.filter(name=values.service).values_list("name", "openapi"))
+    missing = missing_service_error(values.service, location="", known_services=set(documents))
     if missing:
         raise config_errors([missing])
+    no_document = validate_needs_openapi_error(
+        values, location="", openapi=documents.get(values.service)
+    )
+    if no_document:
+        raise config_errors([no_document])
     path, methods = route_key(values)
     taken = Route.objects.filter(path=path, methods=methods)
     if route is not None:
@@ -108,19 +123,19 @@ def route_save(*, data: Any, route: Route | None = None) -> Route:
 
 def role_save(*, data: Any, role: Role | None = None) -> Role:
     """Create or replace a role (with its permissions) from a config-file entry."""
-    values = _checked("role", data)
-    taken = Role.objects.filter(name=values["name"])
+    values = _checked(check_role_entry, data)
+    taken = Role.objects.filter(name=values.name)
     if role is not None:
         taken = taken.exclude(pk=role.pk)
     if taken.exists():
-        raise Conflict(f"A role named '{values['name']}' exists already.")
+        raise Conflict(f"A role named '{values.name}' exists already.")
     with saving():
         return apply_role(values, role=role or Role())
 
 
 def quota_save(*, data: Any, quota: Quota | None = None) -> Quota:
     """Create or replace a quota from a config-file entry."""
-    key, values = _checked("quota", data)
+    key, values = _checked(check_quota_entry, data)
     known_roles = set(Role.objects.filter(name=key[1]).values_list("name", flat=True))
     missing = quota_subject_error(key, location="", known_roles=known_roles)
     if missing:

@@ -2,31 +2,53 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from routing.configfile.spec import ConfigSpec, public_values, route_label
+from routing.configfile.spec import ConfigSpec, Spec, route_label
 
 
-def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:
-    fields = [key for key in new if old.get(key) != new.get(key)]
-    return ", ".join(f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in fields)
+def _changes(old: Spec, new: Spec) -> str:
+    changed = [
+        (f.name, getattr(old, f.name), getattr(new, f.name))
+        for f in dataclasses.fields(new)  # type: ignore[arg-type]
+        if getattr(old, f.name) != getattr(new, f.name)
+    ]
+    return ", ".join(
+        f"{name}: {_shown(before)} -> {_shown(after)}" for name, before, after in changed
+    )
+
+
+def _shown(value: Any) -> str:
+    """A value as the config file would spell it (lists, mappings), for the diff line."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return repr({k: _plain(v) for k, v in dataclasses.asdict(value).items()})
+    return repr(_plain(value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _section(
     kind: str,
-    live: dict[Any, dict[str, Any]],
-    wanted: dict[Any, dict[str, Any]],
-    label: Any,
+    live: dict[Any, Any],
+    wanted: dict[Any, Any],
+    label: Callable[[Any], str],
     prune: bool,
 ) -> list[str]:
     lines = []
     for key, values in wanted.items():
         current = live.get(key)
-        public = public_values(values)
         if current is None:
             lines.append(f"+ {kind} {label(key)}")
-        elif current != public:
-            lines.append(f"~ {kind} {label(key)}: {_changes(current, public)}")
+        elif current != values:
+            lines.append(f"~ {kind} {label(key)}: {_changes(current, values)}")
     if prune:
         lines.extend(f"- {kind} {label(key)}" for key in live if key not in wanted)
     return lines

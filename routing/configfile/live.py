@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,7 +10,21 @@ from django.db import transaction
 
 from accounts.models import ApiClient, Permission, Role
 from quotas.models import Quota
-from routing.configfile.spec import ConfigSpec, QuotaKey, RouteKey, public_values
+from routing.configfile.spec import (
+    CacheSpec,
+    CircuitBreakerSpec,
+    ConfigSpec,
+    CorsSpec,
+    HeaderRulesSpec,
+    HealthCheckSpec,
+    QuotaKey,
+    QuotaSpec,
+    RateLimitSpec,
+    RoleSpec,
+    RouteSpec,
+    ServiceSpec,
+    TargetSpec,
+)
 from routing.configfile.validate import ConfigError, ConfigReading
 from routing.models import Route, Service, Target
 
@@ -20,67 +34,86 @@ def _unplaced(location: str, message: str) -> ConfigError:
     return ConfigError(location, None, message)
 
 
-def service_spec(service: Service) -> dict[str, Any]:
-    """A service row in canonical form (as check_service returns it)."""
+def service_spec(service: Service) -> ServiceSpec:
+    """A service row as its spec (as check_service returns it)."""
     health = None
     if service.health_check_path:
-        health = {
-            "path": service.health_check_path,
-            "interval_ms": service.health_check_interval_ms or 10_000,
-        }
-    return {
-        "name": service.name,
-        "url": service.url or None,
+        health = HealthCheckSpec(
+            path=service.health_check_path,
+            interval_ms=service.health_check_interval_ms or 10_000,
+        )
+    return ServiceSpec(
+        name=service.name,
+        url=service.url or None,
         # Registered targets come and go by themselves: they are not part of the config.
-        "targets": sorted(
-            ({"url": t.url, "weight": t.weight} for t in service.targets.all() if not t.registered),
-            key=lambda t: str(t["url"]),
+        targets=tuple(
+            sorted(
+                (
+                    TargetSpec(url=t.url, weight=t.weight)
+                    for t in service.targets.all()
+                    if not t.registered
+                ),
+                key=lambda t: t.url,
+            )
         ),
-        "openapi": service.openapi,
-        "health_check": health,
-        "connect_timeout_ms": service.connect_timeout_ms,
-        "load_balancing": service.load_balancing,
-        "description": service.description,
-    }
+        openapi=service.openapi,
+        health_check=health,
+        connect_timeout_ms=service.connect_timeout_ms,
+        load_balancing=service.load_balancing,
+        description=service.description,
+    )
 
 
-def route_spec(route: Route) -> dict[str, Any]:
-    """A route row in canonical form (as check_route returns it)."""
+def route_spec(route: Route) -> RouteSpec:
+    """A route row as its spec (as check_route returns it)."""
     breaker = None
     if route.circuit_breaker_threshold:
-        breaker = {
-            "threshold": route.circuit_breaker_threshold,
-            "timeout_ms": route.circuit_breaker_timeout_ms or 60_000,
-        }
+        breaker = CircuitBreakerSpec(
+            threshold=route.circuit_breaker_threshold,
+            timeout_ms=route.circuit_breaker_timeout_ms or 60_000,
+        )
     rate_limit = None
     if route.rate_limit_requests:
-        rate_limit = {
-            "requests": route.rate_limit_requests,
-            "period": route.rate_limit_period,
-            "burst": route.rate_limit_burst,
-            "algorithm": route.rate_limit_algorithm,
-            "headers": route.rate_limit_headers,
-        }
-    return {
-        "path": route.path,
-        "methods": route.method_list,
-        "service": route.service.name,
-        "strip_prefix": route.strip_prefix,
-        "timeout_ms": route.timeout_ms,
-        "retry": route.retry,
-        "circuit_breaker": breaker,
-        "rate_limit": rate_limit,
-        "authentication": route.authentication,
-        "permissions": sorted(p.name for p in route.permissions.all()),
-        "roles": sorted(r.name for r in route.roles.all()),
-        "priority": route.priority,
-        "enabled": route.enabled,
-        "description": route.description,
-    }
+        rate_limit = RateLimitSpec(
+            requests=route.rate_limit_requests,
+            period=route.rate_limit_period,
+            burst=route.rate_limit_burst,
+            algorithm=route.rate_limit_algorithm,
+            headers=route.rate_limit_headers,
+        )
+    return RouteSpec(
+        path=route.path,
+        methods=tuple(route.method_list),
+        service=route.service.name,
+        strip_prefix=route.strip_prefix,
+        timeout_ms=route.timeout_ms,
+        retry=route.retry,
+        circuit_breaker=breaker,
+        rate_limit=rate_limit,
+        authentication=route.authentication,
+        permissions=tuple(sorted(p.name for p in route.permissions.all())),
+        roles=tuple(sorted(r.name for r in route.roles.all())),
+        priority=route.priority,
+        enabled=route.enabled,
+        description=route.description,
+        hide_credentials=route.hide_credentials,
+        ip_allow=tuple(route.ip_allow or ()),
+        ip_deny=tuple(route.ip_deny or ()),
+        cors=CorsSpec.from_json(route.cors) if route.cors else None,
+        request_headers=(
+            HeaderRulesSpec.from_json(route.request_headers) if route.request_headers else None
+        ),
+        response_headers=(
+            HeaderRulesSpec.from_json(route.response_headers) if route.response_headers else None
+        ),
+        validate=route.validate_requests,
+        cache=CacheSpec(ttl_ms=route.cache_ttl_ms) if route.cache_ttl_ms else None,
+        websocket=route.websocket,
+    )
 
 
 def live_spec() -> ConfigSpec:
-    """The database's config in canonical form."""
+    """The database's config as specs."""
     spec = ConfigSpec()
     for service in Service.objects.prefetch_related("targets"):
         spec.services[service.name] = service_spec(service)
@@ -94,25 +127,25 @@ def live_spec() -> ConfigSpec:
     return spec
 
 
-def role_spec(role: Role) -> dict[str, Any]:
-    """A role row in canonical form (as check_role returns it)."""
-    return {
-        "name": role.name,
-        "permissions": sorted(p.name for p in role.permissions.all()),
-        "description": role.description,
-    }
+def role_spec(role: Role) -> RoleSpec:
+    """A role row as its spec (as check_role returns it)."""
+    return RoleSpec(
+        name=role.name,
+        permissions=tuple(sorted(p.name for p in role.permissions.all())),
+        description=role.description,
+    )
 
 
-def quota_spec(quota: Quota) -> dict[str, Any]:
-    """A quota row's limits in canonical form (as check_quota returns them)."""
-    return {
-        "requests_per_day": quota.requests_per_day,
-        "requests_per_month": quota.requests_per_month,
-    }
+def quota_spec(quota: Quota) -> QuotaSpec:
+    """A quota row's limits as its spec (as check_quota returns them)."""
+    return QuotaSpec(
+        requests_per_day=quota.requests_per_day,
+        requests_per_month=quota.requests_per_month,
+    )
 
 
 def missing_service_error(
-    route: dict[str, Any],
+    service: str,
     *,
     location: str,
     known_services: set[str],
@@ -120,11 +153,32 @@ def missing_service_error(
     error: Callable[[str, str], ConfigError] = _unplaced,
 ) -> ConfigError | None:
     """The error for a route naming a service that does not exist, else None."""
-    if route["service"] in known_services:
+    if service in known_services:
         return None
     return error(
         f"{location}.service".lstrip("."),
-        f"service '{route['service']}' is not defined; add it under services:{hint}.",
+        f"service '{service}' is not defined; add it under services:{hint}.",
+    )
+
+
+def validate_needs_openapi_error(
+    route: RouteSpec,
+    *,
+    location: str,
+    openapi: str | None,
+    error: Callable[[str, str], ConfigError] = _unplaced,
+) -> ConfigError | None:
+    """The error for `validate: true` on a route whose service has no `openapi:`, else None.
+
+    `openapi` is the service's document path ("" none; None: the service is unknown, which
+    missing_service_error reports).
+    """
+    if not route.validate or openapi is None or openapi:
+        return None
+    return error(
+        f"{location}.validate".lstrip("."),
+        f"needs the service's OpenAPI document: give service '{route.service}' an openapi: "
+        "path (e.g. /openapi.json), or drop validate.",
     )
 
 
@@ -165,10 +219,21 @@ def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -
     hint = " (--prune removes services not in the file)" if prune else ""
     for location, service in reading.service_refs:
         problem = missing_service_error(
-            {"service": service},
+            service,
             location=location.removesuffix(".service"),
             known_services=known_services,
             hint=hint,
+            error=reading.error_at,
+        )
+        if problem:
+            errors.append(problem)
+    documents = {name: s.openapi for name, s in ({} if prune else live.services).items()}
+    documents |= {name: s.openapi for name, s in spec.services.items()}
+    for key, route in spec.routes.items():
+        problem = validate_needs_openapi_error(
+            route,
+            location=reading.route_locations[key],
+            openapi=documents.get(route.service),
             error=reading.error_at,
         )
         if problem:
@@ -186,33 +251,33 @@ def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -
     return errors
 
 
-def _permissions(names: list[str]) -> list[Permission]:
+def _permissions(names: Iterable[str]) -> list[Permission]:
     return [Permission.objects.get_or_create(name=name)[0] for name in names]
 
 
-def _roles(names: list[str]) -> list[Role]:
+def _roles(names: Iterable[str]) -> list[Role]:
     return [Role.objects.get_or_create(name=name)[0] for name in names]
 
 
-def apply_service(values: dict[str, Any], *, service: Service | None = None) -> Service:
-    """Write a canonical service (and its targets): the named one, or `service` if given."""
-    health = values["health_check"] or {}
+def apply_service(values: ServiceSpec, *, service: Service | None = None) -> Service:
+    """Write a service spec (and its targets): the named one, or `service` if given."""
+    health = values.health_check
     fields = {
-        "url": values["url"] or "",
-        "openapi": values["openapi"],
-        "health_check_path": health.get("path", ""),
-        "health_check_interval_ms": health.get("interval_ms"),
-        "connect_timeout_ms": values["connect_timeout_ms"],
-        "load_balancing": values["load_balancing"],
-        "description": values["description"],
+        "url": values.url or "",
+        "openapi": values.openapi,
+        "health_check_path": health.path if health else "",
+        "health_check_interval_ms": health.interval_ms if health else None,
+        "connect_timeout_ms": values.connect_timeout_ms,
+        "load_balancing": values.load_balancing,
+        "description": values.description,
     }
     if service is None:
-        service, _ = Service.objects.update_or_create(name=values["name"], defaults=fields)
+        service, _ = Service.objects.update_or_create(name=values.name, defaults=fields)
     else:
-        for name, value in (fields | {"name": values["name"]}).items():
+        for name, value in (fields | {"name": values.name}).items():
             setattr(service, name, value)
         service.save()
-    wanted = {t["url"]: t["weight"] for t in values["targets"]}
+    wanted = {t.url: t.weight for t in values.targets}
     service.targets.exclude(url__in=list(wanted)).exclude(registered=True).delete()
     for url, weight in wanted.items():
         Target.objects.update_or_create(
@@ -221,59 +286,71 @@ def apply_service(values: dict[str, Any], *, service: Service | None = None) -> 
     return service
 
 
-def route_key(values: dict[str, Any]) -> RouteKey:
-    """A canonical route's identity: (path, comma-joined sorted methods)."""
-    return (values["path"], ",".join(values["methods"]))
-
-
-def apply_route(values: dict[str, Any], *, route: Route | None = None) -> Route:
-    """Write a canonical route: the one with its path and methods, or `route` if given."""
-    breaker = values["circuit_breaker"] or {}
-    rate = values["rate_limit"] or {}
-    path, methods = route_key(values)
-    fields = {
-        "service": Service.objects.get(name=values["service"]),
-        "strip_prefix": values["strip_prefix"],
-        "timeout_ms": values["timeout_ms"],
-        "retry": values["retry"],
-        "circuit_breaker_threshold": breaker.get("threshold"),
-        "circuit_breaker_timeout_ms": breaker.get("timeout_ms"),
-        "rate_limit_requests": rate.get("requests"),
-        "rate_limit_period": rate.get("period", Route.RatePeriod.MINUTE),
-        "rate_limit_burst": rate.get("burst"),
-        "rate_limit_algorithm": rate.get("algorithm", Route.RateAlgorithm.TOKEN_BUCKET),
-        "rate_limit_headers": rate.get("headers", True),
-        "authentication": values["authentication"],
-        "priority": values["priority"],
-        "enabled": values["enabled"],
-        "description": values["description"],
+def route_fields(values: RouteSpec) -> dict[str, Any]:
+    """A route spec as the Route row's field values (the service by name; m2m fields apart)."""
+    breaker = values.circuit_breaker
+    rate = values.rate_limit
+    return {
+        "path": values.path,
+        "methods": ",".join(values.methods),
+        "strip_prefix": values.strip_prefix,
+        "timeout_ms": values.timeout_ms,
+        "retry": values.retry,
+        "circuit_breaker_threshold": breaker.threshold if breaker else None,
+        "circuit_breaker_timeout_ms": breaker.timeout_ms if breaker else None,
+        "rate_limit_requests": rate.requests if rate else None,
+        "rate_limit_period": rate.period if rate else Route.RatePeriod.MINUTE,
+        "rate_limit_burst": rate.burst if rate else None,
+        "rate_limit_algorithm": rate.algorithm if rate else Route.RateAlgorithm.TOKEN_BUCKET,
+        "rate_limit_headers": rate.headers if rate else True,
+        "authentication": values.authentication,
+        "priority": values.priority,
+        "enabled": values.enabled,
+        "description": values.description,
+        "hide_credentials": values.hide_credentials,
+        "ip_allow": list(values.ip_allow),
+        "ip_deny": list(values.ip_deny),
+        "cors": values.cors.to_json() if values.cors else None,
+        "request_headers": values.request_headers.to_json() if values.request_headers else None,
+        "response_headers": (
+            values.response_headers.to_json() if values.response_headers else None
+        ),
+        "validate_requests": values.validate,
+        "cache_ttl_ms": values.cache.ttl_ms if values.cache else None,
+        "websocket": values.websocket,
     }
+
+
+def apply_route(values: RouteSpec, *, route: Route | None = None) -> Route:
+    """Write a route spec: the one with its path and methods, or `route` if given."""
+    fields = route_fields(values) | {"service": Service.objects.get(name=values.service)}
     if route is None:
-        route, _ = Route.objects.update_or_create(path=path, methods=methods, defaults=fields)
+        identity = {"path": fields.pop("path"), "methods": fields.pop("methods")}
+        route, _ = Route.objects.update_or_create(**identity, defaults=fields)
     else:
-        for name, value in (fields | {"path": path, "methods": methods}).items():
+        for name, value in fields.items():
             setattr(route, name, value)
         route.save()
-    route.permissions.set(_permissions(values["permissions"]))
-    route.roles.set(_roles(values["roles"]))
+    route.permissions.set(_permissions(values.permissions))
+    route.roles.set(_roles(values.roles))
     return route
 
 
-def apply_role(values: dict[str, Any], *, role: Role | None = None) -> Role:
-    """Write a canonical role: the named one, or `role` if given."""
+def apply_role(values: RoleSpec, *, role: Role | None = None) -> Role:
+    """Write a role spec: the named one, or `role` if given."""
     if role is None:
         role, _ = Role.objects.update_or_create(
-            name=values["name"], defaults={"description": values["description"]}
+            name=values.name, defaults={"description": values.description}
         )
     else:
-        role.name, role.description = values["name"], values["description"]
+        role.name, role.description = values.name, values.description
         role.save()
-    role.permissions.set(_permissions(values["permissions"]))
+    role.permissions.set(_permissions(values.permissions))
     return role
 
 
-def apply_quota(key: QuotaKey, values: dict[str, Any], *, quota: Quota | None = None) -> Quota:
-    """Write a canonical quota: the one for its subject, or `quota` if given."""
+def apply_quota(key: QuotaKey, values: QuotaSpec, *, quota: Quota | None = None) -> Quota:
+    """Write a quota spec: the one for its subject, or `quota` if given."""
     kind, name = key
     subject: dict[str, Any] = {"role": None, "user": None, "client": None}
     if kind == "role":
@@ -283,8 +360,8 @@ def apply_quota(key: QuotaKey, values: dict[str, Any], *, quota: Quota | None = 
     else:
         subject["client"] = ApiClient.objects.get(name=name)
     limits = {
-        "requests_per_day": values["requests_per_day"],
-        "requests_per_month": values["requests_per_month"],
+        "requests_per_day": values.requests_per_day,
+        "requests_per_month": values.requests_per_month,
     }
     if quota is None:
         chosen = {k: v for k, v in subject.items() if v is not None}
@@ -306,10 +383,10 @@ def apply_spec(spec: ConfigSpec, live: ConfigSpec, *, prune: bool) -> None:
             if live.services.get(name) != service:
                 apply_service(service)
         for key, route in spec.routes.items():
-            if live.routes.get(key) != public_values(route):
+            if live.routes.get(key) != route:
                 apply_route(route)
         for key, quota in spec.quotas.items():
-            if live.quotas.get(key) != public_values(quota):
+            if live.quotas.get(key) != quota:
                 apply_quota(key, quota)
         if prune:
             for key in set(live.routes) - set(spec.routes):

@@ -3,56 +3,41 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from django.conf import settings
 
 from gateway_project.units import parse_duration_ms
 from routing.configfile.document import DocumentRefused, load_document, size_overrun_line
-from routing.configfile.spec import ConfigSpec, QuotaKey
+from routing.configfile.policies import check_cache, check_cors, check_header_rules, check_networks
+from routing.configfile.spec import (
+    AUTHENTICATION_MODES,
+    HTTP_METHODS,
+    LOAD_BALANCING,
+    QUOTA_SUBJECTS,
+    RATE_ALGORITHMS,
+    RATE_PERIODS,
+    CircuitBreakerSpec,
+    ConfigSpec,
+    HealthCheckSpec,
+    QuotaKey,
+    QuotaSpec,
+    RateLimitSpec,
+    RoleSpec,
+    RouteKey,
+    RouteSpec,
+    ServiceSpec,
+    TargetSpec,
+    route_key,
+)
 from routing.paths import pattern_errors
 from routing.upstream_urls import upstream_url_error
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-AUTHENTICATION_MODES = ("required", "optional", "none")
-RATE_KEYS = {
-    "requests_per_second": "second",
-    "requests_per_minute": "minute",
-    "requests_per_hour": "hour",
-}
-RATE_ALGORITHMS = ("token_bucket", "sliding_window")
-LOAD_BALANCING = ("round_robin", "least_requests")
-
-_SERVICE_KEYS = {
-    "name",
-    "url",
-    "targets",
-    "openapi",
-    "health_check",
-    "connect_timeout",
-    "load_balancing",
-    "description",
-}
-_ROUTE_KEYS = {
-    "path",
-    "service",
-    "methods",
-    "strip_prefix",
-    "timeout",
-    "retry",
-    "circuit_breaker",
-    "rate_limit",
-    "authentication",
-    "permissions",
-    "roles",
-    "priority",
-    "enabled",
-    "description",
-}
-_ROLE_KEYS = {"name", "permissions", "description"}
-_QUOTA_KEYS = {"role", "user", "client", "requests_per_day", "requests_per_month"}
+T = TypeVar("T")
+RATE_KEYS = {f"requests_per_{period}": period for period in RATE_PERIODS}
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # The same patterns as accounts.models' validators: what the config accepts, the models store.
 PERMISSION_NAME = re.compile(r"^[a-z0-9_.-]+(:[a-z0-9_.*-]+)*$")
@@ -176,7 +161,9 @@ class Checker:
                 break
         self.errors.append(ConfigError(location, self.lines.get(probe), message))
 
-    def mapping(self, value: Any, location: str, allowed: set[str]) -> dict[str, Any] | None:
+    def mapping(
+        self, value: Any, location: str, allowed: frozenset[str] | set[str]
+    ) -> dict[str, Any] | None:
         """`value` as a mapping with only `allowed` keys, else an error and None."""
         if not isinstance(value, dict):
             self.error(location, "must be a mapping of keys to values.")
@@ -249,13 +236,13 @@ class Checker:
             return default
         return value
 
-    def strings(self, value: Any, location: str, *, pattern: re.Pattern[str]) -> list[str]:
+    def strings(self, value: Any, location: str, *, pattern: re.Pattern[str]) -> tuple[str, ...]:
         """A list of names matching `pattern` (as the models store them), sorted, unique."""
         if value is None:
-            return []
+            return ()
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.error(location, 'must be a list of names, like ["read:tasks"].')
-            return []
+            return ()
         for item in value:
             if len(item) > 100 or not pattern.fullmatch(item):
                 self.error(
@@ -263,8 +250,8 @@ class Checker:
                     f"'{item[:100]}' is not a valid name: use lower-case words joined by ':' "
                     "(permissions, like read:tasks) or letters, digits, '-', '_', '.' (roles).",
                 )
-                return []
-        return sorted(set(value))
+                return ()
+        return tuple(sorted(set(value)))
 
     def text(self, value: Any, location: str, *, max_length: int = 255) -> str:
         """Optional free text of at most `max_length` characters."""
@@ -287,83 +274,107 @@ def _url_error(url: Any) -> str | None:
     return upstream_url_error(url)
 
 
-def check_service(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
-    """A config-file service entry in canonical form; problems are recorded on `c`."""
-    entry = c.mapping(raw, loc, _SERVICE_KEYS)
+def _path_value(c: Checker, value: Any, location: str, message: str) -> str:
+    """An optional path starting with '/', e.g. of a health check or an OpenAPI document."""
+    if value is None:
+        return ""
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or len(value) > 255
+        or _CONTROL.search(value)
+    ):
+        c.error(location, message)
+        return ""
+    return value
+
+
+def _check_targets(c: Checker, loc: str, raw: Any) -> tuple[TargetSpec, ...]:
+    # An empty list is allowed: the targets then come from self-registration.
+    if not isinstance(raw, list):
+        c.error(loc, "must be a list of {url, weight}.")
+        return ()
+    targets: list[TargetSpec] = []
+    for index, target in enumerate(raw):
+        tloc = f"{loc}[{index}]"
+        t = c.mapping(target, tloc, TargetSpec.key_names())
+        if t is None:
+            continue
+        turl = t.get("url")
+        problem = _url_error(turl)
+        if problem:
+            c.error(f"{tloc}.url", problem)
+            continue
+        weight = c.count(t.get("weight", 100), f"{tloc}.weight")
+        targets.append(TargetSpec(url=str(turl), weight=100 if weight is None else weight))
+    urls = [t.url for t in targets]
+    if len(set(urls)) != len(urls):
+        c.error(loc, "lists the same url twice; give each target once.")
+    return tuple(sorted(targets, key=lambda t: t.url))
+
+
+def _check_health(c: Checker, loc: str, raw: Any) -> HealthCheckSpec | None:
+    h = c.mapping(raw, loc, HealthCheckSpec.key_names())
+    if h is None:
+        return None
+    path = _path_value(c, h.get("path"), f"{loc}.path", "must be a path starting with '/'.")
+    if not path:
+        if h.get("path") is None:
+            c.error(f"{loc}.path", "must be a path starting with '/'.")
+        return None
+    interval = c.duration(h.get("interval", "10s"), f"{loc}.interval")
+    return HealthCheckSpec(path=path, interval_ms=10_000 if interval is None else interval)
+
+
+def check_service(c: Checker, loc: str, raw: Any) -> ServiceSpec | None:
+    """A config-file service entry as its spec; None when it has errors (recorded on `c`)."""
+    entry = c.mapping(raw, loc, ServiceSpec.key_names())
     if entry is None:
         return None
+    before = len(c.errors)
     name = c.name(entry.get("name"), f"{loc}.name", "A service name")
     if name and not _SERVICE_NAME.fullmatch(name):
         c.error(f"{loc}.name", f"'{name}' must use lower-case letters, digits and '-'.")
     url = entry.get("url")
-    targets_raw = entry.get("targets")
-    targets: list[dict[str, Any]] = []
-    if (url is None) == (targets_raw is None):
+    if (url is None) == (entry.get("targets") is None):
         c.error(loc, "give either url: or targets:, not both and not neither.")
     if url is not None:
         problem = _url_error(url)
         if problem:
             c.error(f"{loc}.url", problem)
-    if targets_raw is not None:
-        # An empty list is allowed: the targets then come from self-registration.
-        if not isinstance(targets_raw, list):
-            c.error(f"{loc}.targets", "must be a list of {url, weight}.")
-        else:
-            for index, target in enumerate(targets_raw):
-                tloc = f"{loc}.targets[{index}]"
-                t = c.mapping(target, tloc, {"url", "weight"})
-                if t is None:
-                    continue
-                turl = t.get("url")
-                problem = _url_error(turl)
-                if problem:
-                    c.error(f"{tloc}.url", problem)
-                weight = c.count(t.get("weight", 100), f"{tloc}.weight")
-                targets.append({"url": turl, "weight": 100 if weight is None else weight})
-            urls = [str(t["url"]) for t in targets]
-            if len(set(urls)) != len(urls):
-                c.error(f"{loc}.targets", "lists the same url twice; give each target once.")
+    targets: tuple[TargetSpec, ...] = ()
+    if entry.get("targets") is not None:
+        targets = _check_targets(c, f"{loc}.targets", entry["targets"])
     health = None
-    health_raw = entry.get("health_check")
-    if health_raw is not None:
-        h = c.mapping(health_raw, f"{loc}.health_check", {"path", "interval"})
-        if h is not None:
-            hpath = h.get("path")
-            if (
-                not isinstance(hpath, str)
-                or not hpath.startswith("/")
-                or len(hpath) > 255
-                or _CONTROL.search(hpath)
-            ):
-                c.error(f"{loc}.health_check.path", "must be a path starting with '/'.")
-            interval = c.duration(h.get("interval", "10s"), f"{loc}.health_check.interval")
-            health = {"path": hpath, "interval_ms": interval}
+    if entry.get("health_check") is not None:
+        health = _check_health(c, f"{loc}.health_check", entry["health_check"])
     balancing = entry.get("load_balancing", "round_robin")
     if balancing not in LOAD_BALANCING:
         c.error(f"{loc}.load_balancing", f"must be one of: {', '.join(LOAD_BALANCING)}.")
-    openapi = entry.get("openapi")
-    if openapi is not None and (
-        not isinstance(openapi, str)
-        or not openapi.startswith("/")
-        or len(openapi) > 255
-        or _CONTROL.search(openapi)
-    ):
-        c.error(f"{loc}.openapi", "must be the path of the service's spec, like /openapi.json.")
-    return {
-        "name": name,
-        "url": url,
-        "targets": sorted(targets, key=lambda t: str(t["url"])),
-        "openapi": openapi or "",
-        "health_check": health,
-        "connect_timeout_ms": c.duration(entry.get("connect_timeout"), f"{loc}.connect_timeout"),
-        "load_balancing": balancing,
-        "description": c.text(entry.get("description"), f"{loc}.description"),
-    }
+    openapi = _path_value(
+        c,
+        entry.get("openapi"),
+        f"{loc}.openapi",
+        "must be the path of the service's spec, like /openapi.json.",
+    )
+    connect_timeout = c.duration(entry.get("connect_timeout"), f"{loc}.connect_timeout")
+    description = c.text(entry.get("description"), f"{loc}.description")
+    if len(c.errors) > before or name is None:
+        return None
+    return ServiceSpec(
+        name=name,
+        url=url,
+        targets=targets,
+        openapi=openapi,
+        health_check=health,
+        connect_timeout_ms=connect_timeout,
+        load_balancing=balancing,
+        description=description,
+    )
 
 
-def _check_rate_limit(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
-    allowed = set(RATE_KEYS) | {"burst", "algorithm", "headers"}
-    entry = c.mapping(raw, loc, allowed)
+def _check_rate_limit(c: Checker, raw: Any, loc: str) -> RateLimitSpec | None:
+    entry = c.mapping(raw, loc, RateLimitSpec.key_names())
     if entry is None:
         return None
     given = [key for key in RATE_KEYS if key in entry]
@@ -377,90 +388,120 @@ def _check_rate_limit(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
     algorithm = entry.get("algorithm", "token_bucket")
     if algorithm not in RATE_ALGORITHMS:
         c.error(f"{loc}.algorithm", f"must be one of: {', '.join(RATE_ALGORITHMS)}.")
-    return {
-        "requests": requests,
-        "period": RATE_KEYS[given[0]],
-        "burst": burst,
-        "algorithm": algorithm,
-        "headers": c.flag(entry.get("headers"), f"{loc}.headers", True),
-    }
+    headers = c.flag(entry.get("headers"), f"{loc}.headers", True)
+    if requests is None or algorithm not in RATE_ALGORITHMS:
+        return None
+    return RateLimitSpec(
+        requests=requests,
+        period=RATE_KEYS[given[0]],
+        burst=burst,
+        algorithm=algorithm,
+        headers=headers,
+    )
 
 
-def check_route(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
-    """A config-file route entry in canonical form; problems are recorded on `c`."""
-    entry = c.mapping(raw, loc, _ROUTE_KEYS)
+def _check_breaker(c: Checker, raw: Any, loc: str) -> CircuitBreakerSpec | None:
+    b = c.mapping(raw, loc, CircuitBreakerSpec.key_names())
+    if b is None:
+        return None
+    threshold = c.count(b.get("threshold"), f"{loc}.threshold", minimum=1)
+    if threshold is None and b.get("threshold") is None:
+        c.error(f"{loc}.threshold", "is required: consecutive failures that open it.")
+    timeout = c.duration(b.get("timeout", "60s"), f"{loc}.timeout")
+    if threshold is None or timeout is None:
+        return None
+    return CircuitBreakerSpec(threshold=threshold, timeout_ms=timeout)
+
+
+def _check_methods(c: Checker, loc: str, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        c.error(loc, "must be a non-empty list like [GET, POST]; omit it to accept every method.")
+        return ()
+    methods: set[str] = set()
+    for method in raw:
+        upper = str(method).upper()
+        if upper not in HTTP_METHODS:
+            c.error(loc, f"unknown method '{str(method)[:20]}'; use {', '.join(HTTP_METHODS)}.")
+        methods.add(upper)
+    return tuple(sorted(methods))
+
+
+def _optional(
+    c: Checker, entry: dict[str, Any], loc: str, key: str, check: Callable[[Checker, Any, str], T]
+) -> T | None:
+    """`check` of `entry[key]`, or None when the key is absent (or null)."""
+    if entry.get(key) is None:
+        return None
+    return check(c, entry[key], f"{loc}.{key}")
+
+
+def check_route(c: Checker, loc: str, raw: Any) -> RouteSpec | None:
+    """A config-file route entry as its spec; None when it has errors (recorded on `c`)."""
+    entry = c.mapping(raw, loc, RouteSpec.key_names())
     if entry is None:
         return None
+    before = len(c.errors)
     path = c.name(entry.get("path"), f"{loc}.path", "A route path", max_length=500)
     if path:
         for problem in pattern_errors(path):
             c.error(f"{loc}.path", problem)
     service = c.name(entry.get("service"), f"{loc}.service", "The route's service")
-    methods_raw = entry.get("methods")
-    methods: list[str] = []
-    if methods_raw is not None:
-        if not isinstance(methods_raw, list) or not methods_raw:
-            c.error(
-                f"{loc}.methods",
-                "must be a non-empty list like [GET, POST]; omit it to accept every method.",
-            )
-        else:
-            for method in methods_raw:
-                upper = str(method).upper()
-                if upper not in HTTP_METHODS:
-                    c.error(
-                        f"{loc}.methods",
-                        f"unknown method '{method}'; use {', '.join(HTTP_METHODS)}.",
-                    )
-                methods.append(upper)
+    methods = _check_methods(c, f"{loc}.methods", entry.get("methods"))
     authentication = entry.get("authentication", "required")
     if authentication not in AUTHENTICATION_MODES:
         c.error(f"{loc}.authentication", "must be required, optional or none.")
-    breaker = None
-    if entry.get("circuit_breaker") is not None:
-        bloc = f"{loc}.circuit_breaker"
-        b = c.mapping(entry["circuit_breaker"], bloc, {"threshold", "timeout"})
-        if b is not None:
-            threshold = c.count(b.get("threshold"), f"{bloc}.threshold", minimum=1)
-            if threshold is None and b.get("threshold") is None:
-                c.error(f"{bloc}.threshold", "is required: consecutive failures that open it.")
-            breaker = {
-                "threshold": threshold,
-                "timeout_ms": c.duration(b.get("timeout", "60s"), f"{bloc}.timeout"),
-            }
-    rate_limit = None
-    if entry.get("rate_limit") is not None:
-        rate_limit = _check_rate_limit(c, f"{loc}.rate_limit", entry["rate_limit"])
     priority = entry.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_INT:
         c.error(f"{loc}.priority", "must be a whole number (higher wins).")
-        priority = 0
-    return {
-        "path": path,
-        "methods": sorted(set(methods)),
-        "service": service,
-        "strip_prefix": c.flag(entry.get("strip_prefix"), f"{loc}.strip_prefix", False),
-        "timeout_ms": c.duration(entry.get("timeout"), f"{loc}.timeout"),
-        "retry": c.count(entry.get("retry", 0), f"{loc}.retry", maximum=100) or 0,
-        "circuit_breaker": breaker,
-        "rate_limit": rate_limit,
-        "authentication": authentication,
-        "permissions": c.strings(
+    if entry.get("ip_allow") is not None and entry.get("ip_deny") is not None:
+        c.error(f"{loc}.ip_deny", "give ip_allow or ip_deny, not both.")
+    spec = RouteSpec(
+        path=path or "",
+        service=service or "",
+        methods=methods,
+        strip_prefix=c.flag(entry.get("strip_prefix"), f"{loc}.strip_prefix", False),
+        timeout_ms=c.duration(entry.get("timeout"), f"{loc}.timeout"),
+        retry=c.count(entry.get("retry", 0), f"{loc}.retry", maximum=100) or 0,
+        circuit_breaker=_optional(c, entry, loc, "circuit_breaker", _check_breaker),
+        rate_limit=_optional(c, entry, loc, "rate_limit", _check_rate_limit),
+        authentication=str(authentication),
+        permissions=c.strings(
             entry.get("permissions"), f"{loc}.permissions", pattern=PERMISSION_NAME
         ),
-        "roles": c.strings(entry.get("roles"), f"{loc}.roles", pattern=ROLE_NAME),
-        "priority": priority,
-        "enabled": c.flag(entry.get("enabled"), f"{loc}.enabled", True),
-        "description": c.text(entry.get("description"), f"{loc}.description"),
-    }
-
-
-def check_quota(c: Checker, loc: str, raw: Any) -> tuple[tuple[str, str], dict[str, Any]] | None:
-    """A config-file quota entry as (subject key, canonical values); problems recorded on `c`."""
-    entry = c.mapping(raw, loc, _QUOTA_KEYS)
-    if entry is None:
+        roles=c.strings(entry.get("roles"), f"{loc}.roles", pattern=ROLE_NAME),
+        priority=priority if isinstance(priority, int) else 0,
+        enabled=c.flag(entry.get("enabled"), f"{loc}.enabled", True),
+        description=c.text(entry.get("description"), f"{loc}.description"),
+        hide_credentials=c.flag(entry.get("hide_credentials"), f"{loc}.hide_credentials", False),
+        ip_allow=check_networks(c, entry.get("ip_allow"), f"{loc}.ip_allow"),
+        ip_deny=check_networks(c, entry.get("ip_deny"), f"{loc}.ip_deny"),
+        cors=_optional(c, entry, loc, "cors", check_cors),
+        request_headers=_optional(c, entry, loc, "request_headers", check_header_rules),
+        response_headers=_optional(c, entry, loc, "response_headers", check_header_rules),
+        validate=c.flag(entry.get("validate"), f"{loc}.validate", False),
+        cache=_optional(c, entry, loc, "cache", check_cache),
+        websocket=c.flag(entry.get("websocket"), f"{loc}.websocket", False),
+    )
+    if len(c.errors) > before:
         return None
-    subjects = [kind for kind in ("role", "user", "client") if kind in entry]
+    return spec
+
+
+def route_service_name(raw: Any) -> str | None:
+    """The service a route entry names, even when the entry has other errors (for references)."""
+    if not isinstance(raw, dict):
+        return None
+    service = raw.get("service")
+    if not isinstance(service, str) or not service.strip() or len(service.strip()) > 100:
+        return None
+    return service.strip()
+
+
+def check_quota_subject(c: Checker, loc: str, entry: dict[str, Any]) -> QuotaKey | None:
+    """The (kind, name) a quota entry applies to; None (with an error) when not exactly one."""
+    subjects = [kind for kind in QUOTA_SUBJECTS if kind in entry]
     if len(subjects) != 1:
         c.error(loc, "give exactly one of role:, user: or client:.")
         return None
@@ -468,51 +509,80 @@ def check_quota(c: Checker, loc: str, raw: Any) -> tuple[tuple[str, str], dict[s
     name = c.name(entry[kind], f"{loc}.{kind}", f"The quota's {kind}", max_length=150)
     if name and kind == "role" and not ROLE_NAME.fullmatch(name):
         c.error(f"{loc}.role", f"'{name}' is not a role name.")
+    return None if name is None else (kind, name)
+
+
+def check_quota(c: Checker, loc: str, raw: Any) -> tuple[QuotaKey, QuotaSpec | None] | None:
+    """A config-file quota entry as (subject, spec); the spec is None when it has errors.
+
+    The subject is returned even then, so that the report can say whether it exists.
+    """
+    entry = c.mapping(raw, loc, QuotaSpec.key_names())
+    if entry is None:
+        return None
+    before = len(c.errors)
+    key = check_quota_subject(c, loc, entry)
     per_day = c.count(entry.get("requests_per_day"), f"{loc}.requests_per_day", minimum=1)
     per_month = c.count(entry.get("requests_per_month"), f"{loc}.requests_per_month", minimum=1)
     if "requests_per_day" not in entry and "requests_per_month" not in entry:
         c.error(loc, "give requests_per_day and/or requests_per_month.")
-    if name is None:
+    if key is None:
         return None
-    return (kind, name), {"requests_per_day": per_day, "requests_per_month": per_month}
+    if len(c.errors) > before:
+        return key, None
+    return key, QuotaSpec(requests_per_day=per_day, requests_per_month=per_month)
 
 
-def check_role(c: Checker, loc: str, raw: Any) -> dict[str, Any] | None:
-    """A config-file role entry in canonical form; problems are recorded on `c`."""
-    entry = c.mapping(raw, loc, _ROLE_KEYS)
+def check_role(c: Checker, loc: str, raw: Any) -> RoleSpec | None:
+    """A config-file role entry as its spec; None when it has errors (recorded on `c`)."""
+    entry = c.mapping(raw, loc, RoleSpec.key_names())
     if entry is None:
         return None
+    before = len(c.errors)
     name = c.name(entry.get("name"), f"{loc}.name", "A role name")
-    if name is None:
-        return None
-    if not ROLE_NAME.fullmatch(name):
+    if name is not None and not ROLE_NAME.fullmatch(name):
         c.error(f"{loc}.name", f"'{name}' must use lower-case letters, digits, '-', '_' or '.'.")
-    return {
-        "name": name,
-        "permissions": c.strings(
-            entry.get("permissions"), f"{loc}.permissions", pattern=PERMISSION_NAME
-        ),
-        "description": c.text(entry.get("description"), f"{loc}.description"),
-    }
+    permissions = c.strings(entry.get("permissions"), f"{loc}.permissions", pattern=PERMISSION_NAME)
+    description = c.text(entry.get("description"), f"{loc}.description")
+    if name is None or len(c.errors) > before:
+        return None
+    return RoleSpec(name=name, permissions=permissions, description=description)
 
 
-def check_entry(kind: str, raw: Any) -> Any:
-    """One entry of a config section (service, route, role, quota), checked on its own.
-
-    The management API's way into the config file's rules: locations are relative to the
-    entry (`timeout`, `rate_limit.burst`); ConfigInvalid lists every problem.
-    """
-    checkers = {
-        "service": check_service,
-        "route": check_route,
-        "role": check_role,
-        "quota": check_quota,
-    }
+def _entry_checked(check: Callable[[Checker, str, Any], T | None], raw: Any) -> T:
     checker = Checker({})
-    result = checkers[kind](checker, "", raw)
+    result = check(checker, "", raw)
     if checker.errors or result is None:
         raise ConfigInvalid(checker.errors or [ConfigError("", None, "is not a valid entry.")])
     return result
+
+
+def check_service_entry(raw: Any) -> ServiceSpec:
+    """One service entry checked on its own (the management API); ConfigInvalid lists every
+    problem, at locations relative to the entry (`url`, `targets[0].weight`)."""
+    return _entry_checked(check_service, raw)
+
+
+def check_route_entry(raw: Any) -> RouteSpec:
+    """One route entry checked on its own (the management API); see check_service_entry."""
+    return _entry_checked(check_route, raw)
+
+
+def check_role_entry(raw: Any) -> RoleSpec:
+    """One role entry checked on its own (the management API); see check_service_entry."""
+    return _entry_checked(check_role, raw)
+
+
+def _check_whole_quota(c: Checker, loc: str, raw: Any) -> tuple[QuotaKey, QuotaSpec] | None:
+    checked = check_quota(c, loc, raw)
+    if checked is None or checked[1] is None:
+        return None
+    return checked[0], checked[1]
+
+
+def check_quota_entry(raw: Any) -> tuple[QuotaKey, QuotaSpec]:
+    """One quota entry checked on its own (the management API); see check_service_entry."""
+    return _entry_checked(_check_whole_quota, raw)
 
 
 @dataclass
@@ -528,6 +598,7 @@ class ConfigReading:
     positions: dict[str, tuple[int, int]]  # location -> (line, column) of its value
     service_refs: list[tuple[str, str]]  # (location, service name) of every route
     quota_refs: list[tuple[str, QuotaKey]]  # (location, (kind, name)) of every quota
+    route_locations: dict[RouteKey, str]  # where each valid route is, e.g. routes[2]
 
     def error_at(self, location: str, message: str) -> ConfigError:
         """An error at `location` with the line and column of its value, when known."""
@@ -582,46 +653,49 @@ def read_config(text: str) -> ConfigReading:
     spec = ConfigSpec()
     service_refs: list[tuple[str, str]] = []
     quota_refs: list[tuple[str, QuotaKey]] = []
+    route_locations: dict[RouteKey, str] = {}
+    quota_seen: set[QuotaKey] = set()
 
     for loc, raw in checker.items(document, "services"):
         service = check_service(checker, loc, raw)
-        if service and service["name"]:
-            if service["name"] in spec.services:
-                checker.error(f"{loc}.name", f"service '{service['name']}' is defined twice.")
-            spec.services[service["name"]] = service
+        if service:
+            if service.name in spec.services:
+                checker.error(f"{loc}.name", f"service '{service.name}' is defined twice.")
+            spec.services[service.name] = service
 
     for loc, raw in checker.items(document, "roles"):
         role = check_role(checker, loc, raw)
         if role:
-            name = role["name"]
-            if name in spec.roles:
-                checker.error(f"{loc}.name", f"role '{name}' is defined twice.")
-            spec.roles[name] = role
+            if role.name in spec.roles:
+                checker.error(f"{loc}.name", f"role '{role.name}' is defined twice.")
+            spec.roles[role.name] = role
 
     for loc, raw in checker.items(document, "routes"):
         route = check_route(checker, loc, raw)
-        if route and route["service"]:
-            # Checked even when the path is wrong: the report names every problem at once.
-            service_refs.append((f"{loc}.service", route["service"]))
-        if route and route["path"]:
-            key = (route["path"], ",".join(route["methods"]))
+        service_name = route_service_name(raw)
+        if service_name:
+            # Checked even when the route has other errors: the report names every problem.
+            service_refs.append((f"{loc}.service", service_name))
+        if route:
+            key = route_key(route)
             if key in spec.routes:
                 checker.error(loc, f"route {key[1] or 'ANY'} {key[0]} is defined twice.")
-            route["_location"] = loc
             spec.routes[key] = route
+            route_locations[key] = loc
 
     for loc, raw in checker.items(document, "quotas"):
         quota = check_quota(checker, loc, raw)
         if quota:
             key, values = quota
             quota_refs.append((f"{loc}.{key[0]}", key))
-            if key in spec.quotas:
+            if key in quota_seen:
                 checker.error(loc, f"a quota for {key[0]} '{key[1]}' is defined twice.")
-            values["_location"] = loc
-            spec.quotas[key] = values
+            quota_seen.add(key)
+            if values is not None:
+                spec.quotas[key] = values
 
     positions = {loc: (line, columns.get(loc, 0)) for loc, line in lines.items()}
-    return ConfigReading(spec, checker.errors, positions, service_refs, quota_refs)
+    return ConfigReading(spec, checker.errors, positions, service_refs, quota_refs, route_locations)
 
 
 def parse_config(text: str) -> ConfigSpec:

@@ -116,7 +116,7 @@ def test_release_step_loads_config_compose_yaml_through_gateway_config():
     # The demo service points at the demo-upstream container and the port it listens on.
     command = _service("demo-upstream")["command"]
     port = command[command.index("http.server") + 1]
-    assert spec.services["demo"]["url"] == f"http://demo-upstream:{port}"
+    assert spec.services["demo"].url == f"http://demo-upstream:{port}"
 
 
 @pytest.mark.django_db

@@ -100,3 +100,60 @@ def test_duplicate_route_gets_a_message_not_an_error_page(staff_client):
     assert response.status_code == 200
     assert "exists already" in response.content.decode()
     assert Route.objects.count() == 1
+
+
+def _route_form(service: Service, **policies: str) -> dict[str, object]:
+    return {
+        "path": "/v1/**",
+        "service": service.pk,
+        "authentication": "none",
+        "rate_limit_period": "minute",
+        "rate_limit_algorithm": "token_bucket",
+        "retry": 0,
+        "priority": 0,
+        "enabled": "on",
+        **policies,
+    }
+
+
+def test_route_policies_are_edited_in_the_console_with_the_config_files_checks(staff_client):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001", openapi="/o.json")
+    form = _route_form(
+        service,
+        ip_allow_list="10.0.0.0/8\n2001:db8::/32\n",
+        cors_config='{"origins": ["https://app.example.com"], "max_age": "10m"}',
+        request_headers_config='{"set": {"X-Api-Version": "1"}}',
+        cache_ttl="30s",
+        validate_requests="on",
+        websocket="on",
+    )
+    response = staff_client.post("/admin/routing/route/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    route = Route.objects.get()
+    assert route.ip_allow == ["10.0.0.0/8", "2001:db8::/32"]
+    assert route.cors["origins"] == ["https://app.example.com"]
+    assert route.request_headers == {"set": [["X-Api-Version", "1"]], "remove": []}
+    assert (route.cache_ttl_ms, route.validate_requests, route.websocket) == (30_000, True, True)
+    page = staff_client.get(f"/admin/routing/route/{route.pk}/change/").content.decode()
+    assert "Browsers (CORS)" in page and "https://app.example.com" in page
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        ({"ip_allow_list": "10.0.0.1/8"}, "did you mean 10.0.0.0/8"),
+        ({"ip_allow_list": "10.0.0.0/8", "ip_deny_list": "10.1.0.0/16"}, "not both"),
+        ({"cors_config": '{"origins": ["*"], "credentials": true}'}, "cannot be true"),
+        ({"request_headers_config": '{"set": {"Host": "x"}}'}, "managed by the gateway"),
+        ({"cache_ttl": "forever"}, "not a duration"),
+        ({"validate_requests": "on"}, "has no OpenAPI document"),
+    ],
+)
+def test_a_bad_policy_in_the_console_is_a_message_and_nothing_is_saved(
+    staff_client, policies, message
+):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    response = staff_client.post("/admin/routing/route/add/", _route_form(service, **policies))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Route.objects.count() == 0

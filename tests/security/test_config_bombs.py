@@ -10,6 +10,7 @@ unprotected parser takes more than 25 s on the alias bomb): a loaded machine mus
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -179,7 +180,9 @@ def test_the_export_never_writes_an_alias_the_import_would_refuse():
         "- {path: /b, service: a, methods: [GET, POST]}\n"
     )
     first, second = spec.routes.values()
-    second["methods"] = first["methods"]  # the same list object twice: PyYAML would alias it
+    second_key = next(key for key, route in spec.routes.items() if route is second)
+    # The same methods object in both routes: PyYAML would alias it.
+    spec.routes[second_key] = dataclasses.replace(second, methods=first.methods)
     text = export_yaml(spec)
     assert "&id" not in text and "*id" not in text
     assert parse_config(text) == spec
