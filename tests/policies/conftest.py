@@ -5,14 +5,19 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 
 from tests.policies.policy_upstream import PolicyUpstream, policy_upstream
+from tests.support.gateway_server import GatewayServer
 
 ALLOWED_ORIGIN = "http://app.test"
+# Generous: the test machine's two cores are shared; a gunicorn start may take a while there.
+START_SECONDS = 120.0
 
 
 @pytest.fixture(scope="session")
@@ -112,10 +117,22 @@ def remove_config() -> None:
     Service.objects.filter(name__in=names).delete()
 
 
-def api_key(name: str) -> str:
-    """A new API client with a key; the raw key."""
+def api_key(name: str, *roles: Any) -> str:
+    """A new API client (with `roles`) and a key; the raw key."""
     from accounts.models import ApiClient
     from accounts.services import api_key_create
 
     client = ApiClient.objects.create(name=name)
+    client.roles.set(roles)
     return api_key_create(client=client, name=f"{name}-key")[1]
+
+
+@contextmanager
+def running_gateway(**env: str) -> Iterator[GatewayServer]:
+    """A gunicorn gateway sharing the test database and Redis, stopped afterwards."""
+    server = GatewayServer(**env)
+    server.start(timeout=START_SECONDS)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from tests.policies.conftest import import_config, policy_config, remove_config
+from tests.policies.conftest import import_config, policy_config, remove_config, running_gateway
 from tests.support.gateway_server import GatewayServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,7 +56,7 @@ def gateway(django_db_blocker, policy_servers) -> Iterator[GatewayServer]:
     with django_db_blocker.unblock():
         import_config(policy_config(policy_servers))
         try:
-            with GatewayServer() as server:
+            with running_gateway() as server:
                 yield server
         finally:
             remove_config()

@@ -19,9 +19,11 @@ from tests.policies.conftest import (
     import_config,
     policy_config,
     remove_config,
+    running_gateway,
 )
 from tests.policies.policy_upstream import PolicyUpstream
 from tests.support.gateway_server import GatewayServer
+from tests.support.identity import role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -34,15 +36,21 @@ def setup(django_db_setup, django_db_blocker, policy_servers) -> Iterator[dict[s
     """The policy config imported, two API keys, and one gunicorn gateway trusting 127.0.0.1."""
     with django_db_blocker.unblock():
         import_config(policy_config(policy_servers))
-        keys = {"alice": api_key("pol-alice"), "bob": api_key("pol-bob")}
+        admin = role("pol-admin", "manage:gateway")
+        keys = {
+            "alice": api_key("pol-alice"),
+            "bob": api_key("pol-bob"),
+            "admin": api_key("pol-admin", admin),
+        }
         try:
-            with GatewayServer(GATEWAY_TRUSTED_PROXIES=f"{TRUSTED_PROXY}/32") as server:
+            with running_gateway(GATEWAY_TRUSTED_PROXIES=f"{TRUSTED_PROXY}/32") as server:
                 yield {"gateway": server, "keys": keys}
         finally:
             remove_config()
             from accounts.models import ApiClient
 
             ApiClient.objects.filter(name__startswith="pol-").delete()
+            admin.delete()
 
 
 @pytest.fixture
@@ -296,22 +304,26 @@ def test_unkeyed_header_cannot_poison_the_cache(gateway, servers):
 def test_cache_is_shared_by_workers_and_nodes(gateway, setup, servers, settings):
     if not settings.REDIS_URL:
         pytest.skip("sharing between processes needs Redis")
-    call(gateway, "GET", "/cached/shared")
-    with GatewayServer() as second:
-        _status, headers, _ = call(second, "GET", "/cached/shared")
+    # Behind one load balancer both nodes see the same Host.
+    host = {"Host": "localhost"}
+    call(gateway, "GET", "/cached/shared", host)
+    with running_gateway() as second:
+        _status, headers, _ = call(second, "GET", "/cached/shared", host)
     assert headers["X-Cache"] == "HIT"
     assert servers.count("/cached/shared") == 1
 
 
-def test_cache_is_purged_on_config_change(gateway, servers, django_db_blocker):
-    from routing.models import Route
-
+def test_cache_is_purged_on_config_change(gateway, keys, servers):
     call(gateway, "GET", "/cached/purge")
     assert call(gateway, "GET", "/cached/purge")[1]["X-Cache"] == "HIT"
-    with django_db_blocker.unblock():
-        route = Route.objects.get(path="/cached/**")
-        route.description = "changed"
-        route.save()
+    admin = {"X-API-Key": keys["admin"], "Content-Type": "application/json"}
+    status, _, body = call(gateway, "GET", "/api/gateway/routes/?path=/cached/**", admin)
+    listed = json.loads(body)
+    routes = listed["results"] if isinstance(listed, dict) else listed
+    route_id = next(route["id"] for route in routes if route["path"] == "/cached/**")
+    change = json.dumps({"description": "changed"}).encode()
+    status, _, body = call(gateway, "PATCH", f"/api/gateway/routes/{route_id}/", admin, change)
+    assert status == 200, body
     deadline = time.monotonic() + 10
     verdict = "HIT"
     while verdict == "HIT" and time.monotonic() < deadline:
