@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +12,13 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from tests.policies.conftest import import_config, policy_config, remove_config, running_gateway
+from tests.policies.conftest import (
+    ALLOWED_ORIGIN,
+    import_config,
+    policy_config,
+    remove_config,
+    running_gateway,
+)
 from tests.support.gateway_server import GatewayServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -51,8 +58,9 @@ def other_origin() -> Iterator[str]:
         thread.join(5)
 
 
-@pytest.fixture
-def gateway(django_db_blocker, policy_servers) -> Iterator[GatewayServer]:
+@pytest.fixture(scope="module")
+def gateway(django_db_setup, django_db_blocker, policy_servers) -> Iterator[GatewayServer]:
+    """The policy config, committed (module scope: outside any test's transaction), served."""
     with django_db_blocker.unblock():
         import_config(policy_config(policy_servers))
         try:
@@ -103,6 +111,18 @@ def test_browser_refuses_a_route_that_does_not_allow_the_origin(
     gateway, other_origin, page, servers
 ):
     page.goto(other_origin + "/")
+    # The route is there and answers its own origin: the refusal below is about the origin.
+    preflight = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=15)
+    preflight.request(
+        "OPTIONS",
+        "/cors/items",
+        headers={"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.getresponse().headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    preflight.close()
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
     result = page.evaluate(FETCH, f"{gateway.url}/cors/items")
     assert not result["ok"], result  # the preflight named no origin: fetch fails
+    assert any("Access-Control-Allow-Origin" in message for message in messages), messages
     assert servers.count() == 0
