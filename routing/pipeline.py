@@ -49,8 +49,8 @@ from gateway_project import tracing
 from gateway_project.errors import GatewayError, LoopDetected, MethodNotAllowed
 from routing import authorization, limits
 from routing.compiled_policies import HeaderRules
-from routing.policies import apply as policies
 from routing.loops import came_back
+from routing.policies import apply as policies
 from routing.proxy import forward, normalized_path, raw_path
 from routing.table import CompiledRoute, route_tables
 

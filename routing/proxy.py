@@ -30,8 +30,8 @@ from routing.forwarding import (
     traceparent_for,
 )
 from routing.loops import via_with_ours
-from routing.policies.headers import apply_to_request as apply_header_rules
 from routing.paths import BadPath, normalize_path
+from routing.policies.headers import apply_to_request as apply_header_rules
 from routing.table import CompiledRoute
 from routing.upstream import UpstreamRequest, upstream_client
 
