@@ -389,3 +389,31 @@ def test_websocket_connections_are_counted_in_metrics(gateway, keys):
         line for line in metrics.decode().splitlines() if line.startswith("gateway_websockets_open")
     )
     assert float(line.split()[-1]) >= 1
+
+
+def _metric(text: str, name: str, *labels: str) -> float:
+    """The sum of a metric's samples whose line holds every one of `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_policy_metrics_count_rejections_hits_and_misses(gateway, servers):
+    def scrape() -> str:
+        return call(gateway, "GET", "/metrics")[2].decode()
+
+    before = scrape()
+    call(gateway, "GET", "/ipallow/metrics")  # refused: 127.0.0.1 is not in 10.1.0.0/16
+    call(gateway, "GET", "/inv/items/abc", {"X-Tenant": "acme"})  # refused: item_id not an int
+    call(gateway, "GET", "/cached/metrics")  # miss
+    call(gateway, "GET", "/cached/metrics")  # hit
+    after = scrape()
+    for name, labels in [
+        ("gateway_ip_rejections_total", ('route="ANY /ipallow/**"',)),
+        ("gateway_validation_rejections_total", ('route="ANY /inv/**"',)),
+        ("gateway_cache_lookups_total", ('route="ANY /cached/**"', 'result="miss"')),
+        ("gateway_cache_lookups_total", ('route="ANY /cached/**"', 'result="hit"')),
+    ]:
+        assert _metric(after, name, *labels) == _metric(before, name, *labels) + 1, name
