@@ -215,7 +215,7 @@ def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -
     """
     spec = reading.spec
     errors: list[ConfigError] = []
-    known_services = set(spec.services) if prune else set(spec.services) | set(live.services)
+    known_services = reading.declared_services | (set() if prune else set(live.services))
     hint = " (--prune removes services not in the file)" if prune else ""
     for location, service in reading.service_refs:
         problem = missing_service_error(
@@ -238,7 +238,7 @@ def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -
         )
         if problem:
             errors.append(problem)
-    known_roles = set(spec.roles) | set(live.roles)
+    known_roles = reading.declared_roles | set(live.roles)
     for location, key in reading.quota_refs:
         problem = quota_subject_error(
             key,

@@ -23,6 +23,7 @@ from routing.configfile.spec import (
     CorsSpec,
     HeaderRulesSpec,
 )
+from routing.forwarding import HOP_BY_HOP
 
 if TYPE_CHECKING:
     from routing.configfile.validate import Checker
@@ -38,23 +39,7 @@ _ORIGIN = re.compile(
 # Headers the gateway itself owns (CONTRACT section 5): a header rule may not name them.
 # Content-Length and Forwarded as well: setting either would let a rule change how the body is
 # framed or where the request seems to come from.
-PROTECTED_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "host",
-        "content-length",
-        "forwarded",
-        "x-request-id",
-        "via",
-    }
-)
+PROTECTED_HEADERS = HOP_BY_HOP | {"host", "content-length", "forwarded", "x-request-id", "via"}
 PROTECTED_HEADER_PREFIXES = ("x-forwarded-", "x-consumer-")
 
 
@@ -142,7 +127,7 @@ def _origin(c: Checker, value: Any, location: str) -> str | None:
         return origin
     c.error(
         location,
-        f"'{value}' is not an origin: use scheme://host[:port] without a path or a trailing "
+        f"{value!r} is not an origin: use scheme://host[:port] without a path or a trailing "
         "'/', e.g. https://app.example.com, or \"*\" for any origin.",
     )
     return None
@@ -226,7 +211,10 @@ def check_header_rules(c: Checker, value: Any, location: str) -> HeaderRulesSpec
             )
         else:
             for raw_name, raw_value in set_raw.items():
-                where = f"{location}.set.{raw_name}"
+                # A name that is not a token is reported at `set`: it never enters a location,
+                # where a line break or NUL in it would garble the report.
+                valid_name = isinstance(raw_name, str) and HEADER_TOKEN.fullmatch(raw_name)
+                where = f"{location}.set.{raw_name}" if valid_name else f"{location}.set"
                 name = _header_name(c, raw_name, where)
                 header_value = _header_value(c, raw_value, where)
                 if name is None or header_value is None:

@@ -489,14 +489,18 @@ def check_route(c: Checker, loc: str, raw: Any) -> RouteSpec | None:
     return spec
 
 
-def route_service_name(raw: Any) -> str | None:
-    """The service a route entry names, even when the entry has other errors (for references)."""
+def named(raw: Any, key: str) -> str | None:
+    """The name an entry gives under `key` (`service`, `name`), even when it has other errors.
+
+    References are checked against these: a route naming a service whose entry has an error
+    gets that error only, not also "service is not defined".
+    """
     if not isinstance(raw, dict):
         return None
-    service = raw.get("service")
-    if not isinstance(service, str) or not service.strip() or len(service.strip()) > 100:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 100:
         return None
-    return service.strip()
+    return value.strip()
 
 
 def check_quota_subject(c: Checker, loc: str, entry: dict[str, Any]) -> QuotaKey | None:
@@ -599,6 +603,8 @@ class ConfigReading:
     service_refs: list[tuple[str, str]]  # (location, service name) of every route
     quota_refs: list[tuple[str, QuotaKey]]  # (location, (kind, name)) of every quota
     route_locations: dict[RouteKey, str]  # where each valid route is, e.g. routes[2]
+    declared_services: set[str]  # every service name the file gives, valid entry or not
+    declared_roles: set[str]  # every role name the file gives, valid entry or not
 
     def error_at(self, location: str, message: str) -> ConfigError:
         """An error at `location` with the line and column of its value, when known."""
@@ -655,8 +661,11 @@ def read_config(text: str) -> ConfigReading:
     quota_refs: list[tuple[str, QuotaKey]] = []
     route_locations: dict[RouteKey, str] = {}
     quota_seen: set[QuotaKey] = set()
+    declared_services: set[str] = set()
+    declared_roles: set[str] = set()
 
     for loc, raw in checker.items(document, "services"):
+        declared_services.add(named(raw, "name") or "")
         service = check_service(checker, loc, raw)
         if service:
             if service.name in spec.services:
@@ -664,6 +673,7 @@ def read_config(text: str) -> ConfigReading:
             spec.services[service.name] = service
 
     for loc, raw in checker.items(document, "roles"):
+        declared_roles.add(named(raw, "name") or "")
         role = check_role(checker, loc, raw)
         if role:
             if role.name in spec.roles:
@@ -672,7 +682,7 @@ def read_config(text: str) -> ConfigReading:
 
     for loc, raw in checker.items(document, "routes"):
         route = check_route(checker, loc, raw)
-        service_name = route_service_name(raw)
+        service_name = named(raw, "service")
         if service_name:
             # Checked even when the route has other errors: the report names every problem.
             service_refs.append((f"{loc}.service", service_name))
@@ -695,7 +705,16 @@ def read_config(text: str) -> ConfigReading:
                 spec.quotas[key] = values
 
     positions = {loc: (line, columns.get(loc, 0)) for loc, line in lines.items()}
-    return ConfigReading(spec, checker.errors, positions, service_refs, quota_refs, route_locations)
+    return ConfigReading(
+        spec,
+        checker.errors,
+        positions,
+        service_refs,
+        quota_refs,
+        route_locations,
+        declared_services - {""},
+        declared_roles - {""},
+    )
 
 
 def parse_config(text: str) -> ConfigSpec:

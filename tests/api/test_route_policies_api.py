@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -181,3 +182,18 @@ def test_the_schema_and_the_checker_accept_the_same_keys_for_services_and_routes
     for policy in ("cors", "request_headers", "cache", "ip_allow", "validate", "websocket"):
         assert policy in _schema_keys(schema, "RouteEntry")
     assert "load_balancing" in _schema_keys(schema, "ServiceEntry")  # the drift issue 16 found
+
+
+def test_the_api_docs_and_the_readme_name_every_key_of_services_and_routes():
+    root = Path(__file__).resolve().parents[2]
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (root / "docs" / "api.md").read_text().splitlines()
+        if line.startswith("| `/api/gateway/")
+    }
+    readme = (root / "README.md").read_text()
+    for resource, spec in (("services", ServiceSpec), ("routes", RouteSpec)):
+        for key in spec.KEYS:
+            assert f"`{key.name}" in rows[f"`/api/gateway/{resource}/`"], key.name
+    for key in RouteSpec.KEYS[RouteSpec.KEYS.index(RouteSpec.key("hide_credentials")) :]:
+        assert f"| `{key.name}` |" in readme, key.name

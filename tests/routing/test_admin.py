@@ -131,7 +131,7 @@ def test_route_policies_are_edited_in_the_console_with_the_config_files_checks(s
     assert response.status_code == 302, response.content.decode()[:3000]
     route = Route.objects.get()
     assert route.ip_allow == ["10.0.0.0/8", "2001:db8::/32"]
-    assert route.cors["origins"] == ["https://app.example.com"]
+    assert route.cors is not None and route.cors["origins"] == ["https://app.example.com"]
     assert route.request_headers == {"set": [["X-Api-Version", "1"]], "remove": []}
     assert (route.cache_ttl_ms, route.validate_requests, route.websocket) == (30_000, True, True)
     page = staff_client.get(f"/admin/routing/route/{route.pk}/change/").content.decode()

@@ -212,8 +212,8 @@ def test_cors_for_any_origin_without_credentials_compiles_to_the_wildcard():
         (
             'request_headers:\n  set: {"X Bad": "1"}\n',
             9,
-            "routes[0].request_headers.set.X Bad",
-            "is not a header name",
+            "routes[0].request_headers.set",
+            "'X Bad' is not a header name",
         ),
         (
             'request_headers:\n  set: {X-Evil: "a\\r\\nSet-Cookie: x=1"}\n',
@@ -321,3 +321,31 @@ def test_policy_errors_join_the_rest_of_the_report_in_line_order():
         (9, "routes[0].cors.credentials"),
         (10, "routes[0].ip_allow[0]"),
     ]
+
+
+def test_an_entry_with_an_error_still_counts_as_defined_for_references():
+    text = (
+        "services:\n  - name: api\n    url: http://127.0.0.1:9\n    colour: blue\n"
+        "routes:\n  - path: /v1/**\n    service: api\n"
+        "roles:\n  - name: dev\n    permissions: [NOT VALID]\n"
+        "quotas:\n  - role: dev\n    requests_per_day: 5\n"
+    )
+    assert [location for _, location, _ in _import_errors(text)] == [
+        "services[0].colour",
+        "roles[0].permissions",
+    ]
+
+
+def test_a_header_name_with_a_line_break_never_enters_the_reported_location():
+    errors = _errors(_route_with('request_headers:\n  set: {"X-A\\nInjected: 1": "v"}\n'))
+    assert [(line, location) for line, location, _ in errors] == [
+        (9, "routes[0].request_headers.set")
+    ]
+    assert "\\n" in errors[0][2] and "\n" not in errors[0][2]
+
+
+def test_a_route_whose_stored_policy_is_malformed_is_skipped_not_fatal():
+    config_import(text=SERVICE + "  - path: /v2/**\n    service: api\n")
+    Route.objects.filter(path="/v2/**").update(cors={"no-origins": True})
+    (route,) = compile_table(1).routes
+    assert route.pattern.pattern == "/v1/**"
