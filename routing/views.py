@@ -9,7 +9,7 @@ from django.http.response import HttpResponseBase
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from gateway_project.errors import PROBLEM_CONTENT_TYPE, problem_exception_handler
+from gateway_project.errors import PROBLEM_CONTENT_TYPE
 from routing import pipeline
 
 _RENDERER = JSONRenderer()
@@ -34,9 +34,11 @@ class ProxyView(APIView):
         return pipeline.handle(context, render_error=render_error)
 
     def problem(self, error: Exception, request: HttpRequest) -> HttpResponseBase:
-        """The error as problem+json, by the project's one DRF exception handler."""
+        """The error as problem+json, by DRF's configured exception handler (the project's one)."""
         handler_context = {"view": self, "args": self.args, "kwargs": self.kwargs}
-        problem = problem_exception_handler(error, {**handler_context, "request": request})
+        problem = self.get_exception_handler()(error, {**handler_context, "request": request})
+        if problem is None:
+            raise error  # DRF's contract: a handler that declines leaves it to Django's handler500
         # Rendered here, with the one renderer an error ever needs: no negotiation.
         answer = HttpResponse(
             _RENDERER.render(problem.data),

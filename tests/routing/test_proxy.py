@@ -339,6 +339,16 @@ def test_proxied_request_in_steady_state_makes_no_database_query(
         assert gateway.get("/svc/echo").status_code == 200
 
 
+@pytest.mark.parametrize("method", ["TRACE", "PURGE"])
+def test_a_method_the_gateway_does_not_forward_is_405_and_never_reaches_the_upstream(
+    gateway, make_route, upstream, method
+):
+    make_route("/svc/**", upstream.url)
+    body = _problem(gateway.generic(method, "/svc/echo"), 405)
+    assert body["code"] == "method_not_allowed"
+    assert upstream.received == []
+
+
 def test_unexpected_error_is_500_problem_without_its_text(
     gateway, make_route, upstream, monkeypatch
 ):
