@@ -52,6 +52,36 @@ class MalformedRequestBody(BadRequest):
     default_detail = "The request body's chunked framing is malformed."
 
 
+class IpForbidden(GatewayError):
+    """The client's address is outside the route's `ip_allow` or inside its `ip_deny`."""
+
+    status_code = 403
+    default_code = "ip_forbidden"
+    default_detail = "Requests from this address are not allowed on this route."
+    title = "Forbidden"
+
+
+class RequestInvalid(BadRequest):
+    """The request does not satisfy its OpenAPI operation; `errors` lists each violation."""
+
+    default_code = "validation_error"
+    default_detail = "The request does not match the service's API description; see errors."
+    title = "Validation error"
+
+    def __init__(self, errors: list[dict[str, str]], *, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class OperationNotFound(GatewayError):
+    """`validate` is on, and the service's OpenAPI document has no operation for the request."""
+
+    status_code = 404
+    default_code = "operation_not_found"
+    default_detail = "The service's API description has no operation for this method and path."
+    title = "Not found"
+
+
 class RouteNotFound(GatewayError):
     """No route matches the path."""
 
@@ -224,6 +254,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         body = problem_body(
             status=status, code=code, title=title, detail=detail, request_id=request_id
         )
+        if isinstance(exc, RequestInvalid):
+            body["errors"] = exc.errors
     elif isinstance(exc, drf.ValidationError):
         body = problem_body(
             status=status,

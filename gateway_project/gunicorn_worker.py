@@ -19,8 +19,9 @@ yet, the thread keeps the bytes with the connection and gives it back to the loo
 Connections per worker are capped by GATEWAY_WORKER_CONNECTIONS (gunicorn's
 worker_connections); past it the worker stops accepting and the kernel queues. A streamed
 response holds its thread until it ends (WSGI is synchronous): at most GATEWAY_THREADS
-streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT. (A WebSocket would be
-handed from its thread to this loop after the upgrade, relaying frames on readiness.)
+streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT. A WebSocket leaves the
+worker's HTTP handling after its 101: its request thread returns at once and a relay thread
+of its own (routing/policies/websocket.py, blocked in select) copies its bytes both ways.
 
 Stopping (SIGTERM) still drains: the listeners close at once, queued connections are taken
 and served with `Connection: close`, kept-alive ones and unfinished heads linger briefly.
@@ -34,6 +35,7 @@ import os
 import select
 import selectors
 import socket
+import threading
 import time
 from collections import deque
 from functools import partial
@@ -45,7 +47,7 @@ from gunicorn.http.body import ChunkedReader
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from gateway_project import client_framing, server_errors
+from gateway_project import client_framing, handoff, server_errors
 
 # A stopping worker takes at most this many queued connections per listener (the kernel's
 # listen backlog is 2048 by default), so the loop is bounded even under a connection flood.
@@ -64,6 +66,13 @@ _HEAD_BUDGET = 64 * 1024 * 1024
 _HEAD_COMPLETE = object()
 _AWAIT_HEAD = object()
 _LINGER_MAX_BYTES = 65536
+
+
+class _HandedOver:
+    """A thread's outcome when its request handed the socket over (a WebSocket relay)."""
+
+    def __init__(self, take_over: handoff.TakeOver) -> None:
+        self.take_over = take_over
 
 
 def _seconds_from_env(name: str) -> float | None:
@@ -218,7 +227,13 @@ class DrainingThreadWorker(ThreadWorker):
                 return False
             if outcome is not _HEAD_COMPLETE:
                 return outcome
-        return super().handle(conn)
+        try:
+            outcome = super().handle(conn)
+        except BaseException:
+            handoff.claim(conn.sock)  # no entry outlives its request
+            raise
+        take_over = handoff.claim(conn.sock)
+        return _HandedOver(take_over) if take_over is not None else outcome
 
     def _gather_head(self, conn: GatewayConnection) -> object:
         """Read what arrived, never waiting: _HEAD_COMPLETE, _AWAIT_HEAD or False (close).
@@ -265,6 +280,10 @@ class DrainingThreadWorker(ThreadWorker):
 
     def finish_request(self, conn: GatewayConnection, fs: Any) -> None:
         """After a thread: wait for the rest of a head, keep the connection alive, or close it."""
+        handed = None if fs.cancelled() or fs.exception() is not None else fs.result()
+        if isinstance(handed, _HandedOver):
+            self._hand_over(conn, handed.take_over)
+            return
         if not self.loop_reads_heads:
             super().finish_request(conn, fs)
             return
@@ -300,6 +319,22 @@ class DrainingThreadWorker(ThreadWorker):
         self.poller.register(
             conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn)
         )
+
+    def _hand_over(self, conn: GatewayConnection, take_over: handoff.TakeOver) -> None:
+        """The socket leaves this worker's HTTP handling; a relay thread owns it from now.
+
+        One thread per WebSocket, blocked in select (never a request thread); the connection
+        no longer counts against GATEWAY_WORKER_CONNECTIONS.
+        """
+        self._release_head(conn)
+        self.nr_conns -= 1
+        pending = b""
+        with contextlib.suppress(Exception):
+            if conn.parser is not None and conn.parser.unreader.buf.getbuffer().nbytes:
+                pending = conn.parser.unreader.take_buffered()
+        threading.Thread(
+            target=take_over, args=(conn.sock, pending), name="websocket-relay", daemon=True
+        ).start()
 
     def _await_rest_of_head(self, conn: GatewayConnection) -> None:
         self.head_bytes += len(conn.head) - conn.head_counted

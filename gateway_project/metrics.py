@@ -94,6 +94,26 @@ ACCESS_LOG_DROPPED = Counter(
     "gateway_access_log_dropped",
     "Access log lines dropped because the worker's log queue was full (the request was served).",
 )
+CACHE_LOOKUPS = Counter(
+    "gateway_cache_lookups",
+    "Response cache lookups on routes with `cache`, by route and result (hit, miss).",
+    ["route", "result"],
+)
+VALIDATION_REJECTIONS = Counter(
+    "gateway_validation_rejections",
+    "Requests refused by `validate` (400, or 404 operation_not_found), by route.",
+    ["route"],
+)
+IP_REJECTIONS = Counter(
+    "gateway_ip_rejections",
+    "Requests refused with 403 ip_forbidden by `ip_allow` / `ip_deny`, by route.",
+    ["route"],
+)
+WEBSOCKETS_OPEN = Gauge(
+    "gateway_websockets_open",
+    "WebSocket connections being relayed right now, across all workers.",
+    multiprocess_mode="livesum",
+)
 
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 
@@ -310,3 +330,28 @@ def scrape() -> bytes:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
+
+
+def count_cache_lookup(route: str, *, hit: bool) -> None:
+    """Count one response-cache lookup on `route`."""
+    CACHE_LOOKUPS.labels(route, "hit" if hit else "miss").inc()
+
+
+def count_validation_rejection(route: str) -> None:
+    """Count one request refused by `validate` on `route`."""
+    VALIDATION_REJECTIONS.labels(route).inc()
+
+
+def count_ip_rejection(route: str) -> None:
+    """Count one request refused by the IP rules of `route`."""
+    IP_REJECTIONS.labels(route).inc()
+
+
+def websocket_opened() -> None:
+    """A WebSocket relay started."""
+    WEBSOCKETS_OPEN.inc()
+
+
+def websocket_closed() -> None:
+    """A WebSocket relay ended."""
+    WEBSOCKETS_OPEN.dec()

@@ -23,6 +23,7 @@ from routing.configfile.policies import (
 from routing.configfile.spec import CacheSpec, HeaderRulesSpec, RouteSpec
 from routing.configfile.validate import Checker
 from routing.models import HTTP_METHODS, Route, Service, Target
+from routing.policies.cache import purge_route
 from routing.table import service_url_override
 from routing.target_state import resilience_state, target_key
 
@@ -355,6 +356,7 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
     search_fields = ("path", "description", "service__name")
     autocomplete_fields = ("service",)
     filter_horizontal = ("permissions", "roles")
+    actions = ("purge_cached_answers",)
     fieldsets = (
         (None, {"fields": ("path", "method_choices", "service", "enabled", "description")}),
         ("Forwarding", {"fields": ("strip_prefix", "timeout_ms", "retry", "priority")}),
@@ -414,3 +416,11 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
         if not route.rate_limit_requests:
             return "-"
         return f"{route.rate_limit_requests}/{route.rate_limit_period}"
+
+    @admin.action(description="Purge cached answers of the selected routes", permissions=["change"])
+    def purge_cached_answers(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+        """Drop every answer the response cache holds for the selected routes."""
+        removed = sum(purge_route(route.pk) for route in queryset)
+        self.message_user(
+            request, f"Purged {removed} cached entries of {queryset.count()} route(s)."
+        )

@@ -84,6 +84,9 @@ def explain_request(*, method: str, path: str, headers: dict[str, str]) -> Expla
     if refusal is not None:
         report.status = refusal.status_code
         report.verdict = f"{refusal.status_code} {refusal.detail}"
+    elif context.preflight:
+        report.status = 204
+        report.verdict = "204 CORS preflight answered by the gateway, not forwarded"
     else:
         report.verdict = "200 forwarded to the upstream"
     route = context.route

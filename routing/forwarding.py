@@ -52,9 +52,20 @@ def connection_listed(connection_value: str | None) -> set[str]:
     return {token.strip().lower() for token in connection_value.split(",") if token.strip()}
 
 
-def request_headers_from_meta(meta: Mapping[str, object]) -> list[tuple[str, str]]:
-    """The client's end-to-end headers from a WSGI environ, minus what the gateway sets."""
+# The credentials the proxy accepts: a route with `hide_credentials` never forwards them.
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
+def request_headers_from_meta(
+    meta: Mapping[str, object], *, hide_credentials: bool = False
+) -> list[tuple[str, str]]:
+    """The client's end-to-end headers from a WSGI environ, minus what the gateway sets.
+
+    `hide_credentials` also drops the caller's Authorization and X-API-Key.
+    """
     dropped = HOP_BY_HOP | GATEWAY_SET_REQUEST_HEADERS
+    if hide_credentials:
+        dropped |= CREDENTIAL_HEADERS
     dropped |= connection_listed(str(meta.get("HTTP_CONNECTION", "")))
     headers: list[tuple[str, str]] = []
     for key, value in meta.items():

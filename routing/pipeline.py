@@ -5,7 +5,7 @@ Every proxied request (and every explain dry run) takes the same way::
     loop -> match                                     (ENTRY_STEPS: before a route is known)
     -> [ip rules, CORS preflight]                     (route policies, CONTRACT section 5)
     -> authenticate -> authorize -> limit
-    -> [validate, cache lookup, request headers]      (route policies)
+    -> [validate, cache lookup, request headers, websocket]   (route policies)
     -> forward
     response side: [response headers, CORS headers, cache store] -> rate-limit headers
 
@@ -48,7 +48,9 @@ from accounts.identity import Principal
 from gateway_project import tracing
 from gateway_project.errors import GatewayError, LoopDetected, MethodNotAllowed
 from routing import authorization, limits
+from routing.compiled_policies import HeaderRules
 from routing.loops import came_back
+from routing.policies import apply as policies
 from routing.proxy import forward, normalized_path, raw_path
 from routing.table import CompiledRoute, route_tables
 
@@ -73,6 +75,11 @@ class RequestContext:
     route: CompiledRoute | None = None  # match
     principal: Principal | None = None  # authenticate; None when anonymous
     limit_verdict: str | None = None  # limit: for the access log and rejection metrics
+    # Route policies (routing/policies/apply.py).
+    preflight: bool = False  # cors: the gateway answered a preflight itself
+    cache_key: str | None = None  # cache: a miss's key, for the store on the way back
+    cache_hit: bool = False  # cache: the answer is a stored one
+    request_header_rules: HeaderRules | None = None  # request_headers: applied by forward
     response_headers: dict[str, str] = field(default_factory=dict)  # added to every answer
     error: Exception | None = None  # the error the gateway answers with, if any
     notes: list[str] = field(default_factory=list)  # each step's verdict (dry run only)
@@ -193,26 +200,118 @@ class RateLimitHeaders(Step):
         return response
 
 
+class IpRulesStep(Step):
+    """`ip_allow` / `ip_deny`: 403 ip_forbidden, before authentication."""
+
+    name = "ip_rules"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Refuse a client address outside the route's rules."""
+        policies.check_ip(ctx)
+
+
+class Cors(Step):
+    """`cors`: preflights answered here (204, no credentials); CORS headers on every answer."""
+
+    name = "cors"
+
+    def run(self, ctx: RequestContext) -> HttpResponseBase | None:
+        """The gateway's own answer to a preflight, or None."""
+        return policies.answer_preflight(ctx)
+
+    def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
+        """Access-Control-Allow-Origin and friends for an allowed origin."""
+        return policies.add_cors_headers(ctx, response)
+
+
+class Validate(Step):
+    """`validate`: the request against its OpenAPI operation (400 errors[], 404)."""
+
+    name = "validate"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Refuse a request its operation does not allow."""
+        policies.validate_request(ctx)
+
+
+class Cache(Step):
+    """`cache`: a stored answer served here (HIT); a fresh one kept on the way back (MISS)."""
+
+    name = "cache"
+
+    def run(self, ctx: RequestContext) -> HttpResponseBase | None:
+        """The stored answer, or None."""
+        return policies.cache_lookup(ctx)
+
+    def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
+        """X-Cache: MISS, and the answer kept when it may be."""
+        return policies.cache_store(ctx, response)
+
+
+class RequestHeaders(Step):
+    """`request_headers`: set / remove on the way to the upstream (applied by forward)."""
+
+    name = "request_headers"
+
+    def run(self, ctx: RequestContext) -> None:
+        """Hand the rules to forward."""
+        policies.take_request_header_rules(ctx)
+
+
+class ResponseHeaders(Step):
+    """`response_headers`: set / remove on the upstream's answers (not the gateway's errors)."""
+
+    name = "response_headers"
+
+    def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
+        """Apply the rules."""
+        return policies.apply_response_header_rules(ctx, response)
+
+
+class WebSocket(Step):
+    """`websocket`: an upgrade's handshake forwarded; after the 101, bytes relayed both ways."""
+
+    name = "websocket"
+
+    def run(self, ctx: RequestContext) -> HttpResponseBase | None:
+        """The upstream's 101 (the relay starts once it is out), or None for plain HTTP."""
+        return policies.open_websocket(ctx)
+
+
 ENTRY_STEPS: tuple[Step, ...] = (CheckLoop(), Match())
 _AUTHENTICATE, _AUTHORIZE, _LIMIT, _FORWARD = Authenticate(), Authorize(), Limit(), Forward()
 _RATE_LIMIT_HEADERS = RateLimitHeaders()
+_IP_RULES, _CORS, _VALIDATE, _CACHE = IpRulesStep(), Cors(), Validate(), Cache()
+_REQUEST_HEADERS, _RESPONSE_HEADERS, _WEBSOCKET = RequestHeaders(), ResponseHeaders(), WebSocket()
 
 
 def build_steps(route: CompiledRoute) -> Steps:
-    """The steps after `match` for one route, in the contract's order (section 5)."""
+    """The steps after `match` for one route, in the contract's order (section 5).
+
+    A policy's step is there only when the route has the policy: a route without pays nothing.
+    """
     request: list[Step] = []
-    # ip_allow / ip_deny: 403 ip_forbidden, before authentication.
-    # CORS preflight: answered here with 204, no credentials needed, never forwarded.
+    if route.ip_rules is not None:
+        request.append(_IP_RULES)  # 403 ip_forbidden, before authentication
+    if route.cors is not None:
+        request.append(_CORS)  # a preflight is answered here: 204, no credentials, not forwarded
     request += [_AUTHENTICATE, _AUTHORIZE, _LIMIT]
-    # validate: 400 with errors[] / 404 operation_not_found, the upstream not called.
-    # cache lookup: a hit answers here (X-Cache: HIT, Age).
-    # request_headers: set / remove on the way upstream.
-    # websocket: the upgrade handshake is forwarded by its own step in forward's place.
+    if route.validate:
+        request.append(_VALIDATE)  # 400 errors[] / 404 operation_not_found, no upstream call
+    if route.cache is not None:
+        request.append(_CACHE)  # a hit answers here (X-Cache: HIT, Age)
+    if route.request_headers is not None:
+        request.append(_REQUEST_HEADERS)  # set / remove on the way upstream (by forward)
+    if route.websocket:
+        request.append(_WEBSOCKET)  # an upgrade's handshake, in forward's place
     request.append(_FORWARD)
     response: list[Step] = []
-    # response_headers: upstream answers only (not when ctx.error is set).
-    # CORS headers: Access-Control-Allow-Origin and friends, Vary: Origin.
-    # cache store: 200 answers to GET/HEAD within the size limit.
+    if route.response_headers is not None:
+        response.append(_RESPONSE_HEADERS)  # the upstream's answers only
+    if route.cors is not None:
+        response.append(_CORS)  # Access-Control-Allow-Origin and friends, Vary: Origin
+    if route.cache is not None:
+        response.append(_CACHE)  # X-Cache: MISS; 200 answers to GET/HEAD kept
     response.append(_RATE_LIMIT_HEADERS)
     return Steps(request=tuple(request), response=tuple(response))
 

@@ -30,6 +30,7 @@ from routing.forwarding import (
 )
 from routing.loops import via_with_ours
 from routing.paths import BadPath, normalize_path
+from routing.policies.headers import apply_to_request as apply_header_rules
 from routing.table import CompiledRoute
 from routing.upstream import UpstreamAnswer, UpstreamRequest, upstream_client
 
@@ -118,7 +119,7 @@ def upstream_request(
     """Build the upstream request: path, query, end-to-end headers and the gateway's own."""
     meta = request.META
     body, length, replayable = request_body(request)
-    headers = dict(request_headers_from_meta(meta))
+    headers = dict(request_headers_from_meta(meta, hide_credentials=route.hide_credentials))
     headers["content-length"] = str(length) if (body is not None or length) else "0"
     if body is None and request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
         del headers["content-length"]
@@ -138,6 +139,8 @@ def upstream_request(
         headers["x-consumer-username"] = principal.username
         headers["x-consumer-roles"] = ",".join(sorted(principal.roles))
         headers["x-consumer-permissions"] = ",".join(sorted(principal.permissions))
+    if context.request_header_rules is not None:  # the request_headers step's (protected
+        apply_header_rules(context.request_header_rules, headers)  # names refused at validation)
     path = upstream_path(route, str(context.path))
     query = context.query
     return UpstreamRequest(

@@ -201,12 +201,14 @@ def service_url_override(name: str) -> str | None:
     return os.environ.get(f"GATEWAY_SERVICE_{name.upper().replace('-', '_')}_URL") or None
 
 
-def _methods(route_methods: list[str]) -> frozenset[str] | None:
+def _methods(route_methods: list[str], *, cors: bool = False) -> frozenset[str] | None:
     if not route_methods:
         return None
     methods = set(route_methods)
     if "GET" in methods:
         methods.add("HEAD")  # a GET route answers HEAD, as every web server does
+    if cors:
+        methods.add("OPTIONS")  # its preflights are the gateway's to answer
     return frozenset(methods)
 
 
@@ -233,7 +235,7 @@ def compile_route(
     return CompiledRoute(
         id=route_id,
         pattern=pattern,
-        methods=_methods(list(spec.methods)),
+        methods=_methods(list(spec.methods), cors=spec.cors is not None),
         service=service,
         strip_prefix=spec.strip_prefix,
         timeout_seconds=(spec.timeout_ms or settings.GATEWAY_DEFAULT_TIMEOUT_MS) / 1000,

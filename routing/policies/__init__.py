@@ -1,0 +1,1 @@
+"""Route policies (CONTRACT section 5): each a compiled, self-contained step of the pipeline."""
