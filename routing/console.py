@@ -17,6 +17,7 @@ from routing.config_version import current_version
 from routing.configfile.service import config_export, config_import
 from routing.configfile.validate import ConfigInvalid
 from routing.console_access import console_page
+from routing.console_firstrun import first_run_view
 from routing.console_upload import (
     LimitedUploadHandler,
     declared_too_large,
@@ -202,4 +203,5 @@ urlpatterns = [
     path("explain/", explain_view, name="console-explain"),
     path("config/", config_view, name="console-config"),
     path("cluster/", cluster_view, name="console-cluster"),
+    path("first-run/", first_run_view, name="console-first-run"),
 ]
