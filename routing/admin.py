@@ -13,7 +13,7 @@ from django.utils.html import format_html_join
 
 from audit.views import HistoryAdminMixin
 from routing.models import HTTP_METHODS, Route, Service, Target
-from routing.table import service_url_override
+from routing.table import service_url_override, service_url_variable
 from routing.target_state import resilience_state, target_key
 
 
@@ -106,8 +106,21 @@ class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
         """Where traffic goes, noting an environment override."""
         override = service_url_override(service.name)
         if override:
-            return f"{override} (from GATEWAY_SERVICE_… env)"
+            return f"{override} (from {service_url_variable(service.name)})"
         return service.url or "targets below"
+
+    def get_form(
+        self, request: HttpRequest, obj: Service | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        """On a service's page, the URL's help names that service's override variable."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and "url" in form.base_fields:
+            form.base_fields["url"].help_text = (
+                "Where the service listens, e.g. http://10.0.0.5:9001. Leave empty and add "
+                "targets below to balance over several instances. The environment variable "
+                f"{service_url_variable(obj.name)} overrides it."
+            )
+        return form
 
     @admin.display(description="Docs status")
     def docs_status(self, service: Service) -> str:
