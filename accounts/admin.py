@@ -22,6 +22,8 @@ from audit.views import HistoryAdminMixin
 class PermissionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Permissions routes can require."""
 
+    empty_state_hint = "A permission (e.g. read:orders) is what a route requires and a role grants."
+
     list_display = ["name", "description"]
     search_fields = ["name", "description"]
     list_filter = ["roles"]
@@ -40,6 +42,8 @@ class RoleMemberInline(admin.TabularInline):
 @admin.register(Role)
 class RoleAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Roles and the permissions they grant."""
+
+    empty_state_hint = "A role bundles permissions; give it to users and API clients."
 
     list_display = ["name", "description", "permission_list"]
     search_fields = ["name", "description", "permissions__name"]
@@ -150,6 +154,10 @@ class ApiKeyInline(admin.TabularInline):
 class ApiClientAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Programs calling the gateway with API keys or OAuth2 client credentials."""
 
+    empty_state_hint = (
+        "An API client is a program calling the gateway with API keys or OAuth2 tokens."
+    )
+
     list_display = ["name", "owner", "is_active", "created_at"]
     list_filter = ["is_active", "roles"]
     search_fields = ["name", "description", "owner__username"]
@@ -160,6 +168,8 @@ class ApiClientAdmin(HistoryAdminMixin, admin.ModelAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """API keys: the key is shown once, right after it is created."""
+
+    empty_state_hint = "A key lets an API client call the gateway (X-API-Key); it is shown once."
 
     list_display = [
         "prefix",

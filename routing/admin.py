@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html_join
 
 from audit.views import HistoryAdminMixin
@@ -66,6 +66,7 @@ class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Services with their targets inline."""
 
     inlines = [TargetInline]
+    empty_state_hint = "A service is an upstream the gateway forwards to; routes lead to it."
     list_display = ("name", "address", "target_count", "route_count", "updated_at")
     search_fields = ("name", "url", "description", "targets__url")
     list_filter = ("load_balancing", "updated_at")
@@ -217,6 +218,8 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Routes with their policies grouped by concern."""
 
     form = RouteForm
+    change_form_template = "routing/route_change_form.html"
+    empty_state_hint = "A route maps a path clients call to a service, with its access rules."
     list_display = (
         "path",
         "methods_display",
@@ -252,6 +255,20 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
             {"fields": ("circuit_breaker_threshold", "circuit_breaker_timeout_ms")},
         ),
     )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The route's form, with its live traffic and a box to explain a request to it."""
+        from routing.console_route import route_page_context
+
+        route = Route.objects.filter(pk=int(object_id)).first() if object_id.isdigit() else None
+        context = {**(extra_context or {}), **(route_page_context(route) if route else {})}
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.display(description="Methods", ordering="methods")
     def methods_display(self, route: Route) -> str:

@@ -179,6 +179,7 @@ def cluster_view(request: HttpRequest) -> HttpResponse:
         rows.append(
             {
                 "node": node.node,
+                "role": node.role,
                 "version": node.version,
                 "current": node.version == latest,
                 "age": f"{age:.0f}s ago",

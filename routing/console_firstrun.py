@@ -78,9 +78,7 @@ class FirstRunForm(forms.Form):
             self.add_error(target, messages)
 
 
-def first_run_create(
-    *, actor: Actor, name: str, url: str, path: str, authentication: str
-) -> Route:
+def first_run_create(*, actor: Actor, name: str, url: str, path: str, authentication: str) -> Route:
     """Create a service and its route in one change; refused (403) unless the actor may add both."""
     authorize_change(actor, "add", "services")
     authorize_change(actor, "add", "routes")
