@@ -86,7 +86,7 @@ def _role_membership_label(membership: Any) -> str:
 
 # The auto-created link table has Django's "User_roles object (1)" as its name; an explicit
 # through model would need a table migration for a label.
-User.roles.through.__str__ = _role_membership_label  # type: ignore[method-assign,assignment]
+User.roles.through.__str__ = _role_membership_label  # type: ignore[method-assign]
 
 
 class ApiClient(models.Model):

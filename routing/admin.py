@@ -264,9 +264,11 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         """The route's form, with its live traffic and a box to explain a request to it."""
+        from routing.console_firstrun import row_id
         from routing.console_route import route_page_context
 
-        route = Route.objects.filter(pk=int(object_id)).first() if object_id.isdigit() else None
+        pk = row_id(object_id)
+        route = Route.objects.filter(pk=pk).first() if pk is not None else None
         context = {**(extra_context or {}), **(route_page_context(route) if route else {})}
         return super().change_view(request, object_id, form_url, extra_context=context)
 

@@ -78,6 +78,13 @@ class FirstRunForm(forms.Form):
             self.add_error(target, messages)
 
 
+def row_id(text: str) -> int | None:
+    """A primary key from a URL part; None for anything else ('²', '-1', 40 digits)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return None
+    return int(text)
+
+
 def first_run_create(*, actor: Actor, name: str, url: str, path: str, authentication: str) -> Route:
     """Create a service and its route in one change; refused (403) unless the actor may add both."""
     authorize_change(actor, "add", "services")
@@ -114,9 +121,9 @@ def _may_add(request: HttpRequest) -> bool:
 def first_run_view(request: HttpRequest) -> HttpResponse:
     """GET: the form (or, after adding, the curl line to try the route); POST: add both."""
     context: dict[str, Any] = {**admin.site.each_context(request), "title": "Add your first API"}
-    route_id = request.GET.get("route", "")
-    if request.method == "GET" and route_id.isdigit():
-        route = Route.objects.select_related("service").filter(pk=int(route_id)).first()
+    route_id = row_id(request.GET.get("route", ""))
+    if request.method == "GET" and route_id is not None:
+        route = Route.objects.select_related("service").filter(pk=route_id).first()
         if route is not None:
             context.update(route=route, curl=_curl_line(request, route))
             return render(request, "routing/first_run.html", context)

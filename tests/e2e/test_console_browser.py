@@ -355,6 +355,7 @@ def _crawl_data(upstream_url: str) -> None:
     """One object of every model the console lists, so each has a change page to open."""
     from datetime import timedelta
 
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django.utils import timezone
     from oauth2_provider.models import (
         get_access_token_model,
@@ -371,7 +372,6 @@ def _crawl_data(upstream_url: str) -> None:
     from accounts.models import ApiClient, Permission, Role
     from accounts.services import api_key_create
     from audit.changesets import recording
-    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from quotas.models import Quota, QuotaAdjustment, Usage
     from routing.models import Service
 
@@ -486,9 +486,7 @@ def _expected_status(path: str, kind: str, label: str, level: str) -> int:
     return 200 if may(Actor("crawler", level), "add", section) else 403
 
 
-def test_every_console_page_opens_cleanly_for_admin_operator_and_viewer(
-    browser, gateway, upstream
-):
+def test_every_console_page_opens_cleanly_for_admin_operator_and_viewer(browser, gateway, upstream):
     from audit.authority import OPERATOR_LEVEL, SUPERUSER, VIEWER_LEVEL
     from audit.roles import OPERATOR
 
@@ -498,7 +496,7 @@ def test_every_console_page_opens_cleanly_for_admin_operator_and_viewer(
     _user("vera", VIEWER_PW).groups.add(Group.objects.get(name=VIEWER))
     _crawl_data(upstream.url)
     paths = _crawl_paths()
-    docs = ["/api/docs", "/api/redoc", "/api/docs?service=shop", "/api/redoc?service=shop"]
+    docs = ["/api/docs", "/api/redoc"]  # waited for until the network is idle
 
     report: dict[str, int] = {}
     for username, password, level in (

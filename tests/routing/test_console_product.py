@@ -123,6 +123,12 @@ def test_first_run_refuses_a_viewer_and_a_name_taken(root, upstream):
     assert Service.objects.count() == 1
 
 
+@pytest.mark.parametrize("value", ["²", "-1", "9" * 40, "1\x00", "abc"])
+def test_odd_ids_in_first_run_and_route_urls_are_no_500(root, value):
+    assert root.get("/admin/gateway/first-run/", {"route": value}).status_code == 200
+    assert root.get(f"/admin/routing/route/{value}/change/").status_code in (302, 404)
+
+
 def test_curl_line_path_fills_the_wildcards():
     assert try_path("/api/v1/shop/**") == "/api/v1/shop/example"
     assert try_path("/api/*/items") == "/api/example/items"
