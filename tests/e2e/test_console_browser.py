@@ -34,6 +34,7 @@ POLL_SECONDS = 0.2  # GATEWAY_CONFIG_POLL of the test servers
 SLACK_SECONDS = 3.0  # a loaded two-core machine: scheduling beyond the poll interval
 ADMIN_PW = "console-browser-pw-1"  # throw-away users of a test database
 VIEWER_PW = "console-viewer-pw-1"
+LOGIN_TIMEOUT_MS = 60_000
 
 pytestmark = [
     pytest.mark.e2e,
@@ -149,8 +150,9 @@ class Console:
         self.open("/admin/login/?next=/admin/")
         self.page.fill("#id_username", username)
         self.page.fill("#id_password", password)
-        self.page.click("input[type=submit]")
-        self.page.wait_for_selector("#site-name")
+        # The password hash (PBKDF2, the servers' real cost) is slow on a loaded CI machine.
+        self.page.click("input[type=submit]", timeout=LOGIN_TIMEOUT_MS)
+        self.page.wait_for_selector("#site-name", timeout=LOGIN_TIMEOUT_MS)
         assert "/admin/login/" not in self.page.url, self.page.content()[:2000]
 
     def save(self) -> str:

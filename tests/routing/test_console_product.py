@@ -139,7 +139,7 @@ def test_route_page_shows_its_live_traffic_and_an_explain_box(root, make_route, 
     for _ in range(3):
         assert client.get("/api/v1/live/x").status_code == 200
     page = root.get(f"/admin/routing/route/{route.pk}/change/").content.decode()
-    traffic = page[page.index('id="route-traffic"') : page.index('id="route_form"')]
+    traffic = page[page.index('id="route-traffic"') : page.index('id="id_path"')]
     assert re.search(r'data-window="last-hour">.*?class="gw-requests">3<', traffic, re.S)
     explain = page[page.index('id="route-explain"') :]
     assert 'action="/admin/gateway/explain/"' in explain
