@@ -22,6 +22,8 @@ from audit.views import HistoryAdminMixin
 class PermissionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Permissions routes can require."""
 
+    empty_state_hint = "A permission (e.g. read:orders) is what a route requires and a role grants."
+
     list_display = ["name", "description"]
     search_fields = ["name", "description"]
     list_filter = ["roles"]
@@ -40,6 +42,8 @@ class RoleMemberInline(admin.TabularInline):
 @admin.register(Role)
 class RoleAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Roles and the permissions they grant."""
+
+    empty_state_hint = "A role bundles permissions; give it to users and API clients."
 
     list_display = ["name", "description", "permission_list"]
     search_fields = ["name", "description", "permissions__name"]
@@ -61,15 +65,29 @@ class RoleAdmin(HistoryAdminMixin, admin.ModelAdmin):
 class UserAdmin(DjangoUserAdmin):
     """People: their roles, and what those roles let them do."""
 
+    # Gateway roles first: what the person may call. Django's groups are the console roles;
+    # Django's per-user model permissions are not consulted (audit.authority decides), so
+    # they sit in a collapsed Advanced section with the login dates.
     fieldsets = (
-        *(DjangoUserAdmin.fieldsets or ()),
+        (None, {"fields": ("username", "password")}),
         (
             "Gateway access",
             {
                 "fields": ("roles", "effective_permissions"),
                 "description": "What this person may call through the gateway. Unticking "
-                "'Active' above signs them out of OAuth2 and refresh tokens at once; their "
+                "'Active' below signs them out of OAuth2 and refresh tokens at once; their "
                 "current access tokens expire within JWT_ACCESS_TOKEN_LIFETIME.",
+            },
+        ),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        ("Console access", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        (
+            "Advanced",
+            {
+                "classes": ("collapse",),
+                "fields": ("user_permissions", "last_login", "date_joined"),
+                "description": "Django's per-user model permissions: the gateway's console "
+                "follows the console role above instead.",
             },
         ),
     )
@@ -86,6 +104,7 @@ class UserAdmin(DjangoUserAdmin):
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         """Explain the console roles where a superuser assigns them."""
         if db_field.name == "groups":
+            kwargs["label"] = "Console role"
             kwargs["help_text"] = (
                 "The person's console role (needs 'Staff status'): gateway-operator may add, "
                 "change and delete services, targets, routes and quotas and import config, and "
@@ -135,6 +154,10 @@ class ApiKeyInline(admin.TabularInline):
 class ApiClientAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Programs calling the gateway with API keys or OAuth2 client credentials."""
 
+    empty_state_hint = (
+        "An API client is a program calling the gateway with API keys or OAuth2 tokens."
+    )
+
     list_display = ["name", "owner", "is_active", "created_at"]
     list_filter = ["is_active", "roles"]
     search_fields = ["name", "description", "owner__username"]
@@ -145,6 +168,8 @@ class ApiClientAdmin(HistoryAdminMixin, admin.ModelAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """API keys: the key is shown once, right after it is created."""
+
+    empty_state_hint = "A key lets an API client call the gateway (X-API-Key); it is shown once."
 
     list_display = [
         "prefix",
@@ -219,3 +244,5 @@ class ApplicationAdmin(oauth2_admin.ApplicationAdmin):
     """OAuth2 applications, with the API client whose roles their tokens carry."""
 
     inlines = [ClientApplicationInline]
+    # django-oauth-toolkit's own application pages (get_absolute_url) are not served here.
+    view_on_site = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
@@ -77,6 +79,16 @@ class User(AbstractUser):
     )
 
 
+def _role_membership_label(membership: Any) -> str:
+    """'alice holds developer': how a user-role link reads on the role's page and in history."""
+    return f"{membership.user} holds {membership.role}"
+
+
+# The auto-created link table has Django's "User_roles object (1)" as its name; an explicit
+# through model would need a table migration for a label.
+User.roles.through.__str__ = _role_membership_label  # type: ignore[method-assign]
+
+
 class ApiClient(models.Model):
     """A program that calls the gateway with API keys."""
 
@@ -105,6 +117,7 @@ class ApiClient(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = "API client"
 
     def __str__(self) -> str:
         return self.name

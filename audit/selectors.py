@@ -45,6 +45,9 @@ class HistoryEntry:
     verbose_name: str
     action: str
     changes: list[FieldChange]
+    # False for the object's newest version (restoring it would change nothing); a deletion
+    # row stays restorable: restoring it adds the object back.
+    restorable: bool = True
 
     @property
     def object_repr(self) -> str:
@@ -142,6 +145,7 @@ def entry_for(record: Any) -> HistoryEntry:
         verbose_name=str(meta.verbose_name),
         action=HISTORY_TYPES.get(record.history_type, record.history_type),
         changes=changes_of(record),
+        restorable=record.history_type == "-" or record.next_record is not None,
     )
 
 

@@ -175,9 +175,9 @@ def _window(
     )
 
 
-def traffic_windows(*, now: float | None = None) -> list[WindowStats]:
-    """The last hour (per minute) and the last 24 hours (per hour), this process's buffer
-    flushed first so the page shows up-to-the-second numbers."""
+def _read(now: float | None) -> tuple[list[Counter[str]], list[str], list[Counter[str]], list[str]]:
+    """(minute buckets, their labels, hour buckets, their labels), this process's buffer
+    flushed first so pages show up-to-the-second numbers."""
     traffic.flush()
     now = time.time() if now is None else now
     this_minute = int(now // 60)
@@ -187,7 +187,26 @@ def traffic_windows(*, now: float | None = None) -> list[WindowStats]:
     minute_buckets, hour_buckets = traffic.store().read(minutes=minutes, hours=hours)
     minute_labels = [time.strftime("%H:%M", time.gmtime(m * 60)) for m in minutes]
     hour_labels = [time.strftime("%d %H:00", time.gmtime(h * 3600)) for h in hours]
+    return minute_buckets, minute_labels, hour_buckets, hour_labels
+
+
+def traffic_windows(*, now: float | None = None) -> list[WindowStats]:
+    """The last hour (per minute) and the last 24 hours (per hour)."""
+    minute_buckets, minute_labels, hour_buckets, hour_labels = _read(now)
     return [
         _window("Last hour", minute_buckets, minute_labels, axis_start="60 min ago", step="minute"),
         _window("Last 24 hours", hour_buckets, hour_labels, axis_start="24 h ago", step="hour"),
     ]
+
+
+def route_traffic(*, route: str, now: float | None = None) -> list[tuple[str, RouteStats]]:
+    """One route's numbers (by its label, e.g. `ANY /api/v1/shop/**`) in the last hour and
+    the last 24 hours; zeros for a window without its traffic."""
+    minute_buckets, _, hour_buckets, _ = _read(now)
+    windows = []
+    for title, buckets in (("Last hour", minute_buckets), ("Last 24 hours", hour_buckets)):
+        total: Counter[str] = Counter()
+        for bucket in buckets:
+            total.update({k: n for k, n in bucket.items() if k.partition("|")[2] == route})
+        windows.append((title, _route_stats(total).get(route, RouteStats(route))))
+    return windows

@@ -55,7 +55,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # The whole list, once. App order matters: ready() runs in this order (accounts, quotas and
 # routing register their models with audit there), and templates resolve first-found.
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "management.console_site.GatewayAdminConfig",  # django.contrib.admin, gateway sidebar
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -12,9 +12,12 @@ class ManagementConfig(AppConfig):
     verbose_name = "Management"
 
     def ready(self) -> None:
-        """Guard every registered ModelAdmin (the admin autodiscovered them all before this)."""
+        """Guard every registered ModelAdmin (autodiscovered before this); add the route panels."""
         from django.contrib import admin
 
         from management.console_access import enforce_table
+        from management.console_route import route_page_context
+        from routing.admin import RouteAdmin
 
         enforce_table(admin.site)
+        RouteAdmin.page_panels = staticmethod(route_page_context)

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from audit.authority import ChangeRefused, console_actor
 from management.console_access import console_page
+from management.console_firstrun import first_run_view
 from management.console_upload import (
     LimitedUploadHandler,
     declared_too_large,
@@ -178,6 +179,7 @@ def cluster_view(request: HttpRequest) -> HttpResponse:
         rows.append(
             {
                 "node": node.node,
+                "role": node.role,
                 "version": node.version,
                 "current": node.version == latest,
                 "age": f"{age:.0f}s ago",
@@ -202,4 +204,5 @@ urlpatterns = [
     path("explain/", explain_view, name="console-explain"),
     path("config/", config_view, name="console-config"),
     path("cluster/", cluster_view, name="console-cluster"),
+    path("first-run/", first_run_view, name="console-first-run"),
 ]

@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse_lazy
 from django.utils import timezone
 
 from accounts.models import ApiClient, User
@@ -56,6 +57,9 @@ class QuotaAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Quotas of roles, users and API clients; a change reaches every node within the poll."""
 
     form = QuotaForm
+    empty_state_hint = (
+        "A quota caps the requests a role, a user or an API client may make per day or month."
+    )
 
     list_display = ("__str__", "requests_per_day", "requests_per_month")
     list_select_related = ("role", "user", "client")
@@ -88,6 +92,12 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 class UsageAdmin(_ReadOnlyAdmin):
     """Requests per consumer, route and UTC day (flushed every GATEWAY_USAGE_FLUSH_INTERVAL)."""
 
+    empty_state_hint = (
+        "Rows appear once proxied requests are counted and flushed "
+        "(every GATEWAY_USAGE_FLUSH_INTERVAL); the home page shows live traffic."
+    )
+    empty_state_link = (reverse_lazy("admin:routing_route_changelist"), "See the routes")
+
     list_display = ("day", "consumer_kind", "consumer_name", "route_name", "requests", "rejected")
     list_filter = ("consumer_kind", "day")
     search_fields = ("consumer_name", "route_name")
@@ -97,6 +107,11 @@ class UsageAdmin(_ReadOnlyAdmin):
 @admin.register(QuotaAdjustment)
 class QuotaAdjustmentAdmin(_ReadOnlyAdmin):
     """Every quota reset and top-up: who, when, why."""
+
+    empty_state_hint = (
+        "Resets and top-ups made on the User quotas and Client quotas pages appear here."
+    )
+    empty_state_link = (reverse_lazy("admin:quotas_userquotastatus_changelist"), "User quotas")
 
     list_display = (
         "created_at",
@@ -265,6 +280,9 @@ class _QuotaStatusAdmin(admin.ModelAdmin):
 class UserQuotaStatusAdmin(_QuotaStatusAdmin):
     """Users' quotas."""
 
+    empty_state_hint = "Each user appears here with their quota and usage."
+    empty_state_link = (reverse_lazy("admin:accounts_user_add"), "Add a user")
+
     list_display = ("username", "quota", "today", "day_resets", "this_month", "month_resets")
     search_fields = ("username",)
 
@@ -272,6 +290,9 @@ class UserQuotaStatusAdmin(_QuotaStatusAdmin):
 @admin.register(ClientQuotaStatus)
 class ClientQuotaStatusAdmin(_QuotaStatusAdmin):
     """API clients' quotas."""
+
+    empty_state_hint = "Each API client appears here with its quota and usage."
+    empty_state_link = (reverse_lazy("admin:accounts_apiclient_add"), "Add an API client")
 
     list_display = ("name", "quota", "today", "day_resets", "this_month", "month_resets")
     search_fields = ("name",)

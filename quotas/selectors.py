@@ -40,9 +40,14 @@ class QuotaStatus:
 
 
 def consumer_identity(consumer: User | ApiClient) -> tuple[str, str, str]:
-    """(kind, id, name) of a user or API client, as the proxy identifies its consumers."""
+    """(kind, id, name) of a user or API client, as the proxy identifies its consumers.
+
+    A client's id is its name, not its primary key: the principal of its API keys and
+    client-credentials tokens carries the name (accounts.selectors.principal_for_client), and
+    its counters and usage rows are keyed by it.
+    """
     if isinstance(consumer, ApiClient):
-        return "client", str(consumer.pk), consumer.name
+        return "client", consumer.name, consumer.name
     return "user", str(consumer.pk), consumer.get_username()
 
 

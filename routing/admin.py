@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html_join
 
 from audit.views import HistoryAdminMixin
@@ -24,7 +25,7 @@ from routing.configfile.spec import CacheSpec, HeaderRulesSpec, RouteSpec
 from routing.configfile.validate import Checker
 from routing.models import HTTP_METHODS, Route, Service, Target
 from routing.policies.cache import purge_route
-from routing.table import service_url_override
+from routing.table import service_url_override, service_url_variable
 from routing.target_state import resilience_state, target_key
 
 
@@ -77,6 +78,7 @@ class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Services with their targets inline."""
 
     inlines = [TargetInline]
+    empty_state_hint = "A service is an upstream the gateway forwards to; routes lead to it."
     list_display = ("name", "address", "target_count", "route_count", "updated_at")
     search_fields = ("name", "url", "description", "targets__url")
     list_filter = ("load_balancing", "updated_at")
@@ -117,8 +119,21 @@ class ServiceAdmin(HistoryAdminMixin, admin.ModelAdmin):
         """Where traffic goes, noting an environment override."""
         override = service_url_override(service.name)
         if override:
-            return f"{override} (from GATEWAY_SERVICE_… env)"
+            return f"{override} (from {service_url_variable(service.name)})"
         return service.url or "targets below"
+
+    def get_form(
+        self, request: HttpRequest, obj: Service | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        """On a service's page, the URL's help names that service's override variable."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and "url" in form.base_fields:
+            form.base_fields["url"].help_text = (
+                "Where the service listens, e.g. http://10.0.0.5:9001. Leave empty and add "
+                "targets below to balance over several instances. The environment variable "
+                f"{service_url_variable(obj.name)} overrides it."
+            )
+        return form
 
     @admin.display(description="Docs status")
     def docs_status(self, service: Service) -> str:
@@ -337,11 +352,28 @@ class RouteForm(forms.ModelForm):
         return cleaned
 
 
+def row_id(text: str) -> int | None:
+    """A primary key from a URL part; None for anything else ('²', '-1', 40 digits)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return None
+    return int(text)
+
+
+def try_path(pattern: str) -> str:
+    """A concrete path a pattern matches, for the curl line: wildcards become `example`."""
+    parts = pattern.split("/")
+    return "/".join("example" if part in ("*", "**") else part for part in parts) or "/"
+
+
 @admin.register(Route)
 class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Routes with their policies grouped by concern."""
 
     form = RouteForm
+    # The console app (management) registers the panels beside the form: traffic, explain.
+    page_panels: Callable[[Route], dict[str, Any]] | None = None
+    change_form_template = "routing/route_change_form.html"
+    empty_state_hint = "A route maps a path clients call to a service, with its access rules."
     list_display = (
         "path",
         "methods_display",
@@ -404,6 +436,20 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
         ("Validation and caching", {"fields": ("validate_requests", "cache_ttl")}),
         ("Protocols", {"fields": ("websocket",)}),
     )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The route's form, with the panels the console app registered (traffic, explain)."""
+        pk = row_id(object_id)
+        route = Route.objects.filter(pk=pk).first() if pk is not None else None
+        panels = RouteAdmin.page_panels
+        context = {**(extra_context or {}), **(panels(route) if route and panels else {})}
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.display(description="Methods", ordering="methods")
     def methods_display(self, route: Route) -> str:

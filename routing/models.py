@@ -51,14 +51,16 @@ class Service(models.Model):
         help_text="Short name routes refer to, e.g. rd-service.",
     )
     url = models.CharField(
+        "URL",
         max_length=500,
         blank=True,
         validators=[validate_upstream_url],
         help_text="Where the service listens, e.g. http://10.0.0.5:9001. Leave empty and add "
-        "targets below to balance over several instances. GATEWAY_SERVICE_<NAME>_URL "
-        "overrides it.",
+        "targets below to balance over several instances. The environment variable "
+        "GATEWAY_SERVICE_{NAME}_URL (the name in capitals, '-' as '_') overrides it.",
     )
     openapi = models.CharField(
+        "OpenAPI",
         max_length=255,
         blank=True,
         help_text="Path of the service's OpenAPI document, e.g. /openapi.json (for the docs).",
@@ -104,6 +106,7 @@ class Target(models.Model):
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="targets")
     url = models.CharField(
+        "URL",
         max_length=500,
         validators=[validate_upstream_url],
         help_text="Where this instance listens, e.g. http://10.0.0.5:9001.",

@@ -18,6 +18,10 @@ CHECK_IN_TTL_SECONDS = 30
 NODE_ID = f"{socket.gethostname()}:{os.getpid()}"
 _STARTED_AT = time.time()
 _local: dict[str, dict[str, object]] = {}
+WORKER = "gateway worker"
+HEALTH_CHECKER = "health checker"
+# What this process does, shown beside it on the cluster page.
+_role = [WORKER]
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,17 @@ class NodeStatus:
     version: int
     checked_at: float
     started_at: float
+    role: str = WORKER
 
     @property
     def seconds_since_check_in(self) -> float:
         """How long ago the process last checked the config version."""
         return max(0.0, time.time() - self.checked_at)
+
+
+def set_process_role(role: str) -> None:
+    """Name what this process does (e.g. HEALTH_CHECKER) on the cluster page."""
+    _role[0] = role
 
 
 def record_check_in(version: int) -> None:
@@ -43,6 +53,7 @@ def record_check_in(version: int) -> None:
         "version": version,
         "checked_at": time.time(),
         "started_at": _STARTED_AT,
+        "role": _role[0],
     }
     _local.clear()
     _local[NODE_ID] = entry
@@ -77,6 +88,7 @@ def list_nodes() -> list[NodeStatus]:
                 version=int(entry["version"]),  # type: ignore[call-overload]
                 checked_at=float(entry["checked_at"]),  # type: ignore[arg-type]
                 started_at=float(entry["started_at"]),  # type: ignore[arg-type]
+                role=str(entry.get("role") or WORKER),
             )
             for name, entry in entries.items()
         ),

@@ -196,9 +196,14 @@ class RouteTable:
         raise RouteNotFound()
 
 
+def service_url_variable(name: str) -> str:
+    """The environment variable that overrides service `name`'s URL: GATEWAY_SERVICE_<NAME>_URL."""
+    return f"GATEWAY_SERVICE_{name.upper().replace('-', '_')}_URL"
+
+
 def service_url_override(name: str) -> str | None:
     """`GATEWAY_SERVICE_<NAME>_URL` for the service `name`, if set."""
-    return os.environ.get(f"GATEWAY_SERVICE_{name.upper().replace('-', '_')}_URL") or None
+    return os.environ.get(service_url_variable(name)) or None
 
 
 def _methods(route_methods: list[str], *, cors: bool = False) -> frozenset[str] | None:

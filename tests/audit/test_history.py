@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -269,3 +270,36 @@ def test_api_write_with_a_bearer_token_is_recorded_naming_the_token_holder():
     record = Service.objects.get(name="token-svc").history.first()
     assert record.history_user is None  # a token is not a console account
     assert "integrator" in record.history_change_reason
+
+
+def test_history_offers_restore_on_older_versions_only_and_undo_keeps_the_typed_reason(
+    admin_user_client,
+):
+    user, client = admin_user_client
+    service = Service.objects.create(name="undo", url="http://127.0.0.1:9001")
+    route = _route(service, timeout_ms=1000)
+    with recording(user=user, reason="slower"):
+        route.timeout_ms = 2500
+        route.save()
+    newest, older = route.history.all()[:2]
+
+    html = client.get(f"/admin/routing/route/{route.pk}/history/").content.decode()
+    rows = re.findall(r'<tr class="history-row" data-history-id="(\d+)">(.*?)</tr>', html, re.S)
+    by_id = {int(history_id): row for history_id, row in rows}
+    assert "Restore this version" not in by_id[newest.history_id]  # it would change nothing
+    assert "Restore this version" in by_id[older.history_id]
+    assert "Undo change set" in by_id[newest.history_id]
+    # One reason box per row, sent by whichever button is pressed.
+    assert by_id[newest.history_id].count('name="reason"') == 1
+
+    response = client.post(
+        f"/admin/gateway/history/change-sets/{newest.change_set}/undo/",
+        {"reason": "timeouts were fine", "next": f"/admin/routing/route/{route.pk}/history/"},
+    )
+    assert response.status_code == 302
+    route.refresh_from_db()
+    assert route.timeout_ms == 1000
+    undo = route.history.first()
+    assert undo.history_change_reason == (
+        f"undo of change set {newest.change_set[:8]} by boss: timeouts were fine"
+    )

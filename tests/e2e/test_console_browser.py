@@ -34,6 +34,7 @@ POLL_SECONDS = 0.2  # GATEWAY_CONFIG_POLL of the test servers
 SLACK_SECONDS = 3.0  # a loaded two-core machine: scheduling beyond the poll interval
 ADMIN_PW = "console-browser-pw-1"  # throw-away users of a test database
 VIEWER_PW = "console-viewer-pw-1"
+LOGIN_TIMEOUT_MS = 60_000
 
 pytestmark = [
     pytest.mark.e2e,
@@ -149,8 +150,9 @@ class Console:
         self.open("/admin/login/?next=/admin/")
         self.page.fill("#id_username", username)
         self.page.fill("#id_password", password)
-        self.page.click("input[type=submit]")
-        self.page.wait_for_selector("#site-name")
+        # The password hash (PBKDF2, the servers' real cost) is slow on a loaded CI machine.
+        self.page.click("input[type=submit]", timeout=LOGIN_TIMEOUT_MS)
+        self.page.wait_for_selector("#site-name", timeout=LOGIN_TIMEOUT_MS)
         assert "/admin/login/" not in self.page.url, self.page.content()[:2000]
 
     def save(self) -> str:
@@ -288,3 +290,336 @@ def test_console_in_a_real_browser_from_login_to_rollback_keys_explain_and_viewe
     assert viewer_page.locator("button.restore").count() == 0
     response = viewer_page.goto(f"{gateway.url}/admin/routing/route/add/")
     assert response is not None and response.status == 403
+
+
+# --- the console as a product: sidebar, first run, undo with a reason, and a crawl ------------
+
+OPERATOR_PW = "console-operator-pw-1"
+# Pages written by the gateway or a third-party app only: their add page is refused to everyone.
+NEVER_ADDED = frozenset(
+    {
+        "quotas.usage",
+        "quotas.quotaadjustment",
+        "quotas.userquotastatus",
+        "quotas.clientquotastatus",
+        "axes.accessattempt",
+        "axes.accesslog",
+        "axes.accessfailurelog",
+        "token_blacklist.outstandingtoken",
+        # django-oauth-toolkit: tokens and codes are issued by the OAuth flows only.
+        "oauth2_provider.accesstoken",
+        "oauth2_provider.refreshtoken",
+        "oauth2_provider.idtoken",
+        "oauth2_provider.grant",
+    }
+)
+
+
+class PageWatch:
+    """Everything that went wrong while one page loaded: console errors, 4xx/5xx, off-site."""
+
+    def __init__(self, page: Any, base_url: str) -> None:
+        self.base = base_url
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.on("response", self._response)
+        page.on("requestfailed", self._failed)
+        page.on("request", self._request)
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.problems.append(f"console: {message.text}")
+
+    def _failed(self, request: Any) -> None:
+        # ERR_ABORTED: the next navigation cancelled a load still under way (not an answer);
+        # error answers are caught as responses, refused ones (CSP) as console errors.
+        if "ERR_ABORTED" not in (request.failure or ""):
+            self.problems.append(f"failed: {request.url} {request.failure}")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.problems.append(f"{response.status}: {response.url}")
+
+    def _request(self, request: Any) -> None:
+        if not request.url.startswith((self.base, "data:", "blob:")):
+            self.problems.append(f"off-site request: {request.url}")
+
+    def visit(self, page: Any, path: str, *, idle: bool = False) -> tuple[int, list[str]]:
+        """Open `path`; (its status, what went wrong while it loaded)."""
+        self.problems = []
+        response = page.goto(self.base + path, wait_until="networkidle" if idle else "load")
+        assert response is not None, path
+        return response.status, list(self.problems)
+
+
+def _crawl_data(upstream_url: str) -> None:
+    """One object of every model the console lists, so each has a change page to open."""
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django.utils import timezone
+    from oauth2_provider.models import (
+        get_access_token_model,
+        get_application_model,
+        get_grant_model,
+        get_id_token_model,
+        get_refresh_token_model,
+    )
+    from rest_framework_simplejwt.token_blacklist.models import (
+        BlacklistedToken,
+        OutstandingToken,
+    )
+
+    from accounts.models import ApiClient, Permission, Role
+    from accounts.services import api_key_create
+    from audit.changesets import recording
+    from quotas.models import Quota, QuotaAdjustment, Usage
+    from routing.models import Service
+
+    admin_user = User.objects.get(username="admin")
+    later = timezone.now() + timedelta(days=1)
+    with recording(user=admin_user, reason="crawl data"):
+        shop = Service.objects.create(name="shop", url=upstream_url, openapi="/openapi.json")
+        Route.objects.create(path="/api/v1/shop/**", service=shop, authentication="none")
+        permission = Permission.objects.create(name="read:shop")
+        role = Role.objects.create(name="shopper")
+        role.permissions.add(permission)
+        client = ApiClient.objects.create(name="shop-app")
+        client.roles.add(role)
+        Quota.objects.create(role=role, requests_per_day=100)
+    customer = User.objects.create(username="carl")
+    customer.roles.add(role)
+    api_key_create(client=client, name="ci")
+    Usage.objects.create(
+        day=timezone.now().date(),
+        consumer_kind="client",
+        consumer_id="shop-app",
+        consumer_name="shop-app",
+        route_id=1,
+        route_name="ANY /api/v1/shop/**",
+        requests=18,
+    )
+    QuotaAdjustment.objects.create(
+        consumer_kind="client",
+        consumer_id="shop-app",
+        consumer_name="shop-app",
+        action="reset",
+        period="day",
+        reason="crawl",
+        created_by=admin_user,
+    )
+    app = get_application_model().objects.create(
+        name="shop-web",
+        client_type="confidential",
+        authorization_grant_type="authorization-code",
+        redirect_uris="https://app.example/cb",
+        user=admin_user,
+    )
+    get_grant_model().objects.create(
+        user=customer,
+        application=app,
+        code="crawl-code",
+        expires=later,
+        redirect_uri="https://app.example/cb",
+    )
+    access = get_access_token_model().objects.create(
+        user=customer, application=app, token="crawl-access", expires=later, scope="read"
+    )
+    get_refresh_token_model().objects.create(
+        user=customer, application=app, token="crawl-refresh", access_token=access
+    )
+    get_id_token_model().objects.create(user=customer, application=app, expires=later)
+    outstanding = OutstandingToken.objects.create(
+        user=customer, jti="crawl-jti", token="crawl.token.value", expires_at=later
+    )
+    BlacklistedToken.objects.create(token=outstanding)
+    attempt = {"user_agent": "crawl", "ip_address": "192.0.2.1", "username": "ghost"}
+    attempt.update(http_accept="*/*", path_info="/admin/login/")
+    AccessAttempt.objects.create(**attempt, get_data="", post_data="", failures_since_start=1)
+    AccessLog.objects.create(**attempt)
+    AccessFailureLog.objects.create(**attempt)
+
+
+def _crawl_paths() -> list[tuple[str, str, str]]:
+    """(path, kind, model label) of every console page: lists, add and change pages per model,
+    object histories, the gateway's own pages and the docs."""
+    from django.contrib import admin
+
+    from audit.views import HistoryAdminMixin
+
+    paths: list[tuple[str, str, str]] = [
+        ("/admin/", "page", ""),
+        ("/admin/gateway/explain/", "page", ""),
+        ("/admin/gateway/config/", "page", ""),
+        ("/admin/gateway/cluster/", "page", ""),
+        ("/admin/gateway/first-run/", "page", ""),
+        ("/admin/gateway/history/", "page", ""),
+        ("/admin/mfa/", "page", ""),
+        ("/admin/mfa/devices/", "page", ""),
+        ("/admin/password_change/", "page", ""),
+        ("/admin/logout/", "page", ""),
+    ]
+    for model, model_admin in admin.site._registry.items():
+        meta = model._meta
+        base = f"/admin/{meta.app_label}/{meta.model_name}/"
+        paths.append((base, "list", meta.label_lower))
+        paths.append((base + "add/", "add", meta.label_lower))
+        first = model._default_manager.order_by("pk").first()
+        assert first is not None, f"no {meta.label_lower} to open: add one in _crawl_data"
+        paths.append((f"{base}{first.pk}/change/", "change", meta.label_lower))
+        if isinstance(model_admin, HistoryAdminMixin):
+            paths.append((f"{base}{first.pk}/history/", "history", meta.label_lower))
+    return paths
+
+
+def _expected_status(path: str, kind: str, label: str, level: str) -> int:
+    """What the table in audit/authority.py lets `level` open: everyone views everything;
+    add pages need the table's add right, and history-only pages are never added to."""
+    from audit.authority import Actor, may, section_for_model
+
+    if kind != "add":
+        return 200
+    if label in NEVER_ADDED:
+        return 403
+    from django.apps import apps
+
+    section = section_for_model(apps.get_model(label))
+    return 200 if may(Actor("crawler", level), "add", section) else 403
+
+
+def test_every_console_page_opens_cleanly_for_admin_operator_and_viewer(browser, gateway, upstream):
+    from audit.authority import OPERATOR_LEVEL, SUPERUSER, VIEWER_LEVEL
+    from audit.roles import OPERATOR
+
+    ensure_console_groups()
+    _user("admin", ADMIN_PW, superuser=True)
+    _user("otto", OPERATOR_PW).groups.add(Group.objects.get(name=OPERATOR))
+    _user("vera", VIEWER_PW).groups.add(Group.objects.get(name=VIEWER))
+    _crawl_data(upstream.url)
+    paths = _crawl_paths()
+    docs = ["/api/docs", "/api/redoc"]  # waited for until the network is idle
+
+    report: dict[str, int] = {}
+    for username, password, level in (
+        ("admin", ADMIN_PW, SUPERUSER),
+        ("otto", OPERATOR_PW, OPERATOR_LEVEL),
+        ("vera", VIEWER_PW, VIEWER_LEVEL),
+    ):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        Console(page, gateway.url).login(username, password)
+        watch = PageWatch(page, gateway.url)
+        failures = []
+        visited = 0
+        for path, kind, label in paths:
+            expected = _expected_status(path, kind, label, level)
+            status, problems = watch.visit(page, path)
+            visited += 1
+            if expected == 403:  # the refused page itself is the one expected 4xx
+                problems = [p for p in problems if "403" not in p]
+            if status != expected or problems:
+                failures.append(f"{path}: {status} (expected {expected}) {problems}")
+        for path in docs:
+            status, problems = watch.visit(page, path, idle=True)
+            visited += 1
+            if status != 200 or problems:
+                failures.append(f"{path}: {status} {problems}")
+        context.close()
+        assert not failures, f"{username} ({level}):\n" + "\n".join(failures)
+        report[username] = visited
+    print(f"crawl: pages visited per user {report}")  # the count the report quotes
+    assert all(count > 60 for count in report.values()), report
+
+
+def test_sidebar_shows_the_gateway_sections_first(browser, gateway):
+    from management.console_site import GATEWAY_SECTIONS
+
+    _user("admin", ADMIN_PW, superuser=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(10_000)
+    console = Console(page, gateway.url)
+    console.login("admin", ADMIN_PW)
+    console.open("/admin/routing/route/")
+    page.wait_for_selector("#nav-sidebar")
+    headings = page.locator("#nav-sidebar caption a.section").all_text_contents()
+    assert headings == [heading for _, heading, _ in GATEWAY_SECTIONS] + ["Advanced"]
+    first_rows = page.locator("#nav-sidebar .app-gateway-traffic th a").all_text_contents()
+    assert first_rows == ["Services", "Routes"]
+    # The home page uses the whole width: no "Recent actions" column beside the content.
+    console.open("/admin/")
+    assert page.locator("#recent-actions-module").count() == 0
+    assert page.evaluate("document.querySelector('#content').offsetWidth") > 1000
+    console.open("/admin/routing/route/")
+    console.shot("sidebar")
+
+
+def test_first_run_from_an_empty_database_to_a_proxied_200(browser, gateway, upstream):
+    _user("admin", ADMIN_PW, superuser=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(10_000)
+    console = Console(page, gateway.url)
+    console.login("admin", ADMIN_PW)
+    assert page.locator("#first-run-form").count() == 1  # no service yet
+    page.fill("#id_name", "shop")
+    page.fill("#id_url", upstream.url)
+    page.fill("#id_path", "/api/v1/shop/**")
+    page.select_option("#id_authentication", "none")
+    console.shot("first-run")
+    page.click("#first-run-form input[type=submit]")
+    page.wait_for_selector("#first-run-curl")
+    curl = page.locator("#first-run-curl").inner_text().strip()
+    assert curl == f"curl -i {gateway.url}/api/v1/shop/example"
+    path = curl.removeprefix(f"curl -i {gateway.url}")
+    _wait_for(gateway.url, path, 200)  # fails after the poll interval + slack
+    status, body = _get(gateway.url, path)
+    assert status == 200 and json.loads(body)["path"] == "/api/v1/shop/example"
+    console.open("/admin/")
+    assert page.locator("#first-run-form").count() == 0  # a service exists now
+
+    # The route page: its live traffic (the request above) and the explain box.
+    route = Route.objects.get(path="/api/v1/shop/**")
+    console.open(f"/admin/routing/route/{route.pk}/change/")
+    hour = page.locator("#route-traffic tr[data-window=last-hour] .gw-requests")
+    assert int(hour.inner_text()) >= 1
+    assert page.locator("#id_explain_path").input_value() == "/api/v1/shop/example"
+    console.shot("route")
+    page.click("#route-explain-form input[type=submit]")
+    page.wait_for_selector("#verdict")
+    assert "/api/v1/shop/**" in page.locator("#explain-report").inner_text()
+
+
+def test_undo_of_a_change_set_records_the_typed_reason(browser, gateway, upstream):
+    _user("admin", ADMIN_PW, superuser=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(10_000)
+    console = Console(page, gateway.url)
+    console.login("admin", ADMIN_PW)
+    console.open("/admin/gateway/first-run/")
+    page.fill("#id_name", "shop")
+    page.fill("#id_url", upstream.url)
+    page.fill("#id_path", "/api/v1/shop/**")
+    page.select_option("#id_authentication", "none")
+    page.click("#first-run-form input[type=submit]")
+    page.wait_for_selector("#first-run-curl")
+    _wait_for(gateway.url, "/api/v1/shop/x", 200)
+
+    route = Route.objects.get(path="/api/v1/shop/**")
+    console.open(f"/admin/routing/route/{route.pk}/change/")
+    page.fill("#id_path", "/api/v1/store/**")
+    page.fill("#id__change_reason", "rename the shop")
+    assert "was changed successfully" in console.save()
+    _wait_for(gateway.url, "/api/v1/store/x", 200)
+
+    console.open(f"/admin/routing/route/{route.pk}/history/")
+    newest = page.locator("tr.history-row").first
+    assert newest.locator("button.restore").count() == 0  # the current version
+    newest.locator("input[name=reason]").fill("store URL not announced yet")
+    newest.locator("button.undo").click()
+    page.wait_for_load_state()
+    assert "Undone" in page.locator("ul.messagelist").inner_text()
+    reason = page.locator("tr.history-row").first.inner_text()
+    assert "undo of change set" in reason and "by admin: store URL not announced yet" in reason
+    _wait_for(gateway.url, "/api/v1/shop/x", 200)
+    assert _get(gateway.url, "/api/v1/store/x")[0] == 404

@@ -7,11 +7,15 @@ import time
 from django.utils import timezone
 
 from accounts.models import ApiClient, Role, User
+from accounts.services import api_key_create
 from quotas.admin import _duration
 from quotas.models import Quota, QuotaAdjustment, Usage
 from quotas.policies import consumer_key, quota_policies
+from quotas.services import usage_flush
+from routing.table import route_tables
 
 STATUS_URL = "/admin/quotas/userquotastatus/"
+CLIENT_STATUS_URL = "/admin/quotas/clientquotastatus/"
 
 
 def developer(username: str = "alice") -> User:
@@ -137,6 +141,24 @@ def test_client_quota_page_and_usage_history_pages_load(admin_client):
     assert b"batch" in admin_client.get("/admin/quotas/clientquotastatus/").content
     assert admin_client.get("/admin/quotas/usage/").status_code == 200
     assert admin_client.get("/admin/quotas/quotaadjustment/").status_code == 200
+
+
+def test_client_quotas_count_the_requests_its_api_keys_made(
+    client, admin_client, make_route, upstream, fresh_limit_store
+):
+    """The proxy knows a client by its name (its keys' principal): the page must too."""
+    batch = ApiClient.objects.create(name="batch")
+    raw_key = api_key_create(client=batch, name="ci")[1]
+    make_route("/api/v1/batch/**", upstream.url, authentication="required")
+    for _ in range(3):
+        assert client.get("/api/v1/batch/x", HTTP_X_API_KEY=raw_key).status_code == 200
+    usage_flush()
+    assert "3 requests (history)" in admin_client.get(CLIENT_STATUS_URL).content.decode()
+
+    Quota.objects.create(client=batch, requests_per_day=10)
+    route_tables.reset()  # the test's transaction never commits, so no config version bump
+    assert client.get("/api/v1/batch/x", HTTP_X_API_KEY=raw_key).status_code == 200
+    assert "1 used, 9 left of 10" in admin_client.get(CLIENT_STATUS_URL).content.decode()
 
 
 def test_reset_times_read_as_days_hours_minutes_or_seconds():

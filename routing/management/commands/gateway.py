@@ -155,7 +155,9 @@ class Command(BaseCommand):
 
         from gateway_project.heartbeat import beat
         from routing.healthcheck import HealthChecker, ProbeResult
+        from routing.nodes import HEALTH_CHECKER, set_process_role
 
+        set_process_role(HEALTH_CHECKER)
         last: dict[str, bool] = {}
 
         def report(results: list[ProbeResult]) -> None:
