@@ -9,10 +9,12 @@ ground answers as if no app had anything to say.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 _relayed_response_types: list[type] = []
 _config_version: list[Callable[[], int]] = []
 _serving_starters: list[Callable[[], object]] = []
+_request_context: list[Callable[[Any], Any]] = []
 
 
 def register_relayed_response(*types: type) -> None:
@@ -47,3 +49,14 @@ def start_serving() -> None:
     """Run every registered serving-process starter (background threads and the like)."""
     for start in _serving_starters:
         start()
+
+
+def register_request_context(reader: Callable[[Any], Any]) -> None:
+    """The function giving a proxied request's pipeline context (the last one wins)."""
+    _request_context[:] = [reader]
+
+
+def request_context(request: Any) -> Any:
+    """The pipeline context of a proxied request (route, path, principal, upstream timing), or
+    None for the gateway's own pages and when no app registered a reader."""
+    return _request_context[0](request) if _request_context else None

@@ -54,10 +54,8 @@ def outcome_of(
     request: HttpRequest, response: HttpResponseBase, *, total_seconds: float, sent: int
 ) -> Outcome:
     """Gather the facts of a finished request from the request, its context and answer."""
-    from routing.pipeline import context_of
-
     status = response.status_code
-    context = context_of(request)
+    context = extensions.request_context(request)
     if context is not None and context.route is not None:
         route, service_label = metrics.route_labels(context.route)
         service: str | None = service_label

@@ -24,11 +24,13 @@ def _register_with_lower_layers() -> None:
     from audit import registry
     from gateway_project import extensions
     from routing.models import Route, Service, Target
+    from routing.pipeline import context_of
     from routing.proxy import BufferedProxiedResponse, StreamedProxiedResponse
     from routing.table import route_tables
 
     extensions.register_relayed_response(BufferedProxiedResponse, StreamedProxiedResponse)
     extensions.register_config_version(lambda: route_tables.get().version)
+    extensions.register_request_context(context_of)
     # The traffic config, recorded; a service before its targets and routes.
     registry.tracked(Service, section="services")
     registry.tracked(Target, section="targets")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('routing', '0003_history'),
+        ('routing', '0004_route_policies'),
     ]
 
     operations = [
