@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs", portal.GatewaySwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc", portal.GatewayRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/redoc.standalone.js", portal.redoc_bundle, name="redoc-bundle"),
     path("api/docs/services/", portal.ServiceDocsListView.as_view(), name="service-docs"),
     path(
         "api/docs/services/<str:name>/openapi.json",

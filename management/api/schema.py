@@ -7,37 +7,11 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 
+from accounts.schema import SECURITY_SCHEMES, TOKEN_SCHEMES
 from gateway_project.errors import PROBLEM_CONTENT_TYPE
 from management.api.serializers import ProblemSerializer
 
 # The credentials the gateway accepts (contract section 3), declared for "Authorize".
-SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
-    "jwtAuth": {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "A JWT access token from POST /auth/token/ (username and password).",
-    },
-    "oauth2": {
-        "type": "oauth2",
-        "description": "An OAuth 2.0 access token from /o/token/.",
-        "flows": {
-            "clientCredentials": {"tokenUrl": "/o/token/", "scopes": {}},
-            "authorizationCode": {
-                "authorizationUrl": "/o/authorize/",
-                "tokenUrl": "/o/token/",
-                "scopes": {},
-            },
-        },
-    },
-    "apiKeyAuth": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "X-API-Key",
-        "description": "An API client's key.",
-    },
-}
-TOKEN_SCHEMES = ("jwtAuth", "oauth2", "apiKeyAuth")
 
 
 class CredentialAuthenticationScheme(OpenApiAuthenticationExtension):

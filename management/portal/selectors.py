@@ -6,8 +6,8 @@ import os
 
 from django.conf import settings
 
-from management.portal.rewrite import rewrite_spec
 from routing.models import Service
+from routing.spec_rewrite import rewrite_spec
 from routing.table import route_tables
 from routing.upstream_docs import ServiceDocs, upstream_spec
 

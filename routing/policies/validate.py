@@ -1,6 +1,6 @@
 """`validate`: the request checked against its operation in the service's OpenAPI document.
 
-The document is the docs portal's (fetched, cached and refreshed by routing.portal), as
+The document is the docs portal's (fetched, cached and refreshed by routing.upstream_docs), as
 rewritten to the gateway's routes, so the paths checked are those clients call. openapi-core
 does the checking; this module only adapts the request to it and its errors to `errors[]`.
 """
@@ -207,9 +207,9 @@ class ValidatorCache:
 def _load(service_name: str) -> _Entry:
     """Build a service's validator from the docs portal's fetch and rewrite (never raises)."""
     from routing.models import Service
-    from routing.portal.rewrite import rewrite_spec
-    from routing.portal.selectors import upstream_spec
+    from routing.spec_rewrite import rewrite_spec
     from routing.table import route_tables
+    from routing.upstream_docs import upstream_spec
 
     service = Service.objects.prefetch_related("targets").filter(name=service_name).first()
     if service is None:

@@ -29,6 +29,8 @@ _LITERAL_READS = re.compile(
 )
 _FSTRING_READS = re.compile(
     r"""(?:os\.environ\.get|os\.getenv|\benv_\w+)\(\s*f"(?P<prefix>[A-Z][A-Z0-9_]*)\{[^}]*\}(?P<suffix>[A-Z0-9_]*)\""""
+    # A GATEWAY_ name built by a helper that another line reads (service_url_variable).
+    r"""|\bf"(?P<gw_prefix>GATEWAY_[A-Z0-9_]*)\{[^}]*\}(?P<gw_suffix>[A-Z0-9_]*)\""""
 )
 _SHELL_READS = re.compile(r"\$\$?\{?(?P<name>" + _NAME + r")")
 
@@ -79,7 +81,9 @@ def collect(root: Path = ROOT) -> EnvNames:
             if match["helper"] == "secret":
                 exact.add(f"{match['name']}_FILE")
         for match in _FSTRING_READS.finditer(text):
-            patterns.append(re.compile(f"{match['prefix']}[A-Z0-9_]+{match['suffix']}"))
+            prefix = match["prefix"] or match["gw_prefix"]
+            suffix = match["suffix"] if match["prefix"] else match["gw_suffix"]
+            patterns.append(re.compile(f"{prefix}[A-Z0-9_]+{suffix}"))
     makefile = (root / "Makefile").read_text()
     exact.update(match["name"] for match in _SHELL_READS.finditer(makefile))
     return EnvNames(exact=frozenset(exact), patterns=tuple(patterns))

@@ -7,8 +7,8 @@ import hashlib
 import re
 from typing import Any
 
+from accounts.schema import SECURITY_SCHEMES, TOKEN_SCHEMES
 from gateway_project.errors import GatewayError
-from management.api.schema import SECURITY_SCHEMES, TOKEN_SCHEMES
 from routing.paths import BadPath, normalize_path
 from routing.table import CompiledRoute, RouteTable
 
