@@ -218,3 +218,13 @@ def test_redoc_script_is_served_without_any_cdn_address(client):
     assert script.status_code == 200 and script["Content-Type"].startswith("text/javascript")
     body = script.content
     assert b"cdn.redoc.ly" not in body and b"Redoc" in body
+
+
+def test_console_pages_declare_their_own_icon_so_the_browser_asks_for_no_favicon(root, client):
+    # Without a declared icon every console page makes the browser fetch /favicon.ico: a 404
+    # and a console error. The icon must be inline (data:), which the console's CSP allows.
+    for page in (root.get("/admin/"), client.get("/admin/login/")):
+        icon = re.search(r'<link rel="icon" href="([^"]+)"', page.content.decode())
+        assert icon is not None
+        assert icon.group(1).startswith("data:image/svg+xml,")
+        assert "img-src 'self' data:" in page["Content-Security-Policy"]
