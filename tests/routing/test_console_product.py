@@ -228,3 +228,15 @@ def test_console_pages_declare_their_own_icon_so_the_browser_asks_for_no_favicon
         assert icon is not None
         assert icon.group(1).startswith("data:image/svg+xml,")
         assert "img-src 'self' data:" in page["Content-Security-Policy"]
+
+
+def test_route_page_leaves_the_policies_a_route_lacks_empty_not_null(root, make_route, upstream):
+    route = make_route("/api/v1/plain/**", upstream.url)
+    route.cors = {"origins": ["https://app.example.com"]}
+    route.save()
+    page = root.get(f"/admin/routing/route/{route.pk}/change/").content.decode()
+    for field in ("request_headers_config", "response_headers_config"):
+        textarea = re.search(rf'<textarea name="{field}"[^>]*>(.*?)</textarea>', page, re.S)
+        assert textarea is not None and textarea.group(1).strip() == "", field
+    cors = re.search(r'<textarea name="cors_config"[^>]*>(.*?)</textarea>', page, re.S)
+    assert cors is not None and "https://app.example.com" in cors.group(1)
