@@ -119,3 +119,37 @@ def test_console_import_page_refuses_an_undefined_route_role(staff_user, client,
     assert "line 7, column 11: routes[0].roles: role &#x27;admn&#x27; is not defined" in page
     assert "Nothing was changed" in page
     assert not Role.objects.exists() and not Route.objects.exists()
+
+
+def test_an_operator_cannot_create_a_role_through_a_route(upstream):
+    # The old door: an operator may change routes but not roles, yet a route naming a new role
+    # created it (no `+ role` line in the diff asked for the right to add roles).
+    from django.contrib.auth.models import Group
+
+    from accounts.models import User
+    from audit.roles import OPERATOR, ensure_console_groups
+
+    ensure_console_groups()
+    operator = User.objects.create_user("opx", password="a long passphrase 42", is_staff=True)
+    operator.groups.add(Group.objects.get(name=OPERATOR))
+    api = APIClient()
+    api.force_authenticate(operator)
+    text = (
+        f"services:\n- name: a\n  url: {upstream.url}\nroutes:\n- path: /a\n  service: a\n"
+        "  roles: [made-by-route]\n"
+    )
+    imported = api.post("/api/gateway/config/import/", {"text": text}, format="json")
+    assert imported.status_code == 400
+    assert [e["field"] for e in imported.json()["errors"]] == ["routes[0].roles"]
+    service = api.post("/api/gateway/services/", {"name": "b", "url": upstream.url}, format="json")
+    assert service.status_code == 201, service.content
+    body = {"path": "/b", "service": "b", "roles": ["made-by-route"]}
+    assert [
+        e["field"] for e in _role_errors_of(api.post("/api/gateway/routes/", body, format="json"))
+    ] == ["roles"]
+    assert not Role.objects.exists() and not Route.objects.exists()
+
+
+def _role_errors_of(response: Any) -> list[dict[str, str]]:
+    assert response.status_code == 400, response.content
+    return list(response.json()["errors"])
