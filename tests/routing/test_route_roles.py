@@ -26,9 +26,9 @@ def _route(roles: str, *, extra: str = "") -> str:
     return f"{SERVICE}routes:\n  - path: /a/**\n    service: api\n    roles: {roles}\n{extra}"
 
 
-def _errors(text: str, **options: bool) -> list[tuple[str, int | None, int | None, str]]:
+def _errors(text: str) -> list[tuple[str, int | None, int | None, str]]:
     with pytest.raises(ConfigInvalid) as invalid:
-        config_import(text=text, **options)
+        config_import(text=text)
     return [(e.location, e.line, e.column, e.message) for e in invalid.value.errors]
 
 
