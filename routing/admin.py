@@ -21,7 +21,7 @@ from routing.configfile.policies import (
     check_header_rules,
     check_networks,
 )
-from routing.configfile.spec import CacheSpec, HeaderRulesSpec, RouteSpec
+from routing.configfile.spec import MAX_ROUTE_NAMES, CacheSpec, HeaderRulesSpec, RouteSpec
 from routing.configfile.validate import Checker
 from routing.models import HTTP_METHODS, Route, Service, Target
 from routing.policies.cache import purge_route
@@ -347,6 +347,12 @@ class RouteForm(forms.ModelForm):
         """Store the ticked methods canonically before the model's own checks run."""
         cleaned = super().clean() or {}
         self._clean_policies(cleaned)
+        for field in ("permissions", "roles"):  # the config file's bound, here too
+            chosen = cleaned.get(field)
+            if chosen is not None and len(chosen) > MAX_ROUTE_NAMES:
+                self.add_error(
+                    field, f"{len(chosen)} chosen; a route may name at most {MAX_ROUTE_NAMES}."
+                )
         methods = ",".join(sorted(cleaned.get("method_choices") or []))
         self.instance.methods = methods
         # `methods` is not a form field, so Django skips the (path, methods) constraint: check it.

@@ -39,7 +39,7 @@ def _key_field(key: Key) -> serializers.Field:
         return serializers.ChoiceField(choices=key.choices, **common)
     if key.kind == "list":
         child = serializers.ChoiceField(key.choices) if key.choices else serializers.CharField()
-        return serializers.ListField(child=child, **common)
+        return serializers.ListField(child=child, max_length=key.max_items, **common)
     if key.kind == "map":
         return serializers.DictField(child=serializers.CharField(), **common)
     if key.entry is None:

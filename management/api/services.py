@@ -17,6 +17,7 @@ from routing.configfile.live import (
     apply_role,
     apply_route,
     apply_service,
+    missing_role_errors,
     missing_service_error,
     quota_spec,
     quota_subject_error,
@@ -100,12 +101,17 @@ def service_save(*, data: Any, service: Service | None = None) -> Service:
 
 
 def route_save(*, data: Any, route: Route | None = None) -> Route:
-    """Create or replace a route from a config-file entry."""
+    """Create or replace a route from a config-file entry.
+
+    Its service and each of its roles must exist (400 naming each missing one): a route never
+    creates a role. Its permissions are created when missing (see live._permissions).
+    """
     values = _checked(check_route_entry, data)
     documents = dict(Service.objects.filter(name=values.service).values_list("name", "openapi"))
     missing = missing_service_error(values.service, location="", known_services=set(documents))
-    if missing:
-        raise config_errors([missing])
+    unknown = [*([missing] if missing else []), *missing_role_errors(values.roles)]
+    if unknown:
+        raise config_errors(unknown)
     no_document = validate_needs_openapi_error(
         values, location="", openapi=documents.get(values.service)
     )
@@ -117,8 +123,11 @@ def route_save(*, data: Any, route: Route | None = None) -> Route:
         taken = taken.exclude(pk=route.pk)
     if taken.exists():
         raise Conflict(f"A route for {methods or 'every method'} on {path} exists already.")
-    with saving():
-        return apply_route(values, route=route or Route())
+    try:
+        with saving():
+            return apply_route(values, route=route or Route())
+    except ConfigInvalid as invalid:  # a role deleted since the check above
+        raise config_errors(invalid.errors) from None
 
 
 def role_save(*, data: Any, role: Role | None = None) -> Role:
@@ -147,8 +156,11 @@ def quota_save(*, data: Any, quota: Quota | None = None) -> Quota:
         taken = taken.exclude(pk=quota.pk)
     if taken.exists():
         raise Conflict(f"A quota for {kind} '{name}' exists already.")
-    with saving():
-        return apply_quota(key, values, quota=quota or Quota())
+    try:
+        with saving():
+            return apply_quota(key, values, quota=quota or Quota())
+    except ConfigInvalid as invalid:  # the role was deleted since the check above
+        raise config_errors(invalid.errors) from None
 
 
 def entry_delete(*, obj: Model) -> None:

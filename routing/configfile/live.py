@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -25,7 +26,7 @@ from routing.configfile.spec import (
     ServiceSpec,
     TargetSpec,
 )
-from routing.configfile.validate import ConfigError, ConfigReading
+from routing.configfile.validate import ConfigError, ConfigInvalid, ConfigReading
 from routing.models import Route, Service, Target
 
 
@@ -182,6 +183,43 @@ def validate_needs_openapi_error(
     )
 
 
+def missing_role_error(
+    role: str,
+    *,
+    location: str,
+    known_roles: set[str],
+    error: Callable[[str, str], ConfigError] = _unplaced,
+) -> ConfigError | None:
+    """The error for a route naming a role that does not exist, else None.
+
+    A route never creates a role: a typo (`roles: [admn]`) would otherwise make a route that
+    no caller can reach, silently. Roles come only from `roles:` entries (and the console/API).
+    """
+    if role in known_roles:
+        return None
+    return error(
+        f"{location}.roles".lstrip("."),
+        f"role '{role}' is not defined; add it under roles: or create the role first "
+        "(a route never creates a role).",
+    )
+
+
+def missing_role_errors(
+    roles: Iterable[str],
+    *,
+    location: str = "",
+    error: Callable[[str, str], ConfigError] = _unplaced,
+) -> list[ConfigError]:
+    """An error for each of `roles` that is not in the database (one query), in their order."""
+    wanted = list(dict.fromkeys(roles))
+    known = set(Role.objects.filter(name__in=wanted).values_list("name", flat=True))
+    problems = (
+        missing_role_error(name, location=location, known_roles=known, error=error)
+        for name in wanted
+    )
+    return [problem for problem in problems if problem]
+
+
 def quota_subject_error(
     key: QuotaKey,
     *,
@@ -208,7 +246,7 @@ def quota_subject_error(
 
 
 def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -> list[ConfigError]:
-    """Errors for routes naming unknown services and quotas naming unknown roles/users/clients.
+    """Errors for routes naming unknown services or roles, quotas naming unknown roles/users/clients.
 
     Each is placed at the line and column of the name in the file, so that they join the
     file's other errors in one report.
@@ -239,6 +277,16 @@ def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -
         if problem:
             errors.append(problem)
     known_roles = reading.declared_roles | set(live.roles)
+    for location, role in reading.role_refs:
+        # Reported as the route's `roles` field, at the line and column of the name itself.
+        problem = missing_role_error(
+            role,
+            location=location.rsplit(".roles[", 1)[0],
+            known_roles=known_roles,
+            error=partial(reading.error_at, at=location),
+        )
+        if problem:
+            errors.append(problem)
     for location, key in reading.quota_refs:
         problem = quota_subject_error(
             key,
@@ -252,11 +300,28 @@ def reference_errors(reading: ConfigReading, live: ConfigSpec, *, prune: bool) -
 
 
 def _permissions(names: Iterable[str]) -> list[Permission]:
+    """The permissions named, created when missing.
+
+    Unlike a role, a permission is only a name: a route asks for it, a role or a token's
+    `permissions` claim carries it. A JWT from an external issuer may carry permissions the
+    database has never seen, and a route must be able to require them, so naming one is
+    enough to make it exist. (A misspelt permission still locks a route; `gateway explain`
+    shows what a route requires.)
+    """
     return [Permission.objects.get_or_create(name=name)[0] for name in names]
 
 
 def _roles(names: Iterable[str]) -> list[Role]:
-    return [Role.objects.get_or_create(name=name)[0] for name in names]
+    """The roles named; each must exist (ConfigInvalid otherwise): nothing here creates one.
+
+    The callers check first (reference_errors, the management API); this is the last guard,
+    so that no path through apply_* can create a role by naming it.
+    """
+    wanted = list(dict.fromkeys(names))
+    found = {role.name: role for role in Role.objects.filter(name__in=wanted)}
+    if len(found) < len(wanted):
+        raise ConfigInvalid(missing_role_errors(wanted))
+    return [found[name] for name in wanted]
 
 
 def apply_service(values: ServiceSpec, *, service: Service | None = None) -> Service:

@@ -32,6 +32,9 @@ MAX_HEADER_VALUE_LENGTH = 4096
 MAX_ORIGIN_LENGTH = 255
 MAX_CORS_MAX_AGE_MS = 86_400_000  # a day; browsers cap it lower anyway
 MAX_CACHE_TTL_MS = 86_400_000  # a day
+# The most roles and the most permissions one route may name: a real route names a handful; a
+# generated or hostile document must not turn into thousands of lookups and link rows per route.
+MAX_ROUTE_NAMES = 100
 
 DURATION_HELP = "A duration: 500ms, 30s, 5m or 1h."
 
@@ -50,6 +53,7 @@ class Key:
     entry: type[Spec] | None = None  # the nested spec of an "entry" / "entries"
     minimum: int | None = None  # for "int"
     max_length: int | None = None  # for "text"
+    max_items: int | None = None  # for "list"
 
 
 class Spec:
@@ -393,8 +397,19 @@ class RouteSpec(Spec):
             "required (default), optional or none.",
             choices=AUTHENTICATION_MODES,
         ),
-        Key("permissions", "list", "The caller needs ALL of these permissions."),
-        Key("roles", "list", "The caller needs ANY ONE of these roles."),
+        Key(
+            "permissions",
+            "list",
+            "The caller needs ALL of these permissions (at most 100).",
+            max_items=MAX_ROUTE_NAMES,
+        ),
+        Key(
+            "roles",
+            "list",
+            "The caller needs ANY ONE of these roles (at most 100); each must be defined under "
+            "roles: or exist already.",
+            max_items=MAX_ROUTE_NAMES,
+        ),
         Key("priority", "int", "Higher wins when several routes match."),
         Key("enabled", "bool", "Disabled routes answer 404 (default true)."),
         Key("description", "text", "Free text for people.", max_length=255),

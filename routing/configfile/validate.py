@@ -17,6 +17,7 @@ from routing.configfile.spec import (
     AUTHENTICATION_MODES,
     HTTP_METHODS,
     LOAD_BALANCING,
+    MAX_ROUTE_NAMES,
     QUOTA_SUBJECTS,
     RATE_ALGORITHMS,
     RATE_PERIODS,
@@ -236,12 +237,25 @@ class Checker:
             return default
         return value
 
-    def strings(self, value: Any, location: str, *, pattern: re.Pattern[str]) -> tuple[str, ...]:
-        """A list of names matching `pattern` (as the models store them), sorted, unique."""
+    def strings(
+        self,
+        value: Any,
+        location: str,
+        *,
+        pattern: re.Pattern[str],
+        max_items: int | None = None,
+    ) -> tuple[str, ...]:
+        """A list of names matching `pattern` (as the models store them), sorted, unique.
+
+        With `max_items`, a longer list is one error giving its size (its names are not read).
+        """
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.error(location, 'must be a list of names, like ["read:tasks"].')
+            return ()
+        if max_items is not None and len(value) > max_items:
+            self.error(location, f"lists {len(value)} names; at most {max_items} are allowed.")
             return ()
         for item in value:
             if len(item) > 100 or not pattern.fullmatch(item):
@@ -468,9 +482,14 @@ def check_route(c: Checker, loc: str, raw: Any) -> RouteSpec | None:
         rate_limit=_optional(c, entry, loc, "rate_limit", _check_rate_limit),
         authentication=str(authentication),
         permissions=c.strings(
-            entry.get("permissions"), f"{loc}.permissions", pattern=PERMISSION_NAME
+            entry.get("permissions"),
+            f"{loc}.permissions",
+            pattern=PERMISSION_NAME,
+            max_items=MAX_ROUTE_NAMES,
         ),
-        roles=c.strings(entry.get("roles"), f"{loc}.roles", pattern=ROLE_NAME),
+        roles=c.strings(
+            entry.get("roles"), f"{loc}.roles", pattern=ROLE_NAME, max_items=MAX_ROUTE_NAMES
+        ),
         priority=priority if isinstance(priority, int) else 0,
         enabled=c.flag(entry.get("enabled"), f"{loc}.enabled", True),
         description=c.text(entry.get("description"), f"{loc}.description"),
@@ -501,6 +520,25 @@ def named(raw: Any, key: str) -> str | None:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > 100:
         return None
     return value.strip()
+
+
+def named_roles(raw: Any, location: str) -> list[tuple[str, str]]:
+    """(location, name) of each distinct well-formed role a route entry names, like `named`.
+
+    `location` is the route's (`routes[2]`); each name's is its item's (`routes[2].roles[0]`),
+    so that an unknown role is reported at its own line and column. A list that is not one of
+    names, or is longer than MAX_ROUTE_NAMES, gives none: check_route reports it as it is.
+    """
+    if not isinstance(raw, dict):
+        return []
+    roles = raw.get("roles")
+    if not isinstance(roles, list) or len(roles) > MAX_ROUTE_NAMES:
+        return []
+    found: dict[str, str] = {}
+    for index, name in enumerate(roles):
+        if isinstance(name, str) and len(name) <= 100 and ROLE_NAME.fullmatch(name):
+            found.setdefault(name, f"{location}.roles[{index}]")
+    return [(where, name) for name, where in found.items()]
 
 
 def check_quota_subject(c: Checker, loc: str, entry: dict[str, Any]) -> QuotaKey | None:
@@ -601,14 +639,15 @@ class ConfigReading:
     errors: list[ConfigError]
     positions: dict[str, tuple[int, int]]  # location -> (line, column) of its value
     service_refs: list[tuple[str, str]]  # (location, service name) of every route
+    role_refs: list[tuple[str, str]]  # (location, role name) of every role a route names
     quota_refs: list[tuple[str, QuotaKey]]  # (location, (kind, name)) of every quota
     route_locations: dict[RouteKey, str]  # where each valid route is, e.g. routes[2]
     declared_services: set[str]  # every service name the file gives, valid entry or not
     declared_roles: set[str]  # every role name the file gives, valid entry or not
 
-    def error_at(self, location: str, message: str) -> ConfigError:
-        """An error at `location` with the line and column of its value, when known."""
-        line, column = self.positions.get(location, (None, None))
+    def error_at(self, location: str, message: str, *, at: str = "") -> ConfigError:
+        """An error at `location` with the line and column of its value (or of `at`'s)."""
+        line, column = self.positions.get(at or location, (None, None))
         return ConfigError(location, line, message, column)
 
 
@@ -658,6 +697,7 @@ def read_config(text: str) -> ConfigReading:
         checker.errors.append(ConfigError("", None, NOTHING_DEFINED))
     spec = ConfigSpec()
     service_refs: list[tuple[str, str]] = []
+    role_refs: list[tuple[str, str]] = []
     quota_refs: list[tuple[str, QuotaKey]] = []
     route_locations: dict[RouteKey, str] = {}
     quota_seen: set[QuotaKey] = set()
@@ -686,6 +726,7 @@ def read_config(text: str) -> ConfigReading:
         if service_name:
             # Checked even when the route has other errors: the report names every problem.
             service_refs.append((f"{loc}.service", service_name))
+        role_refs.extend(named_roles(raw, loc))
         if route:
             key = route_key(route)
             if key in spec.routes:
@@ -710,6 +751,7 @@ def read_config(text: str) -> ConfigReading:
         checker.errors,
         positions,
         service_refs,
+        role_refs,
         quota_refs,
         route_locations,
         declared_services - {""},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.models import Permission, Role
 from routing.models import Route, Service
 
 pytestmark = pytest.mark.django_db
@@ -102,7 +103,7 @@ def test_duplicate_route_gets_a_message_not_an_error_page(staff_client):
     assert Route.objects.count() == 1
 
 
-def _route_form(service: Service, **policies: str) -> dict[str, object]:
+def _route_form(service: Service, **policies: object) -> dict[str, object]:
     return {
         "path": "/v1/**",
         "service": service.pk,
@@ -157,3 +158,22 @@ def test_a_bad_policy_in_the_console_is_a_message_and_nothing_is_saved(
     assert response.status_code == 200
     assert message in response.content.decode()
     assert Route.objects.count() == 0
+
+
+@pytest.mark.parametrize("field", ["roles", "permissions"])
+def test_the_console_route_form_allows_at_most_100_roles_and_permissions(staff_client, field):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    model = Role if field == "roles" else Permission
+    names = [f"r{n}" if field == "roles" else f"read:p{n}" for n in range(101)]
+    chosen = [model.objects.create(name=name).pk for name in names]
+    response = staff_client.post(
+        "/admin/routing/route/add/", _route_form(service, **{field: chosen})
+    )
+    assert response.status_code == 200
+    assert "101 chosen; a route may name at most 100." in response.content.decode()
+    assert Route.objects.count() == 0
+    response = staff_client.post(
+        "/admin/routing/route/add/", _route_form(service, **{field: chosen[:100]})
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert getattr(Route.objects.get(), field).count() == 100

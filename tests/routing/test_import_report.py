@@ -31,10 +31,13 @@ routes:
     timeout: soon
   - path: /b/**
     service: api
+    roles: [developer, admn, old-role]
   - path: /c/**
     service: existing
   - path: no-slash
     service: phantom
+    roles:
+      - typo
 quotas:
   - role: nobody
     requests_per_day: 5
@@ -57,13 +60,17 @@ services:
 EXPECTED = [
     (4, "routes[0].service", "service 'ghost' is not defined; add it under services:"),
     (5, "routes[0].timeout", "'soon' is not a duration"),
-    (10, "routes[3].path", "must start with '/'"),
-    (11, "routes[3].service", "service 'phantom' is not defined"),
-    (13, "quotas[0].role", "role 'nobody' is not defined; add it under roles:"),
-    (19, "quotas[3].user", "no user named 'ghost-user'"),
-    (20, "quotas[3].requests_per_day", "must be a whole number of at least 1"),
-    (26, "services[0].colour", "unknown key 'colour'"),
-    (27, "services[0].url", "'url' is given twice"),
+    # A route's role defined neither in the file (developer is) nor in the database (old-role
+    # is): a route never creates a role, so a typo would lock the route silently.
+    (8, "routes[1].roles", "role 'admn' is not defined; add it under roles:"),
+    (11, "routes[3].path", "must start with '/'"),
+    (12, "routes[3].service", "service 'phantom' is not defined"),
+    (14, "routes[3].roles", "role 'typo' is not defined"),
+    (16, "quotas[0].role", "role 'nobody' is not defined; add it under roles:"),
+    (22, "quotas[3].user", "no user named 'ghost-user'"),
+    (23, "quotas[3].requests_per_day", "must be a whole number of at least 1"),
+    (29, "services[0].colour", "unknown key 'colour'"),
+    (30, "services[0].url", "'url' is given twice"),
 ]
 _REPORTED = re.compile(r"^(?P<file>.+): line (?P<line>\d+)(?:, column \d+)?: (?P<loc>\S+): ")
 
@@ -106,7 +113,9 @@ def test_import_reports_every_error_in_one_pass_in_line_order(tmp_path, live_con
     _assert_report(stderr.getvalue(), str(bad))
     # References are placed at the name itself: line and column.
     assert f"{bad}: line 4, column 14: routes[0].service:" in stderr.getvalue()
-    assert f"{bad}: line 13, column 11: quotas[0].role:" in stderr.getvalue()
+    assert f"{bad}: line 8, column 24: routes[1].roles: role 'admn'" in stderr.getvalue()
+    assert f"{bad}: line 14, column 9: routes[3].roles: role 'typo'" in stderr.getvalue()
+    assert f"{bad}: line 16, column 11: quotas[0].role:" in stderr.getvalue()
     assert _snapshot() == before
 
 
