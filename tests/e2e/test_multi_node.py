@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -43,6 +44,10 @@ def _get(base_url: str, path: str) -> tuple[int, dict[str, str], bytes]:
         return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
+
+
+def _serves(base_url: str, path: str) -> bool:
+    return _get(base_url, path)[0] == 200
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +213,7 @@ def _stream_through_a_sigterm(node_a: GatewayServer, node_b: GatewayServer, upst
     Route.objects.create(path="/api/v1/stream/**", service=service, authentication="none")
     for node in (node_b, node_a):
         wait_until(
-            lambda node=node: _get(node.url, "/api/v1/stream/slow/0/warm")[0] == 200,
+            functools.partial(_serves, node.url, "/api/v1/stream/slow/0/warm"),
             timeout=PROPAGATION_BOUND_SECONDS,
             message="route never reached the nodes",
         )
