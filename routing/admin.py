@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html_join
 
 from audit.views import HistoryAdminMixin
+from routing.clock import epoch_seconds
 from routing.configfile.export import policy_entries
 from routing.configfile.live import route_spec
 from routing.configfile.policies import (
@@ -32,7 +32,7 @@ from routing.target_state import resilience_state, target_key
 def _in_seconds(moment: float | None) -> str:
     if moment is None:
         return ""
-    left = moment - time.time()
+    left = moment - epoch_seconds()
     return f"in {left:.0f}s" if left >= 0 else f"{-left:.0f}s ago"
 
 
@@ -62,7 +62,7 @@ class TargetInline(admin.TabularInline):
         view = resilience_state.describe(target_key(target.service.name, target.url))
         stored = target.lease_expires_at.timestamp() if target.lease_expires_at else None
         until = max(filter(None, (view.lease_until, stored)), default=None)
-        state = "expired" if until is None or until < time.time() else "active"
+        state = "expired" if until is None or until < epoch_seconds() else "active"
         return f"{state}, ends {_in_seconds(until)}"
 
     @admin.display(description="Last error")

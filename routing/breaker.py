@@ -11,11 +11,11 @@ from __future__ import annotations
 import enum
 import math
 import threading
-import time
 
 from django.conf import settings
 
 from gateway_project.redis import redis_key
+from routing.clock import epoch_seconds
 from routing.resilience_errors import CircuitOpen
 from routing.table import CompiledRoute
 from routing.target_state import BREAKERS, FAILURES, PROBE_PREFIX, ResilienceState
@@ -102,7 +102,7 @@ class CircuitBreakers:
         opened = self._open_until.get(key, 0.0) or shared.breakers.get(key, 0.0)
         if not opened:
             return Ticket.CLOSED
-        now = time.time()
+        now = epoch_seconds()
         if now < opened:
             raise _open_error(opened - now)
         return self._probe(route, key, now)
@@ -173,7 +173,7 @@ class CircuitBreakers:
     def _record_failure(self, route: CompiledRoute, key: str, *, probe: bool) -> None:
         spec = route.circuit_breaker
         assert spec is not None
-        now = time.time()
+        now = epoch_seconds()
         open_ms = int(spec.timeout_seconds * 1000)
         with self._lock:
             self._probes.pop(key, None)
@@ -209,7 +209,7 @@ class CircuitBreakers:
         opened = self._open_until.get(key, 0.0) or self._state.shared().breakers.get(key, 0.0)
         if not opened:
             return "closed"
-        return "open" if time.time() < opened else "half-open"
+        return "open" if epoch_seconds() < opened else "half-open"
 
     def reset(self) -> None:
         """Forget every local breaker (tests)."""

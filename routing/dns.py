@@ -28,8 +28,13 @@ def resolve_addresses(host: str, port: int) -> list[str]:
 class DnsExpander:
     """Per-process cache of name -> addresses, re-resolved every GATEWAY_DNS_REFRESH."""
 
-    def __init__(self, resolve: Resolve = resolve_addresses) -> None:
+    def __init__(
+        self,
+        resolve: Resolve = resolve_addresses,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._resolve = resolve
+        self._monotonic = monotonic  # injectable so the refresh interval is testable
         self._cache: dict[CompiledTarget, tuple[float, tuple[CompiledTarget, ...]]] = {}
         self._lock = threading.Lock()
 
@@ -38,7 +43,7 @@ class DnsExpander:
         if not target.resolve:
             return (target,)
         entry = self._cache.get(target)
-        now = time.monotonic()
+        now = self._monotonic()
         if entry is not None and now < entry[0]:
             return entry[1]
         if entry is not None and not self._lock.acquire(blocking=False):
@@ -63,7 +68,7 @@ class DnsExpander:
             # Keep the last answer; without one, let the connection attempt resolve (and fail).
             logger.warning("resolving %s failed: %s", target.host, error)
             expanded = entry[1] if entry else (target,)
-            self._cache[target] = (time.monotonic() + min(refresh, 5.0), expanded)
+            self._cache[target] = (self._monotonic() + min(refresh, 5.0), expanded)
             return expanded
         if len(addresses) <= 1:
             expanded = (target,)
@@ -72,7 +77,7 @@ class DnsExpander:
                 dataclasses.replace(target, connect_host=address, key=f"{target.key}@{address}")
                 for address in addresses
             )
-        self._cache[target] = (time.monotonic() + refresh, expanded)
+        self._cache[target] = (self._monotonic() + refresh, expanded)
         return expanded
 
     def reset(self) -> None:

@@ -44,8 +44,13 @@ class ProbeResult:
 class HealthChecker:
     """Probes targets concurrently (bounded), judges them, and publishes target health."""
 
-    def __init__(self, state: ResilienceState | None = None) -> None:
+    def __init__(
+        self,
+        state: ResilienceState | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._state = state or resilience_state
+        self._monotonic = monotonic  # injectable so per-service intervals are testable
         self._pools = urllib3.PoolManager(num_pools=128, maxsize=2, retries=False, block=False)
         self._pools.pool_classes_by_scheme = guarded_pool_classes()  # probes are requests too
         self._executor = ThreadPoolExecutor(
@@ -69,7 +74,7 @@ class HealthChecker:
     def run_once(self, *, force: bool = False) -> list[ProbeResult]:
         """Probe every service whose interval has passed (all with `force`); publish results."""
         services = self.services()
-        now = time.monotonic()
+        now = self._monotonic()
         due = [s for s in services if force or self._next_due.get(s.name, 0.0) <= now]
         if not due:
             return []

@@ -6,17 +6,17 @@ import json
 import logging
 import os
 import socket
-import time
 from dataclasses import dataclass
 
 from gateway_project.redis import redis_client, redis_key
+from routing.clock import epoch_seconds
 
 logger = logging.getLogger("gateway.nodes")
 
 # A process that has not checked in for this long is shown as gone (and its entry expires).
 CHECK_IN_TTL_SECONDS = 30
 NODE_ID = f"{socket.gethostname()}:{os.getpid()}"
-_STARTED_AT = time.time()
+_STARTED_AT = epoch_seconds()
 _local: dict[str, dict[str, object]] = {}
 WORKER = "gateway worker"
 HEALTH_CHECKER = "health checker"
@@ -37,7 +37,7 @@ class NodeStatus:
     @property
     def seconds_since_check_in(self) -> float:
         """How long ago the process last checked the config version."""
-        return max(0.0, time.time() - self.checked_at)
+        return max(0.0, epoch_seconds() - self.checked_at)
 
 
 def set_process_role(role: str) -> None:
@@ -51,7 +51,7 @@ def record_check_in(version: int) -> None:
     NODE_ID = f"{socket.gethostname()}:{os.getpid()}"  # a forked worker gets its own id
     entry: dict[str, object] = {
         "version": version,
-        "checked_at": time.time(),
+        "checked_at": epoch_seconds(),
         "started_at": _STARTED_AT,
         "role": _role[0],
     }

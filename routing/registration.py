@@ -13,12 +13,17 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
 from gateway_project.errors import GatewayError
+from routing.clock import epoch_seconds
 from routing.models import Service, Target
 from routing.resilience_errors import TargetNotRegistered
 from routing.target_state import resilience_state, target_key
+
+
+def _now() -> dt.datetime:
+    """Now as an aware UTC datetime, from the routing clock the balancer compares leases with."""
+    return dt.datetime.fromtimestamp(epoch_seconds(), tz=dt.UTC)
 
 
 class RegistrationConflict(GatewayError):
@@ -44,7 +49,7 @@ class Lease:
 
 def target_register(*, service: str, url: str, weight: int, ttl_ms: int) -> Lease:
     """Register (or re-register) `url` as a target of `service`, creating the service."""
-    expires = timezone.now() + dt.timedelta(milliseconds=ttl_ms)
+    expires = _now() + dt.timedelta(milliseconds=ttl_ms)
     with transaction.atomic():
         svc, _ = Service.objects.select_for_update().get_or_create(
             name=service, defaults={"description": "Created by self-registration."}
@@ -80,7 +85,7 @@ def target_heartbeat(*, service: str, url: str) -> Lease:
     if row is None:
         raise TargetNotRegistered()
     ttl_ms = row["lease_ttl_ms"] or 30_000
-    now = timezone.now()
+    now = _now()
     expires = now + dt.timedelta(milliseconds=ttl_ms)
     shared = resilience_state.extend_lease(target_key(service, url), expires.timestamp())
     stored = row["lease_expires_at"]

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -331,9 +332,10 @@ def compile_table(version: int) -> RouteTable:
 class RouteTableHolder:
     """Holds this process's compiled table and recompiles it when the config version moves."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._table: RouteTable | None = None
         self._checked_at = 0.0
+        self._monotonic = monotonic  # injectable so the poll bound is testable without waiting
         self._lock = threading.Lock()
 
     def get(self) -> RouteTable:
@@ -341,7 +343,7 @@ class RouteTableHolder:
         table = self._table
         poll_seconds = settings.GATEWAY_CONFIG_POLL_MS / 1000
         checked_at = self._checked_at
-        if table is not None and time.monotonic() - checked_at < poll_seconds:
+        if table is not None and self._monotonic() - checked_at < poll_seconds:
             return table
         # Stale: wait (briefly) for whichever thread refreshes, rather than serve a config older
         # than the poll bound; if the refresh hangs (database unreachable) serve what we have.
@@ -371,7 +373,7 @@ class RouteTableHolder:
             # The database is unreachable: keep serving the last table we compiled.
             logger.warning("config refresh failed; serving table version %s", table.version)
         self._table = table
-        self._checked_at = time.monotonic()
+        self._checked_at = self._monotonic()
         record_check_in(table.version)
         return table
 

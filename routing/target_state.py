@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from gateway_project.redis import redis_client, redis_key
+from routing.clock import epoch_seconds
 from routing.table import CompiledService, CompiledTarget
 
 logger = logging.getLogger("gateway.resilience")
@@ -179,7 +180,7 @@ class ResilienceState:
             if key in self._failures:
                 self._failures.pop(key, None)
             return
-        now = time.time()
+        now = epoch_seconds()
         self.last_errors[key] = (now, error[:_ERROR_TEXT_LIMIT])
         count = self._failures.get(key, 0) + 1
         threshold = settings.GATEWAY_OUTLIER_CONSECUTIVE_FAILURES
@@ -210,7 +211,7 @@ class ResilienceState:
 
     def publish_health(self, results: dict[str, tuple[bool, str | None]], ttl_ms: int) -> None:
         """Store health check results (locally, and in Redis with a TTL when available)."""
-        now = time.time()
+        now = epoch_seconds()
         for key, (healthy, error) in results.items():
             self.local_health[key] = healthy
             if error:
@@ -295,7 +296,7 @@ class ResilienceState:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(error_at)) if error else ""
         return TargetView(
             health=label,
-            ejected_until=ejected if ejected and ejected > time.time() else None,
+            ejected_until=ejected if ejected and ejected > epoch_seconds() else None,
             lease_until=lease,
             last_error=f"{when}: {error}" if error else "",
         )

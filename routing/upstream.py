@@ -35,6 +35,7 @@ from gateway_project.errors import (
 )
 from gateway_project.outbound_guard import guarded_pool_classes
 from routing.breaker import FAILURE_STATUSES, CircuitBreakers, Ticket
+from routing.clock import epoch_seconds
 from routing.dns import DnsExpander
 from routing.resilience_errors import NoHealthyTarget
 from routing.table import CompiledRoute, CompiledService, CompiledTarget
@@ -91,7 +92,7 @@ class TargetPicker:
         targets: Iterable[CompiledTarget] = service.targets
         if service.resolves:
             targets = [a for t in service.targets for a in self._dns.expand(t)]
-        now = time.time()
+        now = epoch_seconds()
         available = self._state.available
         return [t for t in targets if t.weight > 0 and available(t, now)]
 
@@ -173,6 +174,7 @@ class UpstreamClient:
         self,
         sleep: Callable[[float], None] = time.sleep,
         state: ResilienceState | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._plain = PlainUpstreams(maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE)
         self._pools = urllib3.PoolManager(
@@ -186,7 +188,10 @@ class UpstreamClient:
         self.state = state or resilience_state
         self.picker = TargetPicker(self.state)
         self.breakers = CircuitBreakers(self.state)
+        # The route timeout is one budget over every attempt and backoff; both clocks are
+        # injectable so its arithmetic can be tested without waiting on real time.
         self._sleep = sleep
+        self._monotonic = monotonic
 
     def _send_once(
         self, target: CompiledTarget, request: UpstreamRequest, connect: float, read: float
@@ -255,7 +260,7 @@ class UpstreamClient:
             self.breakers.record(route, ticket, failed=failed)
 
     def _send_with_retries(self, route: CompiledRoute, request: UpstreamRequest) -> UpstreamResult:
-        deadline = time.monotonic() + route.timeout_seconds
+        deadline = self._monotonic() + route.timeout_seconds
         may_retry = request.method in IDEMPOTENT_METHODS and request.replayable
         service = route.service
         failed: set[str] = set()
@@ -263,7 +268,7 @@ class UpstreamClient:
         while True:
             attempt += 1
             target = self.picker.pick(service, failed)
-            remaining = max(deadline - time.monotonic(), 0.001)
+            remaining = max(deadline - self._monotonic(), 0.001)
             connect = min(service.connect_timeout_seconds, remaining)
             self.picker.started(target)
             try:
@@ -280,7 +285,7 @@ class UpstreamClient:
                     raise error_class() from None
                 backoff = settings.GATEWAY_RETRY_BACKOFF_MS / 1000 * 2 ** (attempt - 1)
                 backoff *= random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
-                if deadline - time.monotonic() <= backoff:
+                if deadline - self._monotonic() <= backoff:
                     raise error_class() from None
                 self._sleep(backoff)
                 continue

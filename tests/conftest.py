@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -10,8 +11,10 @@ import pytest
 
 from gateway_project.redis import redis_client, redis_key
 from quotas.store import MemoryStore, RedisStore, use_store
+from routing import clock
 from routing.table import route_tables
 from routing.target_state import resilience_state
+from tests.support.clock import FrozenClock
 from tests.support.upstream import UpstreamServer
 
 
@@ -48,6 +51,19 @@ def fresh_resilience_state() -> Iterator[None]:
     yield
     resilience_state.reset()
     client.breakers.reset()
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[FrozenClock]:
+    """Routing's wall clock (breakers, leases, ejections, check-ins) stopped at the real now.
+
+    It moves only by `frozen_clock.advance(seconds)`, so a test crosses an open-until or a
+    lease end exactly instead of sleeping past it.
+    """
+    frozen = FrozenClock(time.time())
+    clock.use_source(frozen)
+    yield frozen
+    clock.use_source(None)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -211,7 +211,9 @@ def test_expired_external_token_is_still_rejected_after_it_was_verified(client, 
         ),
         JWT_LEEWAY_MS=0,
     ):
-        token = key.token(exp=int(time.time()) + 2)
+        # Real wall-clock expiry (PyJWT reads its own clock): at least 4 s to verify it once
+        # while still valid, room for a loaded machine; the sleep past it can only be longer.
+        token = key.token(exp=int(time.time()) + 5)
         assert client.get("/svc/echo", **bearer(token)).status_code == 200
         time.sleep(
             max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time())

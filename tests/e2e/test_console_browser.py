@@ -31,7 +31,9 @@ from tests.support.gateway_server import ROOT, GatewayServer
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 POLL_SECONDS = 0.2  # GATEWAY_CONFIG_POLL of the test servers
-SLACK_SECONDS = 3.0  # a loaded two-core machine: scheduling beyond the poll interval
+# A loaded two-core machine: scheduling beyond the poll interval. A verdict on "the change
+# arrives", not a speed check (the poll bound itself: tests/routing/test_config_version.py).
+SLACK_SECONDS = 15.0
 ADMIN_PW = "console-browser-pw-1"  # throw-away users of a test database
 VIEWER_PW = "console-viewer-pw-1"
 LOGIN_TIMEOUT_MS = 60_000

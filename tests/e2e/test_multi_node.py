@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -20,12 +21,15 @@ from accounts.models import User
 from routing.models import Route, Service
 from tests.support.console import ConsoleSession
 from tests.support.gateway_server import ROOT, GatewayServer
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 POLL_SECONDS = 0.2  # GATEWAY_CONFIG_POLL of the test servers (tests/support/gateway_server.py)
-# A loaded two-core CI machine: what may pass beyond the poll interval before node B serves.
-SCHEDULING_SLACK_SECONDS = 1.5
+# How long node B may take to serve a change here: a verdict on "it arrives", far above the poll
+# interval on a loaded machine. The poll bound itself is checked on a frozen clock in
+# tests/routing/test_config_version.py.
+PROPAGATION_BOUND_SECONDS = 15.0
 REQUESTS = 200
 THREADS = 4
 UPSTREAM_MS = 50
@@ -40,6 +44,10 @@ def _get(base_url: str, path: str) -> tuple[int, dict[str, str], bytes]:
         return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
+
+
+def _serves(base_url: str, path: str) -> bool:
+    return _get(base_url, path)[0] == 200
 
 
 @pytest.fixture(scope="module")
@@ -94,19 +102,23 @@ def test_route_added_in_node_a_console_is_served_by_node_b_within_the_poll_inter
         {"path": "/api/v1/multi/**", "service": service.pk, "authentication": "none"},
     )
     assert response.status_code == 302, response.text[:3000]
-    saved = time.monotonic()
 
-    deadline = saved + POLL_SECONDS + SCHEDULING_SLACK_SECONDS
-    status, headers, body = _get(node_b.url, "/api/v1/multi/echo")
-    while status != 200 and time.monotonic() < deadline:
-        time.sleep(0.02)
-        status, headers, body = _get(node_b.url, "/api/v1/multi/echo")
-    served = time.monotonic()
-    assert status == 200, f"node B still answers {status} {served - saved:.2f}s after the save"
+    def served_by_b() -> tuple[int, dict[str, str], bytes] | None:
+        answer = _get(node_b.url, "/api/v1/multi/echo")
+        return answer if answer[0] == 200 else None
+
+    _, headers, body = wait_until(
+        served_by_b,
+        timeout=PROPAGATION_BOUND_SECONDS,
+        interval=0.02,
+        message="node B never served the route saved on node A",
+    )
     assert json.loads(body)["path"] == "/api/v1/multi/echo"
     assert headers["X-Upstream"] == upstream.name
 
-    # Once every worker's poll interval has passed, every worker of both nodes serves it.
+    # Once every worker's poll interval has passed, every worker of both nodes serves it (a
+    # worker checks the version on its next request after the interval: real time passing is
+    # all that is needed, so a loaded machine only makes this wait longer, never too short).
     time.sleep(POLL_SECONDS * 2)
     for node in (node_a, node_b):
         for _ in range(10):
@@ -199,13 +211,12 @@ def test_config_change_and_sigterm_during_a_stream_of_requests_lose_none_of_them
 def _stream_through_a_sigterm(node_a: GatewayServer, node_b: GatewayServer, upstream) -> None:
     service = Service.objects.create(name="stream", url=upstream.url)
     Route.objects.create(path="/api/v1/stream/**", service=service, authentication="none")
-    deadline = time.monotonic() + 5
-    while _get(node_b.url, "/api/v1/stream/slow/0/warm")[0] != 200:
-        assert time.monotonic() < deadline, "route never reached the nodes"
-        time.sleep(0.05)
-    while _get(node_a.url, "/api/v1/stream/slow/0/warm")[0] != 200:
-        assert time.monotonic() < deadline, "route never reached the nodes"
-        time.sleep(0.05)
+    for node in (node_b, node_a):
+        wait_until(
+            functools.partial(_serves, node.url, "/api/v1/stream/slow/0/warm"),
+            timeout=PROPAGATION_BOUND_SECONDS,
+            message="route never reached the nodes",
+        )
     # One worker answered; the other checks the version at its next request once a poll
     # interval (200 ms) has passed since its last check. Past that bound every worker has it.
     time.sleep(2 * POLL_SECONDS)
@@ -218,18 +229,16 @@ def _stream_through_a_sigterm(node_a: GatewayServer, node_b: GatewayServer, upst
     ]
     for client in clients:
         client.start()
-    deadline = time.monotonic() + 20
-    while len(stream.served_by_a) < REQUESTS // 8 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # Progress bounds only (generous: 50 ms requests on four threads), polled, never timed.
+    wait_until(lambda: len(stream.served_by_a) >= REQUESTS // 8, timeout=60, interval=0.01)
     # A config change mid-stream: every worker of both nodes recompiles while serving.
     Route.objects.create(path="/api/v1/other/**", service=service, authentication="none")
-    while len(stream.served_by_a) < REQUESTS // 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(stream.served_by_a) >= REQUESTS // 4, timeout=60, interval=0.01)
     assert node_a.process is not None
     node_a.process.send_signal(signal.SIGTERM)
-    stopping = time.monotonic()
-    exit_status = node_a.process.wait(30)
-    stopped = time.monotonic() - stopping
+    # Stopping must not wait out gunicorn's 30 s graceful timeout (nothing in flight is that
+    # slow): a stop past this bound raises TimeoutExpired. How fast it stops is not measured.
+    exit_status = node_a.process.wait(20)
     for client in clients:
         client.join(30)
     assert not any(client.is_alive() for client in clients)
@@ -241,7 +250,6 @@ def _stream_through_a_sigterm(node_a: GatewayServer, node_b: GatewayServer, upst
     assert len(stream.served_by_a) >= REQUESTS // 4
     assert stream.refused_by_a
     assert exit_status == 0, node_a.log()
-    assert stopped < 10, f"node A took {stopped:.1f}s to stop"
     # Node B took the mid-stream change; A served it until it stopped.
     assert _get(node_b.url, "/api/v1/other/echo")[0] == 200
     # Every request reached the upstream exactly once: none lost, none sent twice.

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -17,6 +16,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from accounts.models import User
 from routing.models import Route, Service
 from tests.support.gateway_server import ROOT, GatewayServer, gateway_env
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -65,10 +65,11 @@ def test_dashboard_of_a_running_gateway_shows_its_traffic_and_access_log(upstrea
     with GatewayServer(
         GATEWAY_TRAFFIC_FLUSH="200ms", GATEWAY_WORKERS=workers, LOG_LEVEL="INFO"
     ) as gateway:
-        deadline = time.monotonic() + 5
-        while _get(f"{gateway.url}/api/v1/console/echo/warmup") != 200:
-            assert time.monotonic() < deadline, gateway.log()
-            time.sleep(0.1)
+        wait_until(
+            lambda: _get(f"{gateway.url}/api/v1/console/echo/warmup") == 200,
+            interval=0.1,
+            message=gateway.log,
+        )
         statuses = [_get(f"{gateway.url}/api/v1/console/echo/{n}") for n in range(7)]
         statuses += [_get(f"{gateway.url}/api/v1/console/status/502") for _ in range(2)]
         assert statuses == [200] * 7 + [502] * 2
@@ -87,12 +88,14 @@ def test_dashboard_of_a_running_gateway_shows_its_traffic_and_access_log(upstrea
             timeout=10,
         )
         assert login.status_code == 200 and 'id="traffic-dashboard"' in login.text, gateway.log()
-        deadline = time.monotonic() + 5
-        row = _dashboard_row(session, gateway.url)
-        while (row is None or row[0] != "10") and time.monotonic() < deadline:
-            time.sleep(0.2)  # the other worker flushes its buffer within 200 ms
-            row = _dashboard_row(session, gateway.url)
-        assert row is not None, gateway.log()
+
+        # The other worker flushes its buffer every 200 ms: poll (bounded, generous) until the
+        # count is in, then check the figures exactly.
+        def counted() -> list[str] | None:
+            found = _dashboard_row(session, gateway.url)
+            return found if found is not None and found[0] == "10" else None
+
+        row = wait_until(counted, interval=0.2, message=gateway.log)
         requests_count, error_rate, _, _, _ = row
         assert requests_count == "10"  # the warm-up request and the nine above
         assert error_rate == "20.0%"

@@ -18,6 +18,7 @@ from accounts.identity import Principal
 from gateway_project.redis import redis_client, redis_key
 from quotas.store import MemoryStore, RedisStore
 from routing.pipeline import Authenticate, RequestContext
+from tests.support.clock import FrozenClock
 from tests.support.gateway_server import free_port
 
 needs_redis = pytest.mark.skipif(
@@ -29,24 +30,15 @@ needs_redis_server = pytest.mark.skipif(
 )
 
 
-class FakeClock:
-    """A settable clock (seconds since the epoch) for stores under test."""
-
-    def __init__(self, at: datetime) -> None:
-        self.now = at.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
+def clock_at(at: datetime) -> FrozenClock:
+    """A settable clock (seconds since the epoch) for stores under test, starting at `at`."""
+    return FrozenClock(at.timestamp())
 
 
 @pytest.fixture
-def clock() -> FakeClock:
+def clock() -> FrozenClock:
     """A clock at a fixed, arbitrary instant (mid-day, mid-month, UTC)."""
-    return FakeClock(datetime(2027, 3, 10, 12, 0, 0, tzinfo=UTC))
+    return clock_at(datetime(2027, 3, 10, 12, 0, 0, tzinfo=UTC))
 
 
 def _private_prefix() -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 
 from accounts.models import ApiClient, Role, User
 from quotas.models import Quota
+from quotas.store import use_store
 from routing.explain import explain_request
 from tests.quotas.conftest import consumer_header
 
@@ -179,12 +179,19 @@ def test_a_limited_request_in_steady_state_makes_no_database_query(
     assert response["RateLimit-Remaining"] == "98"
 
 
-def test_a_per_second_bucket_refills_in_real_time(client, make_route, upstream):
+def test_a_per_second_bucket_gives_the_token_back_after_a_second(
+    client, make_route, upstream, store_factory, clock
+):
+    # The store runs on a frozen clock (in production: Redis TIME, or this process's clock),
+    # so the refill is crossed exactly instead of slept past.
+    use_store(store_factory(clock))
     limited_route(make_route, upstream, requests=1, period="second")
     assert client.get("/api/v1/lim/echo").status_code == 200
     refused = client.get("/api/v1/lim/echo")
     assert refused.status_code == 429 and refused["Retry-After"] == "1"
-    time.sleep(1.05)  # the store's clock (Redis TIME, or this process's) gives the token back
+    clock.advance(0.9)
+    assert client.get("/api/v1/lim/echo").status_code == 429  # nine tenths of a token
+    clock.advance(0.1)
     assert client.get("/api/v1/lim/echo").status_code == 200
     assert client.get("/api/v1/lim/echo").status_code == 429
 

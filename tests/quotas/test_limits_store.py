@@ -21,7 +21,7 @@ from quotas.policies import (
     rate_policy,
 )
 from quotas.store import RedisStore
-from tests.quotas.conftest import FakeClock, needs_redis
+from tests.quotas.conftest import clock_at, needs_redis
 
 
 def bucket(consumer: str = "a:10.0.0.1", *, requests: int, per: int, burst: int) -> Policy:
@@ -115,7 +115,7 @@ def test_sliding_window_admits_at_most_n_in_any_window(store_factory, clock):
     times = []
     for _ in range(60):  # one attempt every 0.7 s for 42 s
         if store.check([policy], consume=True).allowed:
-            times.append(clock.now)
+            times.append(clock())
         clock.advance(0.7)
     assert all(later - earlier >= 10 for earlier, later in zip(times, times[3:], strict=False))
     assert len(times) >= 12  # and it does let requests through as the window slides
@@ -164,7 +164,7 @@ def test_dry_run_reports_without_consuming(store_factory, clock):
 
 
 def test_day_quota_rolls_over_at_the_utc_day_boundary(store_factory):
-    clock = FakeClock(datetime(2027, 3, 10, 23, 59, 59, tzinfo=UTC))
+    clock = clock_at(datetime(2027, 3, 10, 23, 59, 59, tzinfo=UTC))
     store = store_factory(clock)
     quota = quota_policies(consumer_key="u:1", per_day=2, per_month=None)
     assert passes(store, quota, 3) == [True, True, False]
@@ -187,7 +187,7 @@ def test_day_quota_rolls_over_at_the_utc_day_boundary(store_factory):
 def test_month_quota_rolls_over_at_the_utc_month_boundary(
     store_factory, last_second, next_month_days
 ):
-    clock = FakeClock(last_second)
+    clock = clock_at(last_second)
     store = store_factory(clock)
     quota = quota_policies(consumer_key="u:1", per_day=None, per_month=2)
     assert passes(store, quota, 3) == [True, True, False]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -11,6 +10,8 @@ import pytest
 from routing.dns import DnsExpander
 from routing.table import CompiledService, CompiledTarget, route_tables
 from routing.upstream import TargetPicker
+from tests.support.clock import FrozenClock
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -44,16 +45,16 @@ def test_least_requests_sends_to_the_target_with_fewer_in_flight(client, make_se
     a, b, _ = upstreams
     make_service("least", [(a.url, 100), (b.url, 100)], load_balancing="least_requests")
     route_tables.get()  # compile here: the thread below cannot see this test's transaction
-    slow = threading.Thread(target=client.get, args=("/least/slow/800",))
+    # The slow answer takes far longer than the six requests below need even on a loaded
+    # machine, so it is still in flight while they are balanced; a passing run waits it once.
+    slow = threading.Thread(target=client.get, args=("/least/slow/3000",))
     slow.start()
-    for _ in range(200):
-        if a.count() + b.count():
-            break
-        time.sleep(0.01)
+    wait_until(lambda: a.count() + b.count(), message="the slow request never left")
     busy, idle = (a, b) if a.count() else (b, a)
     # While one request waits on a slow answer, every new one goes to the idle target.
     later = _served_by(client, "/least/echo", 6)
-    slow.join(5)
+    slow.join(15)
+    assert not slow.is_alive()
     assert later == {idle.name: 6}
     assert busy.count("/slow") == 1 and busy.count("/echo") == 0
 
@@ -92,11 +93,14 @@ def test_dns_name_is_re_resolved_after_the_refresh_interval(settings):
 
     target = CompiledTarget.from_url("http://pods.internal", 100, service="dns")
     service = CompiledService("dns", (target,), 1.0, resolves=True)
-    picker = TargetPicker(dns=DnsExpander(resolve))
+    clock = FrozenClock(1000.0)
+    picker = TargetPicker(dns=DnsExpander(resolve, monotonic=clock))
     first = {picker.pick(service, set()).connect_host for _ in range(2)}
-    time.sleep(0.15)
+    clock.advance(0.099)
+    cached = {picker.pick(service, set()).connect_host for _ in range(2)}
+    clock.advance(0.002)
     later = {picker.pick(service, set()).connect_host for _ in range(4)}
-    assert first == {"10.0.0.1", "10.0.0.2"}
+    assert first == cached == {"10.0.0.1", "10.0.0.2"}
     assert later == {"10.0.0.7", "10.0.0.8"}
 
 

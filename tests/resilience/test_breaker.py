@@ -1,13 +1,14 @@
 """Circuit breakers: open after consecutive failures, fail fast, half-open probe, close again.
 
 The upstream's own count of received requests proves that an open circuit never contacts it.
+Every test here runs on the frozen routing clock: the circuit stays open until the test moves
+the clock past the open time, however slow the machine is, and never longer.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
@@ -17,15 +18,18 @@ from routing.resilience_errors import CircuitOpen
 from routing.table import route_tables
 from routing.target_state import ResilienceState
 from routing.upstream import UpstreamClient, UpstreamRequest
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
 OPEN_MS = 400
+# Just past the open time: the next request is the half-open probe.
+PAST_OPEN_SECONDS = OPEN_MS / 1000 + 0.001
 
 
 @pytest.fixture
-def breaker_route(make_service, upstreams):
-    """Service `cb` on upstream a, its route opening after 3 failures for 400 ms."""
+def breaker_route(make_service, upstreams, frozen_clock):
+    """Service `cb` on upstream a, its route opening after 3 failures for 400 ms (frozen clock)."""
     a = upstreams[0]
     make_service(
         "cb",
@@ -55,37 +59,42 @@ def test_breaker_opens_after_threshold_and_fails_fast_without_contacting_the_ups
     assert upstream.count() == 3  # fail fast: none of the five reached the upstream
 
 
-def test_half_open_probe_that_fails_opens_again_and_one_that_succeeds_closes(client, breaker_route):
+def test_half_open_probe_that_fails_opens_again_and_one_that_succeeds_closes(
+    client, breaker_route, frozen_clock
+):
     upstream = breaker_route
     for _ in range(3):
         client.get("/cb/status/502")
     assert _problem_code(client.get("/cb/echo")) == "circuit_open"
-    time.sleep(OPEN_MS / 1000 + 0.05)
+    frozen_clock.advance(OPEN_MS / 1000 - 0.001)
+    assert _problem_code(client.get("/cb/echo")) == "circuit_open"  # still open just before
+    assert upstream.count() == 3
+    frozen_clock.advance(0.002)
     assert client.get("/cb/status/504").status_code == 504  # the probe reaches the upstream...
     assert upstream.count() == 4
     assert _problem_code(client.get("/cb/echo")) == "circuit_open"  # ...fails, and it reopens
     assert upstream.count() == 4
-    time.sleep(OPEN_MS / 1000 + 0.05)
+    frozen_clock.advance(PAST_OPEN_SECONDS)
     assert client.get("/cb/echo").status_code == 200  # a good probe closes the circuit
     for _ in range(3):
         assert client.get("/cb/echo").status_code == 200
     assert upstream.count() == 8
 
 
-def test_half_open_lets_only_one_probe_through(client, breaker_route):
+def test_half_open_lets_only_one_probe_through(client, breaker_route, frozen_clock):
     upstream = breaker_route
     for _ in range(3):
         client.get("/cb/status/503")
-    time.sleep(OPEN_MS / 1000 + 0.05)
+    frozen_clock.advance(PAST_OPEN_SECONDS)
     route_tables.get()  # compiled here: the thread cannot see this test's transaction
-    probe = threading.Thread(target=client.get, args=("/cb/slow/500",))
+    # The probe is held by the upstream far longer than the three requests below need, even on
+    # a loaded machine; a passing run waits for it only once.
+    probe = threading.Thread(target=client.get, args=("/cb/slow/3000",))
     probe.start()
-    for _ in range(200):
-        if upstream.count("/slow"):
-            break
-        time.sleep(0.01)
+    wait_until(lambda: upstream.count("/slow"), message="the probe never reached the upstream")
     others = [client.get("/cb/echo") for _ in range(3)]
-    probe.join(5)
+    probe.join(15)
+    assert not probe.is_alive()
     assert [_problem_code(r) for r in others] == ["circuit_open"] * 3
     assert upstream.count("/slow") == 1 and upstream.count("/echo") == 0
     assert client.get("/cb/echo").status_code == 200  # the slow probe succeeded: closed

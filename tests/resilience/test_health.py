@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections import Counter
 
 import pytest
 from django.core.management import call_command
 
 from gateway_project.redis import redis_configured
+from routing.clock import epoch_seconds
 from routing.healthcheck import HealthChecker
 from routing.table import CompiledService, CompiledTarget, route_tables
 from routing.target_state import ResilienceState, target_key
+from tests.support.clock import FrozenClock
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def fast_health(settings):
 
 
 def test_killed_target_is_ejected_and_recovered_after_the_cool_down(
-    client, make_service, upstreams, settings
+    client, make_service, upstreams, settings, frozen_clock
 ):
     settings.GATEWAY_OUTLIER_CONSECUTIVE_FAILURES = 2
     settings.GATEWAY_OUTLIER_EJECTION_MS = 600
@@ -49,11 +50,14 @@ def test_killed_target_is_ejected_and_recovered_after_the_cool_down(
     a.start()  # back on the same port, but still ejected for the cool-down
     assert _served_by(client, "/eject/echo", 6) == {"upstream-b": 6}
     assert a.count() == 0
-    time.sleep(0.7)
+    frozen_clock.advance(0.599)
+    assert _served_by(client, "/eject/echo", 2) == {"upstream-b": 2}  # the cool-down holds
+    assert a.count() == 0
+    frozen_clock.advance(0.002)
     assert _served_by(client, "/eject/echo", 6) == {"upstream-a": 3, "upstream-b": 3}
 
 
-def test_ejection_needs_consecutive_failures(settings):
+def test_ejection_needs_consecutive_failures(settings, frozen_clock):
     settings.GATEWAY_OUTLIER_CONSECUTIVE_FAILURES = 3
     a = CompiledTarget.from_url("http://127.0.0.1:9001", 100, service="streak")
     b = CompiledTarget.from_url("http://127.0.0.1:9002", 100, service="streak")
@@ -61,11 +65,11 @@ def test_ejection_needs_consecutive_failures(settings):
     state = ResilienceState()
     for outcome in ["502", "502", None, "502", "502", None]:  # a success breaks each streak
         state.record_attempt(service, a, error=outcome)
-    assert state.available(a, time.time())
+    assert state.available(a, frozen_clock())
     for _ in range(3):
         state.record_attempt(service, a, error="upstream_unavailable")
-    assert not state.available(a, time.time())
-    assert state.available(b, time.time())
+    assert not state.available(a, frozen_clock())
+    assert state.available(b, frozen_clock())
 
 
 def test_a_service_with_one_target_is_never_ejected(client, make_service, upstreams, settings):
@@ -121,13 +125,16 @@ def test_checks_run_on_each_services_interval(make_service, upstreams, fast_heal
     make_service(
         "slow", [(b.url, 100)], health_check_path="/health", health_check_interval_ms=60_000
     )
-    checker = HealthChecker()
-    deadline = time.monotonic() + 0.55
-    while time.monotonic() < deadline:
-        checker.run_once()
-        time.sleep(0.02)
-    assert 4 <= a.count("/health") <= 7
-    assert b.count("/health") == 1
+    clock = FrozenClock(1000.0)
+    checker = HealthChecker(monotonic=clock)
+    assert len(checker.run_once()) == 2  # both are due at the start
+    for _ in range(5):
+        clock.advance(0.04)
+        assert checker.run_once() == []  # within fast's 100 ms interval: nothing is due
+        clock.advance(0.07)
+        assert [r.service for r in checker.run_once()] == ["fast"]
+    assert a.count("/health") == 6  # the first round and one per 100 ms interval since
+    assert b.count("/health") == 1  # its 60 s interval has not come round
 
 
 @pytest.mark.skipif(not redis_configured(), reason="sharing needs Redis")
@@ -138,7 +145,7 @@ def test_health_verdicts_reach_every_process_through_redis(make_service, upstrea
     HealthChecker().run_once(force=True)
     other_worker = ResilienceState()  # a fresh process: nothing local, only what Redis holds
     targets = {t.url: t for t in route_tables.get().routes[0].service.targets}
-    now = time.time()
+    now = epoch_seconds()
     assert not other_worker.available(targets[a.url], now)
     assert other_worker.available(targets[b.url], now)
     assert other_worker.describe(target_key(service.name, a.url)).health == "unhealthy"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -67,17 +66,20 @@ def test_registration_creates_an_unknown_service(client, registry, upstreams):
 
 
 def test_target_whose_heartbeat_lapses_leaves_rotation_and_heartbeats_keep_it(
-    client, registry, upstreams
+    client, registry, upstreams, frozen_clock
 ):
     a, b, _ = upstreams
     _register(client, a.url, ttl="1s")
     _register(client, b.url, ttl="1s")
-    time.sleep(0.6)
+    frozen_clock.advance(0.6)
     assert _post(client, "heartbeat", {"service": "reg", "url": a.url}, **AUTH).status_code == 200
-    time.sleep(0.6)  # b's lease (1s) is over; a's was extended by its heartbeat
+    frozen_clock.advance(0.39)
+    served = {client.get("/reg/echo")["X-Upstream"] for _ in range(4)}
+    assert served == {"upstream-a", "upstream-b"}  # b's lease has 10 ms left
+    frozen_clock.advance(0.02)  # b's lease (1s) is over; a's was extended by its heartbeat
     served = {client.get("/reg/echo")["X-Upstream"] for _ in range(4)}
     assert served == {"upstream-a"}
-    time.sleep(1.1)
+    frozen_clock.advance(0.6)  # 1.61 s: a's lease (heartbeat at 0.6 + 1 s) is over too
     response = client.get("/reg/echo")
     assert response.status_code == 503 and _code(response) == "no_healthy_target"
     assert _post(client, "heartbeat", {"service": "reg", "url": b.url}, **AUTH).status_code == 200

@@ -4,13 +4,13 @@ non-idempotent request that may have reached the upstream."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from gateway_project.errors import UpstreamUnavailable
 from routing.table import route_tables
 from routing.upstream import UpstreamClient, UpstreamRequest
+from tests.support.clock import FrozenClock
 
 pytestmark = pytest.mark.django_db
 
@@ -55,20 +55,61 @@ def test_post_is_retried_when_the_connection_was_refused(client, make_service, u
     assert b.count() == 2
 
 
-def test_retries_stop_at_the_route_timeout(client, make_service, upstreams):
+def test_a_timed_out_attempt_spends_the_whole_route_timeout_and_is_not_retried(
+    client, make_service, upstreams
+):
     a, b, _ = upstreams
     make_service(
         "deadline",
         [(a.url, 100), (b.url, 100)],
         route_fields={"retry": 5, "timeout_ms": 300},
     )
-    started = time.monotonic()
+    # A real read timeout against a real slow peer (it answers after 2 s): nothing is timed
+    # here. One attempt proves one overall deadline: with 300 ms per attempt, five retries fit.
     response = client.get("/deadline/slow/2000")
-    elapsed = time.monotonic() - started
     assert response.status_code == 504
     assert json.loads(response.content)["code"] == "upstream_timeout"
-    assert elapsed < 0.8  # one overall deadline, not 300 ms per attempt
     assert a.count() + b.count() == 1
+
+
+class _RecordingClient(UpstreamClient):
+    """An upstream client that notes the read timeout each attempt was given."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.read_timeouts: list[float] = []
+
+    def _send_once(self, target, request, connect, read):
+        self.read_timeouts.append(read)
+        return super()._send_once(target, request, connect, read)
+
+
+def test_each_attempt_gets_what_is_left_of_the_route_timeout_and_backoff_never_passes_it(
+    make_service, upstreams, settings, monkeypatch
+):
+    settings.GATEWAY_RETRY_BACKOFF_MS = 100
+    monkeypatch.setattr("routing.upstream.random.uniform", lambda low, high: 1.0)  # no jitter
+    a, b, _ = upstreams
+    make_service(
+        "budget", [(a.url, 100), (b.url, 100)], route_fields={"retry": 5, "timeout_ms": 1000}
+    )
+    a.stop()
+    b.stop()  # refused at once: only the injected clock moves, by the backoff sleeps
+    clock = FrozenClock(1000.0)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+
+    sender = _RecordingClient(sleep=sleep, monotonic=clock)
+    route = route_tables.get().routes[0]
+    with pytest.raises(UpstreamUnavailable):
+        sender.send(route, UpstreamRequest("GET", "/echo", {}, None, True))
+    # Backoffs 0.1, 0.2, 0.4 fit in the 1 s budget; the next (0.8) does not fit the 0.3 s left,
+    # so the fourth attempt is the last although the route allows five retries.
+    assert sleeps == pytest.approx([0.1, 0.2, 0.4])
+    assert sender.read_timeouts == pytest.approx([1.0, 0.9, 0.7, 0.3])
 
 
 def test_backoff_grows_with_jitter_between_attempts(make_service, upstreams, settings):
@@ -77,8 +118,9 @@ def test_backoff_grows_with_jitter_between_attempts(make_service, upstreams, set
     make_service("backoff", [(a.url, 100), (b.url, 100)], route_fields={"retry": 3})
     a.stop()
     b.stop()
+    clock = FrozenClock(1000.0)  # the route's 30 s budget is never what stops these retries
     sleeps: list[float] = []
-    sender = UpstreamClient(sleep=sleeps.append)
+    sender = UpstreamClient(sleep=sleeps.append, monotonic=clock)
     route = route_tables.get().routes[0]
     with pytest.raises(UpstreamUnavailable):
         sender.send(route, UpstreamRequest("GET", "/echo", {}, None, True))

@@ -151,7 +151,10 @@ def test_token_for_another_audience_or_issuer_is_rejected(gateway, jwt_route, fi
 
 @override_settings(JWT_LEEWAY_MS=0)
 def test_token_remembered_as_valid_is_rejected_once_it_expires(gateway, jwt_route):
-    expires = int(time.time()) + 2  # at least a second to verify it once while still valid
+    # Real wall-clock expiry (PyJWT reads its own clock): at least 4 s to verify it once while
+    # still valid, room for a loaded machine; sleeping past `exp` is a lower bound load can
+    # only lengthen.
+    expires = int(time.time()) + 5
     token = sign(claims(exp=expires))
     assert gateway.get("/svc/echo", **bearer(token)).status_code == 200
 

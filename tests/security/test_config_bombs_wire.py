@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -64,14 +63,14 @@ def test_a_declared_50_mib_console_upload_is_refused_before_its_body_is_sent(con
         f"Cookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
         f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
     ).encode()
-    started = time.monotonic()
+    # A server waiting for the 50 MiB that never come would never answer: the socket timeout
+    # (BOUND_SECONDS per read) fails the test then. How fast the 413 comes is not measured.
     with socket.create_connection(("127.0.0.1", server.port), timeout=BOUND_SECONDS) as sock:
         # Only the head and the start of the body: an answer proves nothing waited for the rest.
         sock.sendall(head + preamble + b"#" * 1024)
         answer = _read_answer(sock)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
     assert b"larger than GATEWAY_MAX_CONFIG_SIZE (65536 bytes)" in answer
-    assert time.monotonic() - started < BOUND_SECONDS
 
 
 def _import_command(tmp_path, text: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -82,16 +81,15 @@ def looping_gateway(django_db_setup, django_db_blocker, upstream_server) -> Iter
 @pytest.mark.e2e
 @pytest.mark.django_db
 def test_a_self_loop_through_a_port_forward_is_508_after_one_hop(looping_gateway, upstream):
-    started = time.monotonic()
+    # A loop would hold the connection silent (it once looped for 56 s): raw_exchange's 10 s
+    # read timeout fails the test then. How fast the 508 comes is not measured.
     answer = raw_exchange(looping_gateway.port, get("/loop/anything"))
-    elapsed = time.monotonic() - started
     assert status_of(answer) == 508, answer[:400]
     assert problem_of(answer)["code"] == "loop_detected"
     # The first pass added its Via to the answer; the second pass (the loop) answered 508 itself.
     # One entry means exactly one upstream hop happened.
     via = header_of(answer, "Via") or ""
     assert via.count("gw-") == 1, via
-    assert elapsed < 10, elapsed  # was 56 s of looping; normally well under a second
     # Other routes are unaffected.
     fine = raw_exchange(looping_gateway.port, get("/fine/echo"))
     assert status_of(fine) == 200

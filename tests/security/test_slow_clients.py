@@ -34,15 +34,14 @@ def test_normal_request_is_served_while_slow_clients_stall(django_db_setup):
             sock = stack.enter_context(socket.create_connection(("127.0.0.1", server.port)))
             if i % 2:  # half send part of a request and stall; half send nothing at all
                 sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-        time.sleep(0.2)  # let the worker take them all
-        started = time.monotonic()
+        # Only orders the slow clients first: were it too short on a loaded machine, the test
+        # would be weaker that run, never red.
+        time.sleep(0.2)
+        # Stalled clients never send more: without a bound they would keep both threads for
+        # ever and this request would never be answered. raw_exchange's 15 s read timeout is
+        # the "ever" (each stall is bounded by CLIENT_TIMEOUT_S = 1 s); nothing is timed.
         answer = raw_exchange(server.port, get("/health"), timeout=15)
-        elapsed = time.monotonic() - started
     assert status_of(answer) == 200
-    # Each stalled client holds a thread for at most CLIENT_TIMEOUT_S, two threads in turn.
-    # (the ones sending nothing are deferred to the poller after the same bound), plus slack.
-    bound = 2 * SLOW_CLIENTS / THREADS * CLIENT_TIMEOUT_S + 2
-    assert elapsed < bound, f"served after {elapsed:.1f}s (bound {bound:.1f}s)"
 
 
 # --- the serving model: heads are read by the worker's event loop, not by request threads ----
@@ -60,10 +59,15 @@ def _open_files_for(count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-def _timed_get(port: int, path: str = "/health") -> tuple[int, float]:
-    started = time.monotonic()
-    answer = raw_exchange(port, get(path), timeout=15)
-    return status_of(answer), time.monotonic() - started
+# How long a normal request may wait for its answer while slow connections are open. Starved
+# (a worker thread per slow connection, as under gthread) it would wait out their 30 s client
+# timeout; a third of that is a verdict on starvation, far above any normal answer, not a speed
+# measurement. Past it raw_exchange raises socket.timeout and the test fails.
+NOT_STARVED_S = 10.0
+
+
+def _status_of_normal_get(port: int, path: str = "/health") -> int:
+    return status_of(raw_exchange(port, get(path), timeout=NOT_STARVED_S))
 
 
 def _still_open(sock: socket.socket) -> bool:
@@ -82,7 +86,7 @@ def _still_open(sock: socket.socket) -> bool:
 
 
 def test_a_thousand_trickling_heads_leave_normal_traffic_answered(django_db_setup):
-    slow_count, normal_bound_s = 1000, 3.0
+    slow_count = 1000
     _open_files_for(slow_count)
     with (
         GatewayServer(
@@ -98,25 +102,24 @@ def test_a_thousand_trickling_heads_leave_normal_traffic_answered(django_db_setu
             sock = stack.enter_context(socket.create_connection(("127.0.0.1", server.port), 10))
             sock.sendall(SLOW_HEAD)
             slow.append(sock)
-        timings: list[tuple[int, float]] = []
-        finish = time.monotonic() + 12
+        statuses: list[int] = []
+        # At least 12 s of trickling and at least 10 normal requests, whichever is later (the
+        # count must not depend on how fast a loaded machine is); capped below the slow heads'
+        # 60 s header deadline so they are all still open at the end.
+        finish, cap = time.monotonic() + 12, time.monotonic() + 40
         next_trickle = 0.0
-        while time.monotonic() < finish:
+        while (time.monotonic() < finish or len(statuses) < 10) and time.monotonic() < cap:
             if time.monotonic() >= next_trickle:  # one more header byte on every slow head
                 for sock in slow:
                     sock.send(b"a")
                 next_trickle = time.monotonic() + 2
-            timings.append(_timed_get(server.port))
+            statuses.append(_status_of_normal_get(server.port))
             time.sleep(0.1)
         still_open = sum(_still_open(sock) for sock in slow)
         log = server.log()
     assert still_open >= slow_count * 0.99, f"only {still_open} slow heads were still open"
-    assert len(timings) >= 10
-    assert {status for status, _ in timings} == {200}
-    slowest = max(seconds for _, seconds in timings)
-    # A functional check of starvation (under gthread each request waited out the slow heads),
-    # not a speed assertion: the bound is far above a normal answer's time.
-    assert slowest < normal_bound_s, f"a normal request took {slowest:.1f}s"
+    assert len(statuses) >= 10
+    assert set(statuses) == {200}
     assert "Traceback" not in log
 
 
@@ -128,26 +131,31 @@ def test_a_head_trickling_past_the_header_deadline_is_answered_408_and_closed(dj
     ) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=1) as sock:
             sock.sendall(SLOW_HEAD)
-            started = time.monotonic()
-            answer = b""
-            while time.monotonic() - started < 20:
+            # Trickle until the server ends the connection. The 20 s guard only keeps a broken
+            # server from hanging the test (the deadline is 2 s); the connection must have
+            # been ended by the server, which is checked, not how long that took.
+            guard = time.monotonic() + 20
+            answer, closed_by_server = b"", False
+            while time.monotonic() < guard:
                 try:
                     sock.send(b"a")
                 except OSError:
-                    break  # closed by the server
+                    closed_by_server = True
+                    break
                 try:
                     chunk = sock.recv(65536)
                 except TimeoutError:
                     time.sleep(0.3)
                     continue
                 except OSError:
+                    closed_by_server = True
                     break
                 if not chunk:
+                    closed_by_server = True
                     break
                 answer += chunk
-            elapsed = time.monotonic() - started
         log = server.log()
-    assert elapsed < 10, f"the trickling head was kept {elapsed:.1f}s"
+    assert closed_by_server, "the trickling head was kept open past its header deadline"
     assert status_of(answer) == 408, answer[:200]
     assert problem_of(answer)["code"] == "request_timeout"
     assert header_of(answer, "Connection") == "close"
@@ -187,12 +195,11 @@ def test_idle_and_half_sent_keepalive_connections_hold_no_thread(django_db_setup
             kept.append(sock)
         for sock in kept[::2]:  # half start their next request and stall mid-head
             sock.sendall(SLOW_HEAD)
-        time.sleep(0.3)
-        status, seconds = _timed_get(server.port)
+        time.sleep(0.3)  # only lets the stalls reach the server first; too short weakens
+        status = _status_of_normal_get(server.port)
         assert all(_still_open(sock) for sock in kept)
         # The stalled heads complete later and are served: they were waiting, not dropped.
         kept[0].sendall(b"1\r\n\r\n")
         late = _read_answer(kept[0])
-    assert status == 200
-    assert seconds < 3.0, f"a new request waited {seconds:.1f}s behind kept-alive connections"
+    assert status == 200  # answered within NOT_STARVED_S: no thread is held by the others
     assert status_of(late) == 200

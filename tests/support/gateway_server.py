@@ -66,6 +66,12 @@ def gateway_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+# How long gunicorn may take to answer /health: a bound, not a measurement. Starting Django in
+# a master and its workers is a few CPU-seconds, which a shared two-core machine at load 10+
+# stretched past 30 s.
+START_TIMEOUT_SECONDS = 120.0
+
+
 class GatewayServer:
     """gunicorn serving the gateway on a free loopback port, as `make run` serves it."""
 
@@ -80,8 +86,8 @@ class GatewayServer:
         """Base URL, e.g. http://127.0.0.1:PORT."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> GatewayServer:
-        """Start gunicorn and wait until /health answers."""
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> GatewayServer:
+        """Start gunicorn and wait until /health answers (polled; returns as soon as it does)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
