@@ -107,8 +107,9 @@ def answer_preflight(ctx: RequestContext) -> HttpResponseBase | None:
 
 def add_cors_headers(ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
     """Access-Control-Allow-Origin and friends on every answer to an allowed origin."""
-    if ctx.preflight or ctx.cache_hit:
-        return response  # a preflight has its own; a stored answer kept them (keyed by Origin)
+    if ctx.preflight:
+        return response  # a preflight has its own
+    # A stored answer too: it was kept without them, and this request's Origin decides.
     policy = _route(ctx).cors
     assert policy is not None
     cors.add_to_response(response, cors.response_headers(policy, ctx.meta.get("HTTP_ORIGIN")))
@@ -175,11 +176,27 @@ def _has_body(meta: Mapping[str, Any]) -> bool:
     ) not in ("", "0")
 
 
+def _unread_credentials(ctx: RequestContext) -> bool:
+    """Whether the request carries credentials the gateway did not turn into its consumer.
+
+    On `authentication: none` (or a Basic header on an optional route) they reach the
+    upstream unread, which may answer for that caller: such an answer is never shared
+    (RFC 9111 section 3.5), since the key cannot tell that caller from anyone else.
+    """
+    meta = ctx.meta
+    return ctx.principal is None and bool(
+        meta.get("HTTP_AUTHORIZATION") or meta.get("HTTP_X_API_KEY")
+    )
+
+
 def cache_lookup(ctx: RequestContext) -> HttpResponseBase | None:
     """A stored answer (X-Cache: HIT, Age) or None; on a miss the key is kept for the store."""
     route = _route(ctx)
     if ctx.method not in cache.CACHEABLE_METHODS or _has_body(ctx.meta):
         ctx.note("cache:      not used for this request (only GET/HEAD without a body)")
+        return None
+    if _unread_credentials(ctx):
+        ctx.note("cache:      not used (the request carries credentials the gateway did not read)")
         return None
     key = cache.base_key(
         version=route_tables.get().version,
@@ -236,7 +253,9 @@ def cache_store(ctx: RequestContext, response: HttpResponseBase) -> HttpResponse
         return response
     request_headers = MetaHeaders(ctx.meta)
     store = cache.cache_store()
-    kept_headers = cache.stored_headers(items)
+    # With a cors policy the CORS headers are the gateway's, for the Origin of the request that
+    # filled the entry: they are added afresh to each HIT, never replayed from it.
+    kept_headers = cache.stored_headers(items, without_cors=_route(ctx).cors is not None)
     status, age = response.status_code, _age(lowered.get("age"))
 
     def keep(body: bytes) -> None:

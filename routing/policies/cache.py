@@ -270,9 +270,16 @@ def store_answer(
         store.set(base, answer.encode(), ttl_seconds)
 
 
-def stored_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """An answer's headers as kept: without the per-request ones."""
-    return tuple((name, value) for name, value in items if name.lower() not in _NOT_STORED)
+def stored_headers(
+    items: Iterable[tuple[str, str]], *, without_cors: bool = False
+) -> tuple[tuple[str, str], ...]:
+    """An answer's headers as kept: without the per-request ones (and Access-Control-*)."""
+    return tuple(
+        (name, value)
+        for name, value in items
+        if name.lower() not in _NOT_STORED
+        and not (without_cors and name.lower().startswith("access-control-"))
+    )
 
 
 def collect_body(chunks: Iterable[bytes], on_complete: Any) -> Iterator[bytes]:
