@@ -33,6 +33,9 @@ _MAX_VARY_NAMES = 16
 _ANSWER = b"A"
 _VARY = b"V"
 _PURGE_SCAN_LIMIT = 100_000
+# What an in-process entry costs beyond its key and value (dict slot, tuple, float, list node):
+# counted so that many tiny entries cannot hold far more memory than the budget says.
+_ENTRY_OVERHEAD_BYTES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ class MemoryCacheStore:
         with self._lock:
             self._drop(key)
             self._entries[key] = (time.monotonic() + ttl_seconds, value)
-            self._bytes += len(value)
+            self._bytes += _entry_cost(key, value)
             while self._bytes > self._max_bytes and self._entries:
                 self._drop(next(iter(self._entries)))
 
@@ -162,7 +165,11 @@ class MemoryCacheStore:
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._bytes -= len(entry[1])
+            self._bytes -= _entry_cost(key, entry[1])
+
+
+def _entry_cost(key: str, value: bytes) -> int:
+    return len(key) + len(value) + _ENTRY_OVERHEAD_BYTES
 
 
 _memory_store = MemoryCacheStore()
