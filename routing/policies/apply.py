@@ -166,8 +166,23 @@ def validate_request(ctx: RequestContext) -> None:
 
 
 def _consumer_key(ctx: RequestContext) -> str | None:
+    """The consumer as the upstream learns it (X-Consumer-*): who, and with which rights.
+
+    Two tokens of one user with other roles or permissions are two consumers: the upstream may
+    answer by them, so the one with fewer rights must not get the other's stored answer.
+    """
     principal = ctx.principal
-    return f"{principal.kind}:{principal.id}" if principal is not None else None
+    if principal is None:
+        return None
+    return "\x00".join(
+        (
+            principal.kind,
+            principal.id,
+            principal.username,
+            ",".join(sorted(principal.roles)),
+            ",".join(sorted(principal.permissions)),
+        )
+    )
 
 
 def _has_body(meta: Mapping[str, Any]) -> bool:

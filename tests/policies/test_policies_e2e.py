@@ -482,3 +482,24 @@ def test_deeply_nested_json_body_is_a_400_without_the_upstream(gateway, servers)
     assert headers["Content-Type"] == "application/problem+json"
     assert json.loads(answer)["errors"][0]["type"] == "too_deep"
     assert servers.count("/items") == 0
+
+
+def test_tokens_of_one_user_with_other_roles_do_not_share_an_answer(gateway, servers):
+    # The upstream is told the caller's roles and permissions (X-Consumer-*) and may answer by
+    # them: a token of the same user with fewer rights must not get the richer stored answer.
+    from tests.support.identity import claims, sign
+
+    admin = sign(claims(sub="77", name="carol", roles=["admin"], permissions=["read:all"]))
+    plain = sign(claims(sub="77", name="carol", roles=["viewer"], permissions=[]))
+    status, _, body = call(gateway, "GET", "/cached/by-role", {"Authorization": f"Bearer {admin}"})
+    assert status == 200 and json.loads(body)["headers"]["x-consumer-roles"] == "admin"
+    status, headers, body = call(
+        gateway, "GET", "/cached/by-role", {"Authorization": f"Bearer {plain}"}
+    )
+    assert status == 200
+    assert headers["X-Cache"] == "MISS"
+    assert json.loads(body)["headers"]["x-consumer-roles"] == "viewer"
+    # The same rights again is the same consumer: a HIT.
+    again = sign(claims(sub="77", name="carol", roles=["admin"], permissions=["read:all"]))
+    _, headers, _ = call(gateway, "GET", "/cached/by-role", {"Authorization": f"Bearer {again}"})
+    assert headers["X-Cache"] == "HIT"
