@@ -227,22 +227,30 @@ class OperationValidator:
     ) -> None:
         """Return if the request satisfies its operation; else RequestInvalid or
         OperationNotFound. Without `check_body` (explain) only the parameters are checked."""
-        request = _ValidatedRequest(
-            path=path,
-            method=method.lower(),
-            parameters=RequestParameters(
-                query=ImmutableMultiDict(parse_qsl(query, keep_blank_values=True)),
-                header=Headers(list(headers.items())),
-                cookie=ImmutableMultiDict(),
-            ),
-            content_type=content_type.lower(),
-            body=body,
-        )
+        pairs = parse_qsl(query, keep_blank_values=True)
+
+        def request_with(query_pairs: list[tuple[str, str]]) -> _ValidatedRequest:
+            return _ValidatedRequest(
+                path=path,
+                method=method.lower(),
+                parameters=RequestParameters(
+                    query=ImmutableMultiDict(query_pairs),
+                    header=Headers(list(headers.items())),
+                    cookie=ImmutableMultiDict(),
+                ),
+                content_type=content_type.lower(),
+                body=body,
+            )
+
         errors = json_body_errors(content_type, body) if check_body else []
         if errors:
             raise RequestInvalid(errors)
         try:
-            errors = self._errors(request, check_body=check_body)
+            errors = self._errors(request_with(pairs), check_body=check_body)
+            if not errors and len({name for name, _ in pairs}) < len(pairs):
+                # A repeated parameter: openapi-core reads the first copy, many upstreams
+                # (Django, Flask, PHP) the last; both must pass (HTTP parameter pollution).
+                errors = self._errors(request_with(pairs[::-1]), check_body=check_body)
         except GatewayError:
             raise
         except RecursionError:

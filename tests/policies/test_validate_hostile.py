@@ -176,3 +176,28 @@ def test_duplicate_keys_deep_inside_are_refused_too() -> None:
 def test_same_key_in_sibling_objects_is_fine() -> None:
     document = _with_body_schema(OPENAPI_30, {"type": "object"})
     _post(OperationValidator(document), b'{"a": {"id": 1}, "b": {"id": 2}, "id": 3}')
+
+
+@pytest.mark.parametrize("document", [OPENAPI_30, openapi_31()], ids=["3.0", "3.1"])
+@pytest.mark.parametrize("query", ["limit=5&limit=1000", "limit=1000&limit=5"])
+def test_every_copy_of_a_repeated_query_parameter_is_checked(
+    document: dict[str, Any], query: str
+) -> None:
+    # The checker reads the first copy; Django, Flask and PHP upstreams read the last one.
+    with pytest.raises(RequestInvalid) as caught:
+        OperationValidator(document).check(
+            method="GET", path="/items", query=query, headers={}, content_type="", body=None
+        )
+    assert caught.value.errors == [
+        {
+            "field": "query.limit",
+            "message": "1000 is greater than the maximum of 100",
+            "type": "maximum",
+        }
+    ]
+
+
+def test_repeated_query_parameters_that_all_pass_are_fine() -> None:
+    OperationValidator(OPENAPI_30).check(
+        method="GET", path="/items", query="limit=5&limit=7", headers={}, content_type="", body=None
+    )
