@@ -273,7 +273,11 @@ def cache_store(ctx: RequestContext, response: HttpResponseBase) -> HttpResponse
     kept_headers = cache.stored_headers(items, without_cors=_route(ctx).cors is not None)
     status, age = response.status_code, _age(lowered.get("age"))
 
+    progress = getattr(response, "body_progress", None)
+
     def keep(body: bytes) -> None:
+        if progress is not None and not progress.complete:
+            return  # the upstream broke off: a short body is no answer to keep
         answer = cache.CachedAnswer(
             status, kept_headers, body, stored_at=time.time(), age_at_store=age
         )
