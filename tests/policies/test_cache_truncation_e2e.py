@@ -73,6 +73,7 @@ def test_a_body_the_upstream_broke_off_is_not_kept(gateway, raw, head):
     assert first[0] == 200 and first[1] == "MISS"
     assert first[2] is None  # the client saw the answer cut short
     status, verdict, _ = _get(gateway, path)
+    assert status == 200
     assert verdict == "MISS", "a truncated body was stored and served as a HIT"
     assert raw.count(path) == 2
 

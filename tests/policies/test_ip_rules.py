@@ -71,7 +71,7 @@ def test_networks_written_as_ipv4_mapped_ipv6_judge_ipv4_clients(allow: bool) ->
         service="s",
         ip_allow=given if allow else (),
         ip_deny=given if not allow else (),
-    )  # type: ignore[call-arg]
+    )
     compiled = compile_ip_rules(spec)
     assert compiled is not None
     # A client at 10.9.0.7 (IPv4, or IPv4-mapped on a dual-stack socket) is inside the network.

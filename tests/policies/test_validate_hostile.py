@@ -52,7 +52,9 @@ def _with_body_schema(document: dict[str, Any], schema: dict[str, Any]) -> dict[
     return out
 
 
-def _post(validator: OperationValidator, body: bytes, content_type: str = "application/json"):  # type: ignore[no-untyped-def]
+def _post(
+    validator: OperationValidator, body: bytes, content_type: str = "application/json"
+) -> None:
     validator.check(
         method="POST",
         path="/items",
