@@ -112,7 +112,12 @@ def add_cors_headers(ctx: RequestContext, response: HttpResponseBase) -> HttpRes
     # A stored answer too: it was kept without them, and this request's Origin decides.
     policy = _route(ctx).cors
     assert policy is not None
-    cors.add_to_response(response, cors.response_headers(policy, ctx.meta.get("HTTP_ORIGIN")))
+    added = cors.response_headers(policy, ctx.meta.get("HTTP_ORIGIN"))
+    if not added and not policy.any_origin:
+        # No CORS headers for this Origin (or none sent), yet another one would get them: a
+        # shared cache must key this answer by Origin too (the Fetch standard's advice).
+        added = {"Vary": "Origin"}
+    cors.add_to_response(response, added)
     return response
 
 

@@ -503,3 +503,14 @@ def test_tokens_of_one_user_with_other_roles_do_not_share_an_answer(gateway, ser
     again = sign(claims(sub="77", name="carol", roles=["admin"], permissions=["read:all"]))
     _, headers, _ = call(gateway, "GET", "/cached/by-role", {"Authorization": f"Bearer {again}"})
     assert headers["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize("origin", [None, "http://evil.test"], ids=["no-origin", "refused"])
+def test_answer_without_cors_headers_still_says_it_varies_by_origin(gateway, servers, origin):
+    # A shared cache in front of the gateway must not hand this answer (no
+    # Access-Control-Allow-Origin) to the allowed origin, nor the allowed origin's to others.
+    headers = {"Origin": origin} if origin else {}
+    status, answer_headers, _ = call(gateway, "GET", f"/corscache/vary-{bool(origin)}", headers)
+    assert status == 200
+    assert answer_headers["Access-Control-Allow-Origin"] is None
+    assert "origin" in (answer_headers["Vary"] or "").lower()
