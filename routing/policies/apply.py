@@ -245,10 +245,6 @@ def cache_lookup(ctx: RequestContext) -> HttpResponseBase | None:
     return response
 
 
-def _age(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 10 else 0
-
-
 def cache_store(ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
     """Mark the answer MISS and keep it when the contract allows (200, no cookie, no no-store)."""
     if ctx.cache_hit or ctx.preflight:
@@ -276,7 +272,7 @@ def cache_store(ctx: RequestContext, response: HttpResponseBase) -> HttpResponse
     # With a cors policy the CORS headers are the gateway's, for the Origin of the request that
     # filled the entry: they are added afresh to each HIT, never replayed from it.
     kept_headers = cache.stored_headers(items, without_cors=_route(ctx).cors is not None)
-    status, age = response.status_code, _age(lowered.get("age"))
+    status, age = response.status_code, cache.age_seconds(lowered.get("age"))
 
     progress = getattr(response, "body_progress", None)
 

@@ -239,8 +239,14 @@ def storable_ttl(
     if limit is not None:
         if not limit.isdigit():
             return None  # an unreadable lifetime is no permission to keep it
-        ttl = min(ttl, float(limit))
+        # Already `Age` seconds old when it left the upstream: only the rest of it is fresh.
+        ttl = min(ttl, float(limit) - age_seconds(headers.get("age")))
     return ttl if ttl > 0 else None
+
+
+def age_seconds(value: str | None) -> int:
+    """An Age header's seconds (0 when absent or unreadable)."""
+    return int(value) if value and value.isdigit() and len(value) < 10 else 0
 
 
 def lookup(store: CacheStore, base: str, request_headers: Mapping[str, str]) -> CachedAnswer | None:

@@ -187,6 +187,10 @@ def test_memory_store_budget_holds_for_many_tiny_entries() -> None:
         (200, {"cache-control": "no-cache"}, False, None),
         (200, {"cache-control": "max-age=0"}, False, None),
         (200, {"cache-control": "max-age=abc"}, False, None),
+        # The upstream's answer is already `age` seconds old: only the rest of its lifetime is left.
+        (200, {"cache-control": "max-age=60", "age": "50"}, False, 10),
+        (200, {"cache-control": "max-age=60", "age": "60"}, False, None),
+        (200, {"cache-control": "max-age=60", "age": "junk"}, False, 30),
         (200, {}, True, None),
         (201, {}, False, None),
         (404, {}, False, None),
