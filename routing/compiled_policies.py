@@ -20,6 +20,7 @@ from routing.configfile.spec import (
 )
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,25 @@ class CachePolicy:
     ttl_seconds: float
 
 
+def _judged_as(network: IpNetwork) -> IpNetwork:
+    """An IPv4-mapped IPv6 network as the IPv4 network it stands for, else itself.
+
+    Clients arriving as ::ffff:a.b.c.d are judged as IPv4 (routing.policies.ip), so a rule
+    written in the mapped form must be too, or an ip_deny of it would never refuse anyone.
+    """
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None
+        return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
+
+
 def compile_ip_rules(route: RouteSpec) -> IpRules | None:
     """The route's ip_allow / ip_deny as parsed networks, or None without either."""
     given = route.ip_allow or route.ip_deny
     if not given:
         return None
-    networks = tuple(ipaddress.ip_network(network) for network in given)
+    networks = tuple(_judged_as(ipaddress.ip_network(network)) for network in given)
     return IpRules(
         allow=bool(route.ip_allow),
         networks=networks,

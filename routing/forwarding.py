@@ -39,6 +39,9 @@ GATEWAY_SET_REQUEST_HEADERS = frozenset(
         "via",
     }
 )
+# What a client may claim about its own address and how it came (RFC 7239, nginx's X-Real-IP):
+# passed on only from a trusted proxy, as X-Forwarded-For is; upstreams believe their proxy.
+CLIENT_ADDRESS_CLAIMS = frozenset({"forwarded", "x-real-ip"})
 # Headers of the upstream's answer that the gateway's own server rewrites.
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"x-request-id"}
 
@@ -61,11 +64,14 @@ def request_headers_from_meta(
 ) -> list[tuple[str, str]]:
     """The client's end-to-end headers from a WSGI environ, minus what the gateway sets.
 
-    `hide_credentials` also drops the caller's Authorization and X-API-Key.
+    `hide_credentials` also drops the caller's Authorization and X-API-Key; Forwarded and
+    X-Real-IP are kept only from a trusted proxy.
     """
     dropped = HOP_BY_HOP | GATEWAY_SET_REQUEST_HEADERS
     if hide_credentials:
         dropped |= CREDENTIAL_HEADERS
+    if not is_trusted_proxy(str(meta.get("REMOTE_ADDR", ""))):
+        dropped |= CLIENT_ADDRESS_CLAIMS
     dropped |= connection_listed(str(meta.get("HTTP_CONNECTION", "")))
     headers: list[tuple[str, str]] = []
     for key, value in meta.items():

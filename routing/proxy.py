@@ -172,6 +172,8 @@ class BufferedProxiedResponse(_RepeatedHeadersMixin, HttpResponse):
 class StreamedProxiedResponse(_RepeatedHeadersMixin, StreamingHttpResponse):
     """A large or unknown-length upstream answer, streamed through in chunks."""
 
+    body_progress: BodyProgress | None = None
+
 
 def _upstream_failure(upstream: UpstreamAnswer, error: Exception) -> Exception:
     """The gateway error for a body that failed before the client's head went out."""
@@ -193,7 +195,16 @@ def _read_whole(upstream: UpstreamAnswer) -> bytes:
     return content
 
 
-def _stream(upstream: UpstreamAnswer, client_socket: Any) -> Iterator[bytes]:
+class BodyProgress:
+    """Whether a streamed body reached its end: a later break-off is not raised (see _rest),
+    so whoever keeps the body (the cache) asks here."""
+
+    complete: bool = False
+
+
+def _stream(
+    upstream: UpstreamAnswer, client_socket: Any, progress: BodyProgress
+) -> Iterator[bytes]:
     """The upstream's body in chunks, the first one read before the client's answer starts.
 
     The server sends the client's head with the first chunk, so a failure on the first read
@@ -204,7 +215,7 @@ def _stream(upstream: UpstreamAnswer, client_socket: Any) -> Iterator[bytes]:
         first = next(chunks, None)
     except (HTTPError, OSError) as error:
         raise _upstream_failure(upstream, error) from None
-    return _rest(upstream, chunks, first, client_socket)
+    return _rest(upstream, chunks, first, client_socket, progress)
 
 
 def _rest(
@@ -212,13 +223,14 @@ def _rest(
     chunks: Iterator[bytes],
     first: bytes | None,
     client_socket: Any,
+    progress: BodyProgress,
 ) -> Iterator[bytes]:
     finished = False
     try:
         if first is not None:
             yield first
             yield from chunks
-        finished = True
+        finished = progress.complete = True
     except (HTTPError, OSError) as error:
         # Too late for an error status: the head went out. Shut the client's connection so
         # the short body cannot be taken as complete (nor a closing chunk be written after
@@ -255,7 +267,11 @@ def client_response(
     if _has_small_body(upstream, method):
         response = BufferedProxiedResponse(_read_whole(upstream), status=upstream.status)
     else:
-        response = StreamedProxiedResponse(_stream(upstream, client_socket), status=upstream.status)
+        progress = BodyProgress()
+        response = StreamedProxiedResponse(
+            _stream(upstream, client_socket, progress), status=upstream.status
+        )
+        response.body_progress = progress
     del response["Content-Type"]  # Django's default; the upstream's own is copied below
     try:
         for name, value in headers:

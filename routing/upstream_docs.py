@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from gateway_project.outbound_guard import BlockedUpstreamAddress, guarded_session
+from routing.configfile.document import DocumentRefused, load_document
 from routing.models import Service
 from routing.table import route_tables, service_url_override
 
@@ -55,12 +56,21 @@ def _blocked(error: requests.ConnectionError) -> bool:
 
 
 def parse_spec(body: bytes) -> dict[str, Any]:
-    """A JSON or YAML OpenAPI 3 document as data; SpecUnavailable when it is not one."""
+    """A JSON or YAML OpenAPI 3 document as data; SpecUnavailable when it is not one.
+
+    YAML is read like a config file (routing.configfile.document): no aliases or anchors, whose
+    expansion turns a kilobyte into millions of nodes for the portal and validate to walk, and
+    bounded nesting; JSON nested past the parser's limit is refused too.
+    """
     try:
         document = json.loads(body)
+    except RecursionError:
+        raise SpecUnavailable("the document nests too deeply") from None
     except ValueError:
         try:
-            document = yaml.safe_load(body)
+            _, document = load_document(body.decode("utf-8", errors="replace"))
+        except DocumentRefused as refused:
+            raise SpecUnavailable(f"the document is refused: {refused.problem}") from None
         except yaml.YAMLError:
             raise SpecUnavailable("the document is neither JSON nor YAML") from None
     if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3."):

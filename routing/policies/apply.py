@@ -107,11 +107,17 @@ def answer_preflight(ctx: RequestContext) -> HttpResponseBase | None:
 
 def add_cors_headers(ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
     """Access-Control-Allow-Origin and friends on every answer to an allowed origin."""
-    if ctx.preflight or ctx.cache_hit:
-        return response  # a preflight has its own; a stored answer kept them (keyed by Origin)
+    if ctx.preflight:
+        return response  # a preflight has its own
+    # A stored answer too: it was kept without them, and this request's Origin decides.
     policy = _route(ctx).cors
     assert policy is not None
-    cors.add_to_response(response, cors.response_headers(policy, ctx.meta.get("HTTP_ORIGIN")))
+    added = cors.response_headers(policy, ctx.meta.get("HTTP_ORIGIN"))
+    if not added and not policy.any_origin:
+        # No CORS headers for this Origin (or none sent), yet another one would get them: a
+        # shared cache must key this answer by Origin too (the Fetch standard's advice).
+        added = {"Vary": "Origin"}
+    cors.add_to_response(response, added)
     return response
 
 
@@ -165,8 +171,23 @@ def validate_request(ctx: RequestContext) -> None:
 
 
 def _consumer_key(ctx: RequestContext) -> str | None:
+    """The consumer as the upstream learns it (X-Consumer-*): who, and with which rights.
+
+    Two tokens of one user with other roles or permissions are two consumers: the upstream may
+    answer by them, so the one with fewer rights must not get the other's stored answer.
+    """
     principal = ctx.principal
-    return f"{principal.kind}:{principal.id}" if principal is not None else None
+    if principal is None:
+        return None
+    return "\x00".join(
+        (
+            principal.kind,
+            principal.id,
+            principal.username,
+            ",".join(sorted(principal.roles)),
+            ",".join(sorted(principal.permissions)),
+        )
+    )
 
 
 def _has_body(meta: Mapping[str, Any]) -> bool:
@@ -175,11 +196,27 @@ def _has_body(meta: Mapping[str, Any]) -> bool:
     ) not in ("", "0")
 
 
+def _unread_credentials(ctx: RequestContext) -> bool:
+    """Whether the request carries credentials the gateway did not turn into its consumer.
+
+    On `authentication: none` (or a Basic header on an optional route) they reach the
+    upstream unread, which may answer for that caller: such an answer is never shared
+    (RFC 9111 section 3.5), since the key cannot tell that caller from anyone else.
+    """
+    meta = ctx.meta
+    return ctx.principal is None and bool(
+        meta.get("HTTP_AUTHORIZATION") or meta.get("HTTP_X_API_KEY")
+    )
+
+
 def cache_lookup(ctx: RequestContext) -> HttpResponseBase | None:
     """A stored answer (X-Cache: HIT, Age) or None; on a miss the key is kept for the store."""
     route = _route(ctx)
     if ctx.method not in cache.CACHEABLE_METHODS or _has_body(ctx.meta):
         ctx.note("cache:      not used for this request (only GET/HEAD without a body)")
+        return None
+    if _unread_credentials(ctx):
+        ctx.note("cache:      not used (the request carries credentials the gateway did not read)")
         return None
     key = cache.base_key(
         version=route_tables.get().version,
@@ -208,10 +245,6 @@ def cache_lookup(ctx: RequestContext) -> HttpResponseBase | None:
     return response
 
 
-def _age(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 10 else 0
-
-
 def cache_store(ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
     """Mark the answer MISS and keep it when the contract allows (200, no cookie, no no-store)."""
     if ctx.cache_hit or ctx.preflight:
@@ -236,10 +269,16 @@ def cache_store(ctx: RequestContext, response: HttpResponseBase) -> HttpResponse
         return response
     request_headers = MetaHeaders(ctx.meta)
     store = cache.cache_store()
-    kept_headers = cache.stored_headers(items)
-    status, age = response.status_code, _age(lowered.get("age"))
+    # With a cors policy the CORS headers are the gateway's, for the Origin of the request that
+    # filled the entry: they are added afresh to each HIT, never replayed from it.
+    kept_headers = cache.stored_headers(items, without_cors=_route(ctx).cors is not None)
+    status, age = response.status_code, cache.age_seconds(lowered.get("age"))
+
+    progress = getattr(response, "body_progress", None)
 
     def keep(body: bytes) -> None:
+        if progress is not None and not progress.complete:
+            return  # the upstream broke off: a short body is no answer to keep
         answer = cache.CachedAnswer(
             status, kept_headers, body, stored_at=time.time(), age_at_store=age
         )

@@ -33,6 +33,9 @@ _MAX_VARY_NAMES = 16
 _ANSWER = b"A"
 _VARY = b"V"
 _PURGE_SCAN_LIMIT = 100_000
+# What an in-process entry costs beyond its key and value (dict slot, tuple, float, list node):
+# counted so that many tiny entries cannot hold far more memory than the budget says.
+_ENTRY_OVERHEAD_BYTES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ class MemoryCacheStore:
         with self._lock:
             self._drop(key)
             self._entries[key] = (time.monotonic() + ttl_seconds, value)
-            self._bytes += len(value)
+            self._bytes += _entry_cost(key, value)
             while self._bytes > self._max_bytes and self._entries:
                 self._drop(next(iter(self._entries)))
 
@@ -162,7 +165,11 @@ class MemoryCacheStore:
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._bytes -= len(entry[1])
+            self._bytes -= _entry_cost(key, entry[1])
+
+
+def _entry_cost(key: str, value: bytes) -> int:
+    return len(key) + len(value) + _ENTRY_OVERHEAD_BYTES
 
 
 _memory_store = MemoryCacheStore()
@@ -232,8 +239,14 @@ def storable_ttl(
     if limit is not None:
         if not limit.isdigit():
             return None  # an unreadable lifetime is no permission to keep it
-        ttl = min(ttl, float(limit))
+        # Already `Age` seconds old when it left the upstream: only the rest of it is fresh.
+        ttl = min(ttl, float(limit) - age_seconds(headers.get("age")))
     return ttl if ttl > 0 else None
+
+
+def age_seconds(value: str | None) -> int:
+    """An Age header's seconds (0 when absent or unreadable)."""
+    return int(value) if value and value.isdigit() and len(value) < 10 else 0
 
 
 def lookup(store: CacheStore, base: str, request_headers: Mapping[str, str]) -> CachedAnswer | None:
@@ -270,9 +283,16 @@ def store_answer(
         store.set(base, answer.encode(), ttl_seconds)
 
 
-def stored_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """An answer's headers as kept: without the per-request ones."""
-    return tuple((name, value) for name, value in items if name.lower() not in _NOT_STORED)
+def stored_headers(
+    items: Iterable[tuple[str, str]], *, without_cors: bool = False
+) -> tuple[tuple[str, str], ...]:
+    """An answer's headers as kept: without the per-request ones (and Access-Control-*)."""
+    return tuple(
+        (name, value)
+        for name, value in items
+        if name.lower() not in _NOT_STORED
+        and not (without_cors and name.lower().startswith("access-control-"))
+    )
 
 
 def collect_body(chunks: Iterable[bytes], on_complete: Any) -> Iterator[bytes]:

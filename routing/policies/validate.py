@@ -8,6 +8,7 @@ does the checking; this module only adapts the request to it and its errors to `
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import threading
 import time
@@ -31,7 +32,12 @@ from openapi_core.validation.request.exceptions import (
 from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from gateway_project.errors import OperationNotFound, RequestInvalid, ServiceUnavailable
+from gateway_project.errors import (
+    GatewayError,
+    OperationNotFound,
+    RequestInvalid,
+    ServiceUnavailable,
+)
 
 logger = logging.getLogger("gateway.validate")
 
@@ -40,6 +46,20 @@ _SERVER = "http://gateway.invalid"
 _MAX_MESSAGE = 300
 _MAX_ERRORS = 50
 _OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# The keywords by which a document points at a schema; the libraries would fetch any URL or
+# file they name (urllib, no address guard), so only references inside the document are kept.
+_REFERENCE_KEYS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+_TOO_DEEP = {"field": "body", "message": "The body is nested too deeply.", "type": "too_deep"}
+
+
+class UnusableDocument(ValueError):
+    """The document cannot be used to validate (it refers to another document)."""
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
 
 
 @dataclass
@@ -64,6 +84,69 @@ def _without_security(document: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(item.get(method), dict):
                     item[method].pop("security", None)
     return out
+
+
+def external_reference(document: Any) -> str | None:
+    """The first reference that leaves the document (a URL, a file, a relative name), or None.
+
+    Walked iteratively, each container once: a YAML document may share or nest itself.
+    """
+    seen: set[int] = set()
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _REFERENCE_KEYS and isinstance(value, str) and not value.startswith("#"):
+                    return value
+        stack.extend(child for child in children if isinstance(child, dict | list))
+    return None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise _DuplicateKey(name)
+        found[name] = value
+    return found
+
+
+def _is_json(content_type: str) -> bool:
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return essence == "application/json" or essence.endswith("+json")
+
+
+def json_body_errors(content_type: str, body: bytes | None) -> list[dict[str, str]]:
+    """What makes a JSON body ambiguous or unreadable before any schema is applied.
+
+    A key repeated in one object is refused: the schema checker reads the last copy, while
+    an upstream's parser may keep the first, so the check would not hold for what it acts on.
+    Nesting past the interpreter's recursion limit is refused rather than crashing. A body
+    that is simply not JSON is left to openapi-core, which reports it.
+    """
+    if not body or not _is_json(content_type):
+        return []
+    try:
+        json.loads(body, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as duplicate:
+        name = duplicate.name[:60]
+        return [
+            {
+                "field": f"body.{name}",
+                "message": _message(f"The key {name!r} appears more than once in one object."),
+                "type": "duplicate_key",
+            }
+        ]
+    except RecursionError:
+        return [dict(_TOO_DEEP)]
+    except ValueError:
+        return []
+    return []
 
 
 def _message(text: str) -> str:
@@ -121,6 +204,12 @@ class OperationValidator:
     """Checks requests against one (rewritten) OpenAPI 3.0 or 3.1 document."""
 
     def __init__(self, document: Mapping[str, Any]) -> None:
+        reference = external_reference(document)
+        if reference is not None:
+            raise UnusableDocument(
+                f"it refers to another document ({reference[:80]!r}); only references "
+                "inside the document (#/...) are followed"
+            )
         spec = _without_security(dict(document))
         spec["servers"] = [{"url": _SERVER}]
         self._openapi = OpenAPI.from_dict(spec)
@@ -138,17 +227,44 @@ class OperationValidator:
     ) -> None:
         """Return if the request satisfies its operation; else RequestInvalid or
         OperationNotFound. Without `check_body` (explain) only the parameters are checked."""
-        request = _ValidatedRequest(
-            path=path,
-            method=method.lower(),
-            parameters=RequestParameters(
-                query=ImmutableMultiDict(parse_qsl(query, keep_blank_values=True)),
-                header=Headers(list(headers.items())),
-                cookie=ImmutableMultiDict(),
-            ),
-            content_type=content_type.lower(),
-            body=body,
-        )
+        pairs = parse_qsl(query, keep_blank_values=True)
+
+        def request_with(query_pairs: list[tuple[str, str]]) -> _ValidatedRequest:
+            return _ValidatedRequest(
+                path=path,
+                method=method.lower(),
+                parameters=RequestParameters(
+                    query=ImmutableMultiDict(query_pairs),
+                    header=Headers(list(headers.items())),
+                    cookie=ImmutableMultiDict(),
+                ),
+                content_type=content_type.lower(),
+                body=body,
+            )
+
+        errors = json_body_errors(content_type, body) if check_body else []
+        if errors:
+            raise RequestInvalid(errors)
+        try:
+            errors = self._errors(request_with(pairs), check_body=check_body)
+            if not errors and len({name for name, _ in pairs}) < len(pairs):
+                # A repeated parameter: openapi-core reads the first copy, many upstreams
+                # (Django, Flask, PHP) the last; both must pass (HTTP parameter pollution).
+                errors = self._errors(request_with(pairs[::-1]), check_body=check_body)
+        except GatewayError:
+            raise
+        except RecursionError:
+            raise RequestInvalid([dict(_TOO_DEEP)]) from None
+        except Exception as error:
+            # The document, not the request: a dangling #/ reference, an unknown dialect...
+            logger.warning("validate: the document cannot check this request (%r)", error)
+            raise ServiceUnavailable(
+                "The service's API description cannot be used to validate this request."
+            ) from None
+        if errors:
+            raise RequestInvalid(errors[:_MAX_ERRORS])
+
+    def _errors(self, request: _ValidatedRequest, *, check_body: bool) -> list[dict[str, str]]:
         errors: list[dict[str, str]] = []
         for error in self._openapi.request_validator.iter_errors(request):
             if isinstance(error, PathError):
@@ -161,8 +277,7 @@ class OperationValidator:
             errors.extend(found)
             if len(errors) >= _MAX_ERRORS:
                 break
-        if errors:
-            raise RequestInvalid(errors[:_MAX_ERRORS])
+        return errors
 
 
 @dataclass
@@ -223,6 +338,9 @@ def _load(service_name: str) -> _Entry:
     )
     try:
         return _Entry(OperationValidator(document), "")
+    except UnusableDocument as error:
+        logger.warning("validate: the document of service %s is refused: %s", service_name, error)
+        return _Entry(None, str(error))
     except Exception as error:  # openapi-core's own check of the document, in any form
         logger.warning(
             "validate: the document of service %s is not valid OpenAPI (%s)",

@@ -91,6 +91,19 @@ routes:
     service: pol
     authentication: optional
     cache: {{ttl: 30s}}
+  - path: /opencache/**
+    service: pol
+    authentication: none
+    cache: {{ttl: 30s}}
+  - path: /corscache/**
+    service: pol
+    authentication: none
+    cors: {{origins: ["{ALLOWED_ORIGIN}"]}}
+    cache: {{ttl: 30s}}
+  - path: /ipdeny-mapped/**
+    service: pol
+    authentication: none
+    ip_deny: ["::ffff:10.9.0.0/112"]
   - path: /ws/**
     service: wsecho
     authentication: required

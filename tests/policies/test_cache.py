@@ -154,6 +154,25 @@ def test_memory_store_evicts_least_recently_used_past_its_budget() -> None:
     assert store.get("k4") is not None
 
 
+def test_memory_store_budget_holds_for_many_tiny_entries() -> None:
+    # An attacker varying the query fills the store with empty answers: the budget must count
+    # what each entry really costs (its key and bookkeeping), not only the answer's bytes.
+    import tracemalloc
+
+    budget = 1024 * 1024
+    store = MemoryCacheStore(max_bytes=budget)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(50_000):
+            store.set(key(query=f"q={index}"), b"A", 30)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 2 * budget, f"{grown} bytes held for a {budget}-byte budget"
+    assert store.get(key(query="q=49999")) == b"A"  # the newest entries are still there
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "cookie", "expected"),
     [
@@ -166,6 +185,10 @@ def test_memory_store_evicts_least_recently_used_past_its_budget() -> None:
         (200, {"cache-control": "no-cache"}, False, None),
         (200, {"cache-control": "max-age=0"}, False, None),
         (200, {"cache-control": "max-age=abc"}, False, None),
+        # The upstream's answer is already `age` seconds old: only the rest of its lifetime is left.
+        (200, {"cache-control": "max-age=60", "age": "50"}, False, 10),
+        (200, {"cache-control": "max-age=60", "age": "60"}, False, None),
+        (200, {"cache-control": "max-age=60", "age": "junk"}, False, 30),
         (200, {}, True, None),
         (201, {}, False, None),
         (404, {}, False, None),

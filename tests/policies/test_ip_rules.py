@@ -58,3 +58,24 @@ def test_check_raises_403_ip_forbidden() -> None:
 
 def test_describe_names_the_rule_and_networks() -> None:
     assert ip.describe(rules("10.0.0.0/8", allow=True)) == "allow 10.0.0.0/8"
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_networks_written_as_ipv4_mapped_ipv6_judge_ipv4_clients(allow: bool) -> None:
+    from routing.compiled_policies import compile_ip_rules
+    from routing.configfile.spec import RouteSpec
+
+    given = ("::ffff:10.9.0.0/112",)
+    spec = RouteSpec(
+        path="/x/**",
+        service="s",
+        ip_allow=given if allow else (),
+        ip_deny=given if not allow else (),
+    )
+    compiled = compile_ip_rules(spec)
+    assert compiled is not None
+    # A client at 10.9.0.7 (IPv4, or IPv4-mapped on a dual-stack socket) is inside the network.
+    for client in ("10.9.0.7", "::ffff:10.9.0.7"):
+        assert ip.permits(compiled, client) is allow
+    for client in ("10.8.0.7", "::ffff:10.8.0.7"):
+        assert ip.permits(compiled, client) is not allow

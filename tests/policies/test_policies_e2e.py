@@ -417,3 +417,100 @@ def test_policy_metrics_count_rejections_hits_and_misses(gateway, servers):
         ("gateway_cache_lookups_total", ('route="ANY /cached/**"', 'result="hit"')),
     ]:
         assert _metric(after, name, *labels) == _metric(before, name, *labels) + 1, name
+
+
+# --- attacks on the policies -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [{"Authorization": "Bearer alice-secret-token"}, {"X-API-Key": "alice-secret-key"}],
+    ids=["authorization", "api-key"],
+)
+def test_answer_to_a_request_with_credentials_is_not_shared_on_an_open_route(
+    gateway, servers, credential
+):
+    # authentication: none forwards the caller's credentials unread; the upstream may answer
+    # for that caller, and the next anonymous caller must not get that answer (RFC 9111 3.5).
+    path = f"/opencache/me-{next(iter(credential))}"
+    status, headers, _ = call(gateway, "GET", path, credential)
+    assert status == 200
+    status, headers, body = call(gateway, "GET", path)
+    assert status == 200
+    assert headers["X-Cache"] == "MISS"
+    assert "secret" not in body.decode()
+    assert servers.count(path) == 2
+
+
+def test_basic_authorization_on_an_optional_route_is_not_shared(gateway, servers):
+    # The gateway reads only Bearer tokens: a Basic header leaves the caller anonymous, but it
+    # still reaches the upstream, which may answer for that user.
+    call(gateway, "GET", "/cached/basic", {"Authorization": "Basic YWxpY2U6c2VjcmV0"})
+    status, headers, body = call(gateway, "GET", "/cached/basic")
+    assert status == 200 and headers["X-Cache"] == "MISS"
+    assert "YWxpY2U6c2VjcmV0" not in body.decode()
+
+
+def test_cached_answer_carries_cors_headers_for_the_origin_asking(gateway, servers):
+    # First without an Origin (kept without CORS headers), then from the allowed origin: the
+    # stored answer must not cost the browser its Access-Control-Allow-Origin.
+    assert call(gateway, "GET", "/corscache/a")[1]["X-Cache"] == "MISS"
+    status, headers, _ = call(gateway, "GET", "/corscache/a", {"Origin": ALLOWED_ORIGIN})
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert "origin" in headers["Vary"].lower()
+    # And the other way: kept for the allowed origin, then asked by a refused one.
+    call(gateway, "GET", "/corscache/b", {"Origin": ALLOWED_ORIGIN})
+    _, headers, _ = call(gateway, "GET", "/corscache/b", {"Origin": "http://evil.test"})
+    assert headers["Access-Control-Allow-Origin"] is None
+    _, headers, _ = call(gateway, "GET", "/corscache/b")
+    assert headers["Access-Control-Allow-Origin"] is None
+
+
+def test_ip_deny_written_as_ipv4_mapped_ipv6_refuses_the_ipv4_client(gateway, servers):
+    status, _, body = call(gateway, "GET", "/ipdeny-mapped/x", {"X-Forwarded-For": "10.9.0.7"})
+    assert status == 403 and json.loads(body)["code"] == "ip_forbidden"
+    assert call(gateway, "GET", "/ipdeny-mapped/x", {"X-Forwarded-For": "10.8.0.7"})[0] == 200
+
+
+def test_deeply_nested_json_body_is_a_400_without_the_upstream(gateway, servers):
+    body = b"[" * 50_000 + b"]" * 50_000
+    status, headers, answer = call(
+        gateway, "POST", "/inv/items", {"Content-Type": "application/json"}, body
+    )
+    assert status == 400, answer[:300]
+    assert headers["Content-Type"] == "application/problem+json"
+    assert json.loads(answer)["errors"][0]["type"] == "too_deep"
+    assert servers.count("/items") == 0
+
+
+def test_tokens_of_one_user_with_other_roles_do_not_share_an_answer(gateway, servers):
+    # The upstream is told the caller's roles and permissions (X-Consumer-*) and may answer by
+    # them: a token of the same user with fewer rights must not get the richer stored answer.
+    from tests.support.identity import claims, sign
+
+    admin = sign(claims(sub="77", name="carol", roles=["admin"], permissions=["read:all"]))
+    plain = sign(claims(sub="77", name="carol", roles=["viewer"], permissions=[]))
+    status, _, body = call(gateway, "GET", "/cached/by-role", {"Authorization": f"Bearer {admin}"})
+    assert status == 200 and json.loads(body)["headers"]["x-consumer-roles"] == "admin"
+    status, headers, body = call(
+        gateway, "GET", "/cached/by-role", {"Authorization": f"Bearer {plain}"}
+    )
+    assert status == 200
+    assert headers["X-Cache"] == "MISS"
+    assert json.loads(body)["headers"]["x-consumer-roles"] == "viewer"
+    # The same rights again is the same consumer: a HIT.
+    again = sign(claims(sub="77", name="carol", roles=["admin"], permissions=["read:all"]))
+    _, headers, _ = call(gateway, "GET", "/cached/by-role", {"Authorization": f"Bearer {again}"})
+    assert headers["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize("origin", [None, "http://evil.test"], ids=["no-origin", "refused"])
+def test_answer_without_cors_headers_still_says_it_varies_by_origin(gateway, servers, origin):
+    # A shared cache in front of the gateway must not hand this answer (no
+    # Access-Control-Allow-Origin) to the allowed origin, nor the allowed origin's to others.
+    headers = {"Origin": origin} if origin else {}
+    status, answer_headers, _ = call(gateway, "GET", f"/corscache/vary-{bool(origin)}", headers)
+    assert status == 200
+    assert answer_headers["Access-Control-Allow-Origin"] is None
+    assert "origin" in (answer_headers["Vary"] or "").lower()

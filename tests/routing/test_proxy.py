@@ -392,3 +392,25 @@ def test_service_without_any_target_is_503(gateway, make_route):
     route.service.save()
     body = _problem(gateway.get("/svc/echo"), 503)
     assert body["code"] == "service_unavailable"
+
+
+def test_client_address_claims_of_an_untrusted_client_never_reach_the_upstream(
+    gateway, make_route, upstream, settings
+):
+    # Forwarded (RFC 7239) and X-Real-IP say who the client is and how it came; an upstream
+    # believes its proxy, so only a trusted proxy's copies are passed on, like X-Forwarded-For.
+    import ipaddress
+
+    settings.GATEWAY_TRUSTED_PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)
+    make_route("/svc/**", upstream.url)
+    claims = {
+        "HTTP_FORWARDED": "for=10.0.0.1;host=evil.test;proto=https",
+        "HTTP_X_REAL_IP": "10.0.0.1",
+    }
+    gateway.get("/svc/echo", REMOTE_ADDR="203.0.113.7", **claims)
+    headers = upstream.received[-1].headers
+    assert "forwarded" not in headers and "x-real-ip" not in headers
+    gateway.get("/svc/echo", REMOTE_ADDR="10.1.1.1", **claims)
+    headers = upstream.received[-1].headers
+    assert headers["forwarded"] == claims["HTTP_FORWARDED"]
+    assert headers["x-real-ip"] == "10.0.0.1"
