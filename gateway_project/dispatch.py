@@ -41,7 +41,7 @@ class ProxyWSGIHandler(WSGIHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
+        handler = convert_exception_to_response(self._get_response)
         for path in reversed(settings.GATEWAY_PROXY_MIDDLEWARE):
             handler = convert_exception_to_response(import_string(path)(handler))
         self._middleware_chain = handler
@@ -69,8 +69,8 @@ class ProxyWSGIHandler(WSGIHandler):
 
     def get_response(self, request: HttpRequest) -> HttpResponseBase:
         """The lean middleware chain; no per-request URLconf (nothing is resolved per request)."""
-        response = self._middleware_chain(request)
-        response._resource_closers.append(request.close)  # type: ignore[attr-defined]
+        response: Any = self._middleware_chain(request)  # a plain (not async) chain
+        response._resource_closers.append(request.close)
         if response.status_code >= 400:
             log_response(
                 "%s: %s", response.reason_phrase, request.path, response=response, request=request
@@ -82,7 +82,7 @@ class ProxyWSGIHandler(WSGIHandler):
         request.resolver_match = self._match
         response = self._view(request)
         self.check_response(response, self._view)
-        return response  # type: ignore[no-any-return]
+        return response
 
 
 class GatewayApplication:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError
-
 from gateway_project.redis import redis_client, redis_key
 from quotas.policies import (
     DAY,
@@ -80,6 +78,11 @@ class RedisStore:
 
     def __init__(self, client: Any, *, clock: Clock | None = None, prefix: str | None = None):
         self._client = client
+        # Imported here: the redis package pulls in OpenTelemetry when it is installed, which
+        # a gateway without Redis (or without a tracing endpoint) must not load.
+        from redis.exceptions import NoScriptError
+
+        self._no_script: type[Exception] = NoScriptError
         self._clock = clock  # None: Redis TIME, the one clock every gateway node shares
         self._prefix = prefix if prefix is not None else redis_key("")
 
@@ -123,12 +126,25 @@ class RedisStore:
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            return connection.retry.call_with_retry(  # type: ignore[no-any-return]
-                lambda: _evalsha(connection, keys, args),
+            return connection.retry.call_with_retry(
+                lambda: self._evalsha(connection, keys, args),
                 lambda _error: connection.disconnect(),
             )
         finally:
             pool.release(connection)
+
+    def _evalsha(self, connection: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            connection.send_packed_command(
+                connection.pack_command("EVALSHA", LUA_SHA, len(keys), *keys, *args)
+            )
+            return connection.read_response()
+        except self._no_script:
+            # EVAL runs the script and puts it back in Redis's script cache for the next EVALSHA.
+            connection.send_packed_command(
+                connection.pack_command("EVAL", LUA_SOURCE, len(keys), *keys, *args)
+            )
+            return connection.read_response()
 
     def _now_us(self) -> int:
         if self._clock is not None:
@@ -178,20 +194,6 @@ class RedisStore:
             self._client.delete(f"{self._prefix}{USAGE_KEY}:batch:{batch_id}")
         except Exception as error:
             raise StoreUnavailable(str(error)) from error
-
-
-def _evalsha(connection: Any, keys: list[str], args: list[Any]) -> Any:
-    try:
-        connection.send_packed_command(
-            connection.pack_command("EVALSHA", LUA_SHA, len(keys), *keys, *args)
-        )
-        return connection.read_response()
-    except NoScriptError:
-        # EVAL runs the script and puts it back in Redis's script cache for the next EVALSHA.
-        connection.send_packed_command(
-            connection.pack_command("EVAL", LUA_SOURCE, len(keys), *keys, *args)
-        )
-        return connection.read_response()
 
 
 def _text(value: bytes | str) -> str:
