@@ -4,7 +4,9 @@ a lean one for proxied requests.
 Proxied requests need no sessions, CSRF, messages, static files, login throttling or URL
 resolution beyond the proxy view, yet Django's middleware and resolver cost about a fifth of a
 proxied request's CPU. The lean handler keeps what every answer needs: the request id, the host
-check (ALLOWED_HOSTS), observability, and the problem+json error handlers.
+check (ALLOWED_HOSTS), observability, and the problem+json error handlers. It also skips, per
+request, what only the full stack needs: the URL resolver (the proxy URLconf has one pattern
+that matches every path, resolved once here) and the `request_started` signal.
 """
 
 from __future__ import annotations
@@ -14,31 +16,73 @@ from typing import Any
 
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, get_script_name
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import get_resolver, set_script_prefix
+from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
 from gateway_project.net import is_reserved_path
 
 
 class ProxyWSGIHandler(WSGIHandler):
-    """Django's WSGI handler with GATEWAY_PROXY_MIDDLEWARE and the proxy-only URLconf."""
+    """Django's WSGI handler with GATEWAY_PROXY_MIDDLEWARE and the proxy view called directly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The proxy URLconf's one pattern matches every path: resolve it once, not per request.
+        # `request.resolver_match` still names the view ("proxy") for the metrics' route label.
+        self._match = get_resolver(settings.GATEWAY_PROXY_URLCONF).resolve("/")
+        self._view = self.make_view_atomic(self._match.func)
 
     def load_middleware(self, is_async: bool = False) -> None:
         """Chain the lean middleware list (plain `__call__` middleware only)."""
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
+        handler = convert_exception_to_response(self._get_response)
         for path in reversed(settings.GATEWAY_PROXY_MIDDLEWARE):
             handler = convert_exception_to_response(import_string(path)(handler))
         self._middleware_chain = handler
 
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """Django's `WSGIHandler.__call__` without the `request_started` signal.
+
+        Its receivers close stale database connections and clear the DEBUG query log; both also
+        run on `request_finished`, which every response's close() still sends, so on a thread
+        that only serves requests the start-of-request pass finds nothing the last one left
+        (a connection past its age is closed at the end of the request that finds it so, and
+        the connection health check runs on its first use in every request).
+        """
+        set_script_prefix(get_script_name(environ))
+        request = self.request_class(environ)
+        response = self.get_response(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        status = f"{response.status_code} {response.reason_phrase}"
+        headers = [
+            *response.items(),
+            *(("Set-Cookie", c.output(header="")) for c in response.cookies.values()),
+        ]
+        start_response(status, headers)
+        return response
+
     def get_response(self, request: HttpRequest) -> HttpResponseBase:
-        """Resolve against the proxy's URLconf only."""
-        request.urlconf = settings.GATEWAY_PROXY_URLCONF
-        return super().get_response(request)
+        """The lean middleware chain; no per-request URLconf (nothing is resolved per request)."""
+        response: Any = self._middleware_chain(request)  # a plain (not async) chain
+        response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            log_response(
+                "%s: %s", response.reason_phrase, request.path, response=response, request=request
+            )
+        return response
+
+    def _get_response(self, request: HttpRequest) -> HttpResponseBase:
+        """Call the proxy view (no view or template-response middleware on this stack)."""
+        request.resolver_match = self._match
+        response = self._view(request)
+        self.check_response(response, self._view)
+        return response
 
 
 class GatewayApplication:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from quotas.policies import (
 )
 
 LUA_SOURCE = (Path(__file__).with_name("check.lua")).read_text()
+LUA_SHA = hashlib.sha1(LUA_SOURCE.encode()).hexdigest()  # noqa: S324 - Redis's script id
 USAGE_KEY = "rl:usage"
 USAGE_TTL_SECONDS = 7 * 86_400  # pending counts survive a week without a flush
 _KIND_CODES = {TOKEN_BUCKET: "tb", SLIDING_WINDOW: "sw", DAY: "day", MONTH: "month"}
@@ -76,8 +78,11 @@ class RedisStore:
 
     def __init__(self, client: Any, *, clock: Clock | None = None, prefix: str | None = None):
         self._client = client
-        # register_script sends EVALSHA and falls back to EVAL when Redis lost the script.
-        self._script = client.register_script(LUA_SOURCE)
+        # Imported here: the redis package pulls in OpenTelemetry when it is installed, which
+        # a gateway without Redis (or without a tracing endpoint) must not load.
+        from redis.exceptions import NoScriptError
+
+        self._no_script: type[Exception] = NoScriptError
         self._clock = clock  # None: Redis TIME, the one clock every gateway node shares
         self._prefix = prefix if prefix is not None else redis_key("")
 
@@ -103,10 +108,43 @@ class RedisStore:
                 policy.period_seconds * _US,
             ]
         try:
-            raw = self._script(keys=keys, args=args)
+            raw = self._run_script(keys, args)
         except Exception as error:  # redis-py raises RedisError, or OSError on a dead socket
             raise StoreUnavailable(str(error)) from error
         return _verdict(policies, [int(value) for value in raw])
+
+    def _run_script(self, keys: list[str], args: list[Any]) -> list[Any]:
+        """EVALSHA check.lua on a pooled connection: one packed command, one reply.
+
+        The limit check runs on every request, so it goes to the connection directly instead of
+        through redis-py's command layer (Script.__call__, execute_command's per-command
+        closures, observability hooks and argument inspection), keeping what matters: the
+        pool, the connection's retry policy (the gateway's client has none: a dead Redis costs
+        one timeout), a dropped connection on a failed send or read, and EVAL when Redis lost
+        the script (a restart or a failover).
+        """
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            return connection.retry.call_with_retry(
+                lambda: self._evalsha(connection, keys, args),
+                lambda _error: connection.disconnect(),
+            )
+        finally:
+            pool.release(connection)
+
+    def _evalsha(self, connection: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            connection.send_packed_command(
+                connection.pack_command("EVALSHA", LUA_SHA, len(keys), *keys, *args)
+            )
+            return connection.read_response()
+        except self._no_script:
+            # EVAL runs the script and puts it back in Redis's script cache for the next EVALSHA.
+            connection.send_packed_command(
+                connection.pack_command("EVAL", LUA_SOURCE, len(keys), *keys, *args)
+            )
+            return connection.read_response()
 
     def _now_us(self) -> int:
         if self._clock is not None:

@@ -106,3 +106,47 @@ def test_unknown_path_is_a_problem_404_from_the_lean_handler(application):
     status, _, body = _call(application, "/nowhere")
     assert status.startswith("404")
     assert json.loads(body)["code"] == "route_not_found"
+
+
+def test_lean_handler_sends_request_finished_once_and_request_started_never(
+    application, make_route, upstream
+):
+    # request_finished's receivers close stale database connections and caches: the lean
+    # handler relies on them running at the end of every proxied request.
+    make_route("/svc/**", upstream.url)
+    sent: list[str] = []
+
+    def started(**kwargs):
+        sent.append("started")
+
+    def finished(**kwargs):
+        sent.append("finished")
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        status, _, _ = _call(application, "/svc/echo")
+        _call(application, "/nowhere")
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert status.startswith("200")
+    assert sent == ["finished", "finished"]
+
+
+def test_lean_handler_names_the_proxy_view_without_resolving(application, monkeypatch):
+    # The unmatched-route metric label reads request.resolver_match; the per-request resolver
+    # is gone, so the match resolved at start-up must still be there.
+    from gateway_project import outcome
+
+    seen = []
+    real = outcome.outcome_of
+
+    def spy(request, response, **kwargs):
+        seen.append(request.resolver_match.url_name)
+        return real(request, response, **kwargs)
+
+    monkeypatch.setattr("gateway_project.observability.outcome_of", spy)
+    status, _, _ = _call(application, "/nowhere")
+    assert status.startswith("404")
+    assert seen == ["proxy"]

@@ -79,9 +79,9 @@ def test_cgroup_v1_quota_is_honoured(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("cpus", "redis", "workers"), [(1, True, 3), (4, True, 9), (4, False, 1), (1, False, 1)]
+    ("cpus", "redis", "workers"), [(1, True, 2), (4, True, 5), (4, False, 1), (1, False, 1)]
 )
-def test_workers_are_two_per_cpu_plus_one_with_redis_and_one_without(cpus, redis, workers):
+def test_workers_are_one_per_cpu_plus_one_with_redis_and_one_without(cpus, redis, workers):
     assert default_workers(cpus=cpus, redis=redis) == workers
 
 
