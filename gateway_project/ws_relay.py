@@ -22,6 +22,8 @@ Every call runs on the worker's main thread; nothing here takes a lock.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import selectors
 import socket
@@ -30,6 +32,8 @@ import time
 from collections.abc import Callable
 
 from gateway_project import metrics
+
+logger = logging.getLogger("gateway.websocket")
 
 # What one direction holds at most, beyond the kernel's socket buffers.
 BUFFER_BYTES = 64 * 1024
@@ -71,6 +75,10 @@ def _payload_length(header: bytearray) -> int:
     if size == 127:
         return int.from_bytes(header[2:10], "big")
     return size
+
+
+def _tls_pending(sock: socket.socket) -> bool:
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
 
 class FrameBoundary:
@@ -211,7 +219,7 @@ class Relays:
             return relay
         if self.stopping:
             self._go_away(relay)
-        self._pump(relay)
+        self._guarded(relay, self._pump)
         return relay
 
     def go_away_all(self) -> None:
@@ -219,7 +227,7 @@ class Relays:
         self.stopping = True
         for relay in list(self.open):
             self._go_away(relay)
-            self._pump(relay)
+            self._guarded(relay, self._pump)
 
     def expire(self, now: float) -> None:
         """Idle relays go away; relays past their closing deadline are closed."""
@@ -231,12 +239,17 @@ class Relays:
                 self._finish(relay)
             elif not relay.going_away and now - relay.last_activity >= self.idle_timeout:
                 self._go_away(relay)
-                self._pump(relay)
+                self._guarded(relay, self._pump)
 
     # --- moving bytes ------------------------------------------------------------------------
 
-    def _on_event(self, relay: Relay, _sock: object) -> None:
-        self._pump(relay)
+    def _guarded(self, relay: Relay, step: Callable[[Relay], None]) -> None:
+        """Run `step`; a fault in one relay closes that relay, never the worker's loop."""
+        try:
+            step(relay)
+        except Exception:
+            logger.exception("WebSocket relay failed; closing it")
+            self._finish(relay)
 
     def _pump(self, relay: Relay) -> None:
         """Do what can be done without waiting, then wait for what is left (or close)."""
@@ -252,8 +265,11 @@ class Relays:
             self._register(relay)
 
     def _read(self, relay: Relay, pipe: _Pipe) -> None:
-        for _ in range(_READS_PER_EVENT):
-            if not pipe.wants_read():
+        for attempt in itertools.count():
+            # Bytes TLS decrypted already wake no selector: those are always taken now.
+            if not pipe.wants_read() or (
+                attempt >= _READS_PER_EVENT and not _tls_pending(pipe.source)
+            ):
                 return
             room = BUFFER_BYTES if not pipe.forwarding else BUFFER_BYTES - len(pipe.buffer)
             try:
@@ -364,7 +380,7 @@ class Relays:
             relay.registered[sock] = events
 
     def _callback(self, relay: Relay) -> Callable[[object], None]:
-        return lambda sock: self._on_event(relay, sock)
+        return lambda _sock: self._guarded(relay, self._pump)
 
     def _finish(self, relay: Relay) -> None:
         """Close both sockets; the connection is counted out exactly once."""

@@ -3,10 +3,17 @@ the worker drives it, over real loopback TCP connections."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import selectors
+import shutil
 import socket
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +257,73 @@ def test_frame_boundaries_are_followed_through_any_split(step: int) -> None:
 def test_close_frames_carry_the_code() -> None:
     assert close_frame(1001, masked=False) == GOING_AWAY_FRAME
     assert _unmask(close_frame(1001, masked=True)) == (0x8, b"\x03\xe9")
+
+
+def test_a_fault_in_one_relay_closes_that_relay_not_the_loop(monkeypatch) -> None:
+    loop = Loop()
+    client_app, client_gw = _tcp_pair()
+    upstream_app, upstream_gw = _tcp_pair()
+    before = _gauge()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Relays, "_flush", broken)
+    with client_app, upstream_app:
+        loop.relays.start(client_gw, upstream_gw, b"x", b"")  # no exception out of it
+        assert len(loop.relays) == 0 and loop.closed == 1
+        assert _gauge() == before
+        client = Peer(client_app)
+        _wait_end(loop, client)
+
+
+def _tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts around a throwaway self-signed certificate for 127.0.0.1."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_tls_upstream_is_relayed_both_ways(tmp_path) -> None:
+    server_context, client_context = _tls_contexts(tmp_path)
+    loop = Loop()
+    client_app, client_gw = _tcp_pair()
+    upstream_raw, upstream_gw_raw = _tcp_pair()
+    accepted: list[ssl.SSLSocket] = []
+    handshake = threading.Thread(
+        target=lambda: accepted.append(server_context.wrap_socket(upstream_raw, server_side=True))
+    )
+    handshake.start()
+    upstream_gw = client_context.wrap_socket(upstream_gw_raw, server_hostname="127.0.0.1")
+    handshake.join(10)
+    (upstream_app,) = accepted
+    payload = os.urandom(300_000)  # more than one buffer and many TLS records
+    with client_app, upstream_app:
+        loop.relays.start(client_gw, upstream_gw, b"", b"")
+        sender = threading.Thread(target=upstream_app.sendall, args=(payload,))
+        sender.start()
+        client = Peer(client_app)
+        _wait_for_count(loop, client, len(payload))
+        sender.join(10)
+        assert bytes(client.received) == payload
+        client_app.sendall(b"to the upstream")
+        upstream_app.settimeout(10)
+        got = b""
+        while len(got) < len(b"to the upstream"):
+            loop.turn()
+            with contextlib.suppress(TimeoutError):
+                upstream_app.settimeout(0.05)
+                got += upstream_app.recv(100)
+        assert got == b"to the upstream"
+        upstream_app.close()
+        _wait_end(loop, client)
+        loop.until(lambda: len(loop.relays) == 0)
