@@ -327,3 +327,12 @@ def test_a_tls_upstream_is_relayed_both_ways(tmp_path) -> None:
         upstream_app.close()
         _wait_end(loop, client)
         loop.until(lambda: len(loop.relays) == 0)
+
+
+def test_a_stream_of_tiny_frames_is_no_longer_followed() -> None:
+    """Bounded work per byte: 2-byte frames would cost the loop a header parse every 2 bytes."""
+    tracker = FrameBoundary()
+    assert tracker.feed(b"\x81\x00" * 8) == 16 and tracker.at_boundary  # a small burst is fine
+    tracker.feed(b"\x81\x00" * 32768)
+    assert not tracker.followed and not tracker.at_boundary  # never a close frame from here
+    assert tracker.feed(b"\x81\x00", to_boundary=True) == 2  # bytes still all forwarded
