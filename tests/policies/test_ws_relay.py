@@ -147,12 +147,18 @@ def test_an_upstream_reset_closes_the_client_after_what_was_buffered(relay_pair)
     assert loop.closed == 1
 
 
-def test_a_client_that_does_not_read_slows_the_upstream_down(relay_pair) -> None:
-    """Back-pressure: the relay's buffer stays bounded; the upstream's sends block."""
+@pytest.mark.parametrize("towards", ["client", "upstream"])
+def test_a_side_that_does_not_read_slows_the_sender_down(relay_pair, towards: str) -> None:
+    """Back-pressure both ways: the relay's buffer stays bounded; the sender's sends block."""
     loop, client, upstream = relay_pair
     _wait_for(loop, client, b"first")
+    _wait_for(loop, upstream, b"early")
     client.received.clear()
+    upstream.received.clear()
     (relay,) = loop.relays.open
+    if towards == "upstream":  # the same test the other way round
+        client, upstream = upstream, client
+    pipe = relay.to_client if towards == "client" else relay.to_upstream
     chunk = bytes(range(256)) * 256  # 64 KiB
     sent = 0
     blocked_turns = 0
@@ -163,8 +169,8 @@ def test_a_client_that_does_not_read_slows_the_upstream_down(relay_pair) -> None
         except BlockingIOError:
             blocked_turns += 1
         loop.turn()
-        assert len(relay.to_client.buffer) <= BUFFER_BYTES
-    # The upstream could not send everything: the client not reading stopped it.
+        assert len(pipe.buffer) <= BUFFER_BYTES
+    # The sender could not send everything: the receiver not reading stopped it.
     assert sent < 200 * len(chunk)
     # Everything sent arrives, in order, once the client reads.
     _wait_for_count(loop, client, sent)
