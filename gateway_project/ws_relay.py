@@ -160,13 +160,16 @@ class _Pipe:
         self.retry = 0  # a TLS write to retry with exactly this many bytes (OpenSSL's rule)
 
     def wants_read(self) -> bool:
+        """Whether the source is read now (never while a forwarding buffer is full)."""
         return not self.eof and (not self.forwarding or len(self.buffer) < BUFFER_BYTES)
 
     def wants_write(self) -> bool:
+        """Whether bytes wait for the sink."""
         return bool(self.buffer) and not self.shut
 
     @property
     def done(self) -> bool:
+        """Whether this direction has ended on both of its ends."""
         return self.eof and self.shut
 
 
@@ -192,6 +195,7 @@ class Relay:
 
     @property
     def pipes(self) -> tuple[_Pipe, _Pipe]:
+        """Both directions."""
         return (self.to_upstream, self.to_client)
 
     def close_within(self, seconds: float) -> None:
