@@ -83,7 +83,14 @@ os.environ["GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS"] = str(_header_timeout_ms / 1
 # Open connections per worker (reading heads, kept alive, or being served); past it the
 # worker stops accepting and new connections wait in the kernel's listen queue.
 worker_connections = env_int("GATEWAY_WORKER_CONNECTIONS", 1000, minimum=1)
-_raise_open_files_limit(worker_connections + 256)  # + upstream, database, Redis, log files
+# Each may be a relayed WebSocket (two sockets); + database, Redis, log files.
+_raise_open_files_limit(2 * worker_connections + 256)
+# A relayed WebSocket that moves no byte either way for this long is closed (close frame 1001);
+# read by the worker class, as the client timeouts above.
+_websocket_idle_ms = env_duration_ms("GATEWAY_WEBSOCKET_IDLE_TIMEOUT", "300s")
+if _websocket_idle_ms <= 0:
+    raise ImproperlyConfigured("GATEWAY_WEBSOCKET_IDLE_TIMEOUT: must be more than 0 (e.g. 300s)")
+os.environ["GATEWAY_WEBSOCKET_IDLE_TIMEOUT_SECONDS"] = str(_websocket_idle_ms / 1000)
 
 DRAIN_SECONDS = env_duration_ms("GATEWAY_DRAIN", "0s") / 1000
 

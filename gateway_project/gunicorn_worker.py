@@ -19,12 +19,18 @@ yet, the thread keeps the bytes with the connection and gives it back to the loo
 Connections per worker are capped by GATEWAY_WORKER_CONNECTIONS (gunicorn's
 worker_connections); past it the worker stops accepting and the kernel queues. A streamed
 response holds its thread until it ends (WSGI is synchronous): at most GATEWAY_THREADS
-streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT. A WebSocket leaves the
-worker's HTTP handling after its 101: its request thread returns at once and a relay thread
-of its own (routing/policies/websocket.py, blocked in select) copies its bytes both ways.
+streams per worker, each write bounded by GATEWAY_CLIENT_TIMEOUT.
+
+A WebSocket leaves the worker's HTTP handling after its 101: its request thread returns at once
+and hands both sockets (client, upstream) to the loop, which relays them non-blocking with a
+bounded buffer per direction (gateway_project/ws_relay.py): no thread per WebSocket. A relayed
+connection still counts against GATEWAY_WORKER_CONNECTIONS; one that moves no byte for
+GATEWAY_WEBSOCKET_IDLE_TIMEOUT is closed (a close frame 1001 first).
 
 Stopping (SIGTERM) still drains: the listeners close at once, queued connections are taken
-and served with `Connection: close`, kept-alive ones and unfinished heads linger briefly.
+and served with `Connection: close`, kept-alive ones and unfinished heads linger briefly, and
+open WebSockets get a close frame 1001 (going away) each way and are closed within
+ws_relay.CLOSING_SECONDS.
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ import os
 import select
 import selectors
 import socket
-import threading
 import time
 from collections import deque
 from functools import partial
@@ -47,7 +52,7 @@ from gunicorn.http.body import ChunkedReader
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from gateway_project import client_framing, handoff, server_errors
+from gateway_project import client_framing, handoff, server_errors, ws_relay
 
 # A stopping worker takes at most this many queued connections per listener (the kernel's
 # listen backlog is 2048 by default), so the loop is bounded even under a connection flood.
@@ -71,8 +76,8 @@ _LINGER_MAX_BYTES = 65536
 class _HandedOver:
     """A thread's outcome when its request handed the socket over (a WebSocket relay)."""
 
-    def __init__(self, take_over: handoff.TakeOver) -> None:
-        self.take_over = take_over
+    def __init__(self, upgrade: handoff.Upgrade) -> None:
+        self.upgrade = upgrade
 
 
 def _seconds_from_env(name: str) -> float | None:
@@ -160,7 +165,19 @@ class DrainingThreadWorker(ThreadWorker):
         # with the default limits), so many large unfinished heads are refused (431) past this.
         self.head_bytes = 0
         self.head_budget = max(_HEAD_BUDGET, 4 * self.max_head)
+        self.websocket_idle_timeout = (
+            _seconds_from_env("GATEWAY_WEBSOCKET_IDLE_TIMEOUT_SECONDS") or 300.0
+        )
+        self.relays: ws_relay.Relays | None = None  # made in run(), once the selector exists
+        handoff.enable()
         super().init_process()
+
+    def run(self) -> None:
+        """Relay WebSockets in the event loop, then run it as gthread does."""
+        self.relays = ws_relay.Relays(
+            self.poller, idle_timeout=self.websocket_idle_timeout, on_closed=self._relay_closed
+        )
+        super().run()
 
     # --- accepting --------------------------------------------------------------------------
 
@@ -230,10 +247,12 @@ class DrainingThreadWorker(ThreadWorker):
         try:
             outcome = super().handle(conn)
         except BaseException:
-            handoff.claim(conn.sock)  # no entry outlives its request
+            upgrade = handoff.claim(conn.sock)  # no entry outlives its request
+            if upgrade is not None:
+                upgrade.discard()
             raise
-        take_over = handoff.claim(conn.sock)
-        return _HandedOver(take_over) if take_over is not None else outcome
+        upgrade = handoff.claim(conn.sock)
+        return _HandedOver(upgrade) if upgrade is not None else outcome
 
     def _gather_head(self, conn: GatewayConnection) -> object:
         """Read what arrived, never waiting: _HEAD_COMPLETE, _AWAIT_HEAD or False (close).
@@ -282,7 +301,7 @@ class DrainingThreadWorker(ThreadWorker):
         """After a thread: wait for the rest of a head, keep the connection alive, or close it."""
         handed = None if fs.cancelled() or fs.exception() is not None else fs.result()
         if isinstance(handed, _HandedOver):
-            self._hand_over(conn, handed.take_over)
+            self._hand_over(conn, handed.upgrade)
             return
         if not self.loop_reads_heads:
             super().finish_request(conn, fs)
@@ -320,21 +339,24 @@ class DrainingThreadWorker(ThreadWorker):
             conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn)
         )
 
-    def _hand_over(self, conn: GatewayConnection, take_over: handoff.TakeOver) -> None:
-        """The socket leaves this worker's HTTP handling; a relay thread owns it from now.
+    def _hand_over(self, conn: GatewayConnection, upgrade: handoff.Upgrade) -> None:
+        """The socket leaves this worker's HTTP handling; the loop relays it (ws_relay).
 
-        One thread per WebSocket, blocked in select (never a request thread); the connection
-        no longer counts against GATEWAY_WORKER_CONNECTIONS.
+        It still counts against GATEWAY_WORKER_CONNECTIONS until the relay closes it.
         """
         self._release_head(conn)
-        self.nr_conns -= 1
         pending = b""
         with contextlib.suppress(Exception):
             if conn.parser is not None and conn.parser.unreader.buf.getbuffer().nbytes:
                 pending = conn.parser.unreader.take_buffered()
-        threading.Thread(
-            target=take_over, args=(conn.sock, pending), name="websocket-relay", daemon=True
-        ).start()
+        if self.relays is None:  # not running (cannot happen after run() began)
+            upgrade.discard()
+            self._close(conn)
+            return
+        self.relays.start(conn.sock, upgrade.upstream, pending, upgrade.from_upstream)
+
+    def _relay_closed(self) -> None:
+        self.nr_conns -= 1
 
     def _await_rest_of_head(self, conn: GatewayConnection) -> None:
         self.head_bytes += len(conn.head) - conn.head_counted
@@ -397,7 +419,7 @@ class DrainingThreadWorker(ThreadWorker):
         """Expire what the loop waits for: heads past their deadline (408) and lingering closes.
 
         Called by gthread's loop once per turn (at least every second), as it expires
-        kept-alive connections.
+        kept-alive connections; WebSocket relays expire here too (idle, closing deadlines).
         """
         super().murder_pending()
         now = time.monotonic()
@@ -419,6 +441,8 @@ class DrainingThreadWorker(ThreadWorker):
             if conn.waiting == "linger" and conn.linger_deadline == deadline:
                 self._unwatch(conn)
                 self._close(conn)
+        if self.relays is not None:
+            self.relays.expire(now)
         if self.fds_full_at and self.nr_conns < self.fds_full_at:
             self.fds_full_at = 0
             self.worker_connections = self.cfg.worker_connections
@@ -467,6 +491,8 @@ class DrainingThreadWorker(ThreadWorker):
                 self._take_queued(listener)
                 listener.close()
             self._cap_heads(time.monotonic() + STOP_KEEPALIVE_LINGER)
+            if self.relays is not None:
+                self.relays.go_away_all()
 
     def _cap_heads(self, deadline: float) -> None:
         """A stopping worker waits for unfinished heads briefly, not their whole deadline."""

@@ -2,26 +2,22 @@
 
 The handshake is an ordinary request up to here (IP rules, authentication, limits have run).
 This module sends it to a target over a guarded connection, reads the upstream's answer head,
-and on `101` answers the client with the upstream's handshake headers and registers a relay
-with gateway_project.handoff; the gunicorn worker starts it once the 101 has gone out. Each
-open WebSocket is one relay thread (blocked in select, holding no request thread); see README.
+and on `101` answers the client with the upstream's handshake headers and hands both sockets
+over (gateway_project.handoff); once the 101 has gone out the gunicorn worker relays them in its
+event loop (gateway_project/ws_relay.py), holding no thread; see README.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import re
-import selectors
 import socket
 import ssl
 import time
-from functools import partial
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from gateway_project import handoff, metrics
+from gateway_project import handoff
 from gateway_project.errors import (
     BadRequest,
     GatewayError,
@@ -34,12 +30,8 @@ from routing.forwarding import connection_listed
 from routing.table import CompiledRoute, CompiledTarget
 from routing.upstream import UpstreamRequest, upstream_client
 
-logger = logging.getLogger("gateway.websocket")
-
 _MAX_HEAD = 64 * 1024
 _RECV = 64 * 1024
-# A relay's blocking write gives up after this long (a peer that stopped reading).
-_SEND_TIMEOUT_SECONDS = 30.0
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?")
 _HEADER_LINE = re.compile(
     rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t\x20]*([\t\x20-\x7e\x80-\xff]*?)[\t\x20]*"
@@ -153,7 +145,7 @@ def open_websocket(
     small; the client's socket is then served as ordinary HTTP.
     """
     client = request.META.get("gunicorn.socket")
-    if client is None:
+    if client is None or not handoff.available():
         raise WebSocketNotSupported()
     outgoing.headers.pop("content-length", None)
     target = upstream_client().picker.pick(route.service, set())
@@ -185,7 +177,7 @@ def open_websocket(
             response[name] = lowered[name]
     response.gateway_proxied = True  # type: ignore[attr-defined] # no security headers of ours
     response.xframe_options_exempt = True
-    handoff.hand_off(client, partial(relay, upstream=upstream, from_upstream=rest))
+    handoff.hand_off(client, handoff.Upgrade(upstream, rest))
     return response
 
 
@@ -200,54 +192,3 @@ def _refusal(status: int, headers: dict[str, str], body: bytes) -> HttpResponse:
     else:
         del response["Content-Type"]
     return response
-
-
-def _send_all(sock: socket.socket, data: bytes) -> None:
-    sock.settimeout(_SEND_TIMEOUT_SECONDS)
-    sock.sendall(data)
-
-
-def relay(
-    client: socket.socket, from_client: bytes, *, upstream: socket.socket, from_upstream: bytes
-) -> None:
-    """Copy bytes both ways until both directions ended; then close both sockets.
-
-    One side's end (EOF) is passed on as a half-close, so a WebSocket close handshake finishes
-    in both directions; an error on either side ends both.
-    """
-    metrics.websocket_opened()
-    peers = {client: upstream, upstream: client}
-    open_reads = {client, upstream}
-    try:
-        if from_client:
-            _send_all(upstream, from_client)
-        if from_upstream:
-            _send_all(client, from_upstream)
-        with selectors.DefaultSelector() as selector:
-            for sock in open_reads:
-                sock.setblocking(False)
-                selector.register(sock, selectors.EVENT_READ)
-            while open_reads:
-                for key, _ in selector.select():
-                    readable = key.fileobj
-                    assert isinstance(readable, socket.socket)
-                    try:
-                        data = readable.recv(_RECV)
-                    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
-                        continue
-                    peer = peers[readable]
-                    if data:
-                        _send_all(peer, data)
-                        peer.setblocking(False)
-                        continue
-                    selector.unregister(readable)
-                    open_reads.discard(readable)
-                    with contextlib.suppress(OSError):
-                        peer.shutdown(socket.SHUT_WR)
-    except OSError as error:
-        logger.info("websocket relay ended: %s", type(error).__name__)
-    finally:
-        for sock in (client, upstream):
-            with contextlib.suppress(OSError):
-                sock.close()
-        metrics.websocket_closed()

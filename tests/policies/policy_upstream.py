@@ -4,19 +4,23 @@ WebSocket echo server, and a record of what each request carried (stdlib and `we
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 from tests.policies.documents import OPENAPI_30, openapi_31
 
 HOST = "127.0.0.1"
+FLOOD_MESSAGE_BYTES = 256 * 1024
 
 
 @dataclass
@@ -37,6 +41,9 @@ class PolicyUpstream:
     ws_url: str = ""
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ws_open: int = 0  # WebSocket connections the echo server holds right now
+    flood_sent: int = 0  # bytes the echo server sent for `flood` commands so far
+    close_codes: list[int | None] = field(default_factory=list)  # close codes it received
 
     def count(self, prefix: str = "/") -> int:
         """Requests received whose path starts with `prefix`."""
@@ -52,6 +59,8 @@ class PolicyUpstream:
         """Forget what was received."""
         with self.lock:
             self.seen.clear()
+            self.flood_sent = 0
+            self.close_codes.clear()
 
 
 def _handler(upstream: PolicyUpstream) -> type[BaseHTTPRequestHandler]:
@@ -113,13 +122,50 @@ def _handler(upstream: PolicyUpstream) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _echo(connection: ServerConnection) -> None:
-    """Echo every message; `close` makes the server close the connection itself."""
+def _echo(upstream: PolicyUpstream) -> Callable[[ServerConnection], None]:
+    """Echo every message. Commands: `close` (the server closes), `reset` (the server resets
+    the TCP connection), `flood N` (the server sends N bytes in binary messages)."""
+
+    def echo(connection: ServerConnection) -> None:
+        with upstream.lock:
+            upstream.ws_open += 1
+        try:
+            _serve_echo(upstream, connection)
+        except ConnectionClosed:
+            pass  # a peer gone without a close frame (raw-socket tests do that on purpose)
+        finally:
+            with upstream.lock:
+                upstream.ws_open -= 1
+                upstream.close_codes.append(connection.close_code)
+
+    return echo
+
+
+def _serve_echo(upstream: PolicyUpstream, connection: ServerConnection) -> None:
     for message in connection:
         if message == "close":
             connection.close(code=1000, reason="server closes")
             return
+        if message == "reset":
+            linger_zero = struct.pack("ii", 1, 0)
+            connection.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
+            connection.socket.close()
+            return
+        if isinstance(message, str) and message.startswith("flood "):
+            _flood(upstream, connection, int(message.split()[1]))
+            continue
         connection.send(message)
+
+
+def _flood(upstream: PolicyUpstream, connection: ServerConnection, total: int) -> None:
+    chunk = b"\0" * FLOOD_MESSAGE_BYTES
+    sent = 0
+    while sent < total:
+        part = chunk[: min(FLOOD_MESSAGE_BYTES, total - sent)]
+        connection.send(part)  # blocks while the peer (the gateway) does not take more
+        sent += len(part)
+        with upstream.lock:
+            upstream.flood_sent += len(part)
 
 
 @contextmanager
@@ -128,7 +174,7 @@ def policy_upstream() -> Iterator[PolicyUpstream]:
     upstream = PolicyUpstream()
     http_server = ThreadingHTTPServer((HOST, 0), _handler(upstream))
     http_server.daemon_threads = True
-    ws_server = serve(_echo, HOST, 0)
+    ws_server = serve(_echo(upstream), HOST, 0)
     threads = [
         threading.Thread(
             target=http_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -1,16 +1,15 @@
-"""websocket: the handshake checks, the upstream head parser, the hand-off and the relay."""
+"""websocket: the handshake checks, the upstream head parser and the hand-off (the relay itself:
+tests/policies/test_ws_relay.py)."""
 
 from __future__ import annotations
 
 import socket
-import threading
 
 import pytest
 
 from gateway_project import handoff
 from gateway_project.errors import BadRequest, UpstreamInvalidResponse
-from gateway_project.metrics import WEBSOCKETS_OPEN
-from routing.policies.websocket import check_handshake, is_upgrade_request, parse_head, relay
+from routing.policies.websocket import check_handshake, is_upgrade_request, parse_head
 
 UPGRADE = {"HTTP_CONNECTION": "keep-alive, Upgrade", "HTTP_UPGRADE": "websocket"}
 
@@ -66,69 +65,41 @@ def test_parse_head_refuses_malformed_upstream_heads(head: bytes) -> None:
 
 def test_hand_off_is_claimed_once_and_only_for_its_socket() -> None:
     first, second = socket.socketpair()
+    upstream, upstream_peer = socket.socketpair()
     try:
-
-        def take_over(sock: socket.socket, pending: bytes) -> None:
-            """Nothing: only its identity matters here."""
-
-        handoff.hand_off(first, take_over)
+        upgrade = handoff.Upgrade(upstream, b"")
+        handoff.hand_off(first, upgrade)
         assert handoff.claim(second) is None
-        assert handoff.claim(first) is take_over
+        assert handoff.claim(first) is upgrade
         assert handoff.claim(first) is None
     finally:
-        first.close()
-        second.close()
+        for sock in (first, second, upstream, upstream_peer):
+            sock.close()
 
 
-def _gauge() -> float:
-    return float(WEBSOCKETS_OPEN._value.get())
+def test_discarding_an_upgrade_closes_its_upstream() -> None:
+    upstream, upstream_peer = socket.socketpair()
+    handoff.Upgrade(upstream, b"").discard()
+    upstream_peer.settimeout(5)
+    assert upstream_peer.recv(10) == b""
+    upstream_peer.close()
 
 
-def test_relay_copies_both_ways_and_passes_each_close_on() -> None:
-    client_app, client_gw = socket.socketpair()
-    upstream_app, upstream_gw = socket.socketpair()
-    before = _gauge()
-    thread = threading.Thread(
-        target=relay,
-        args=(client_gw, b"early"),
-        kwargs={"upstream": upstream_gw, "from_upstream": b"first"},
-        daemon=True,
-    )
-    thread.start()
-    for sock in (client_app, upstream_app):
-        sock.settimeout(10)
-    assert upstream_app.recv(100) == b"early"  # what the client sent right after its head
-    assert client_app.recv(100) == b"first"  # what followed the upstream's 101 head
-    client_app.sendall(b"to upstream")
-    assert upstream_app.recv(100) == b"to upstream"
-    upstream_app.sendall(b"to client")
-    assert client_app.recv(100) == b"to client"
-    assert _gauge() == before + 1
-    client_app.shutdown(socket.SHUT_WR)  # the client closes its side
-    assert upstream_app.recv(100) == b""  # ... which the upstream sees
-    upstream_app.sendall(b"last words")  # the other direction still flows (close handshake)
-    assert client_app.recv(100) == b"last words"
-    upstream_app.close()
-    assert client_app.recv(100) == b""
-    thread.join(10)
-    assert not thread.is_alive()
-    assert _gauge() == before
-    client_app.close()
+def test_upgrade_is_refused_where_nothing_relays_it() -> None:
+    """Outside the gateway's gunicorn worker (another server, a test client): 501, before
+    any upstream is contacted."""
+    from django.http import HttpRequest
 
+    from routing.policies.websocket import WebSocketNotSupported, open_websocket
 
-def test_relay_ends_when_the_upstream_resets() -> None:
-    client_app, client_gw = socket.socketpair()
-    upstream_app, upstream_gw = socket.socketpair()
-    thread = threading.Thread(
-        target=relay,
-        args=(client_gw, b""),
-        kwargs={"upstream": upstream_gw, "from_upstream": b""},
-        daemon=True,
-    )
-    thread.start()
-    upstream_app.close()
-    client_app.settimeout(10)
-    assert client_app.recv(100) == b""
-    client_app.close()
-    thread.join(10)
-    assert not thread.is_alive()
+    client, peer = socket.socketpair()
+    try:
+        request = HttpRequest()
+        request.META["gunicorn.socket"] = client
+        assert not handoff.available()
+        with pytest.raises(WebSocketNotSupported) as refused:
+            open_websocket(request, None, None)  # type: ignore[arg-type]
+        assert refused.value.status_code == 501
+    finally:
+        client.close()
+        peer.close()
