@@ -109,6 +109,7 @@ def test_a_failing_upstream_is_shown_not_fatal(upstream):
         "docs_url": "/api/docs?service=closed",
         "available": False,
         "error": "the upstream could not be reached",  # never the upstream's address
+        "policies": [],
     }
     assert APIClient().get("/api/docs").status_code == 200
 
