@@ -98,7 +98,7 @@ def answer_preflight(ctx: RequestContext) -> HttpResponseBase | None:
         "cors:       preflight answered 204 by the gateway, origin "
         + ("allowed" if answer else "not allowed (no CORS headers)")
     )
-    response = HttpResponse(status=204)
+    response = HttpResponse(status=cors.PREFLIGHT_STATUS)
     del response["Content-Type"]
     for name, value in answer.items():
         response[name] = value

@@ -14,6 +14,8 @@ _MAX_ORIGIN = 300
 # A header name list as browsers send it in Access-Control-Request-Headers.
 _HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+( *, *[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
 _MAX_HEADER_LIST = 1024
+# The gateway's answer to every preflight on a route with `cors`, allowed origin or not.
+PREFLIGHT_STATUS = 204
 
 
 def normalized_origin(value: str | None) -> str | None:
