@@ -80,7 +80,7 @@ def _route_admin_may_view(request: HttpRequest) -> bool:
 @require_POST
 @csrf_protect
 def cors_preview_view(request: HttpRequest) -> HttpResponse:
-    """The preflight answer for the posted CORS fields; 400 with `errors[]` for bad input."""
+    """The preflight answer for the posted CORS fields; `ok: false` with `errors[]` for bad input."""
     if not _route_admin_may_view(request):
         raise PermissionDenied
     form = CorsPreviewForm(request.POST)
@@ -90,7 +90,9 @@ def cors_preview_view(request: HttpRequest) -> HttpResponse:
             for name, messages in form.errors.items()
             for message in messages
         ]
-        return JsonResponse({"ok": False, "errors": errors}, status=400)
+        # 200, like the admin's own form pages with errors: the preview of bad input is an
+        # answer the page shows (and a 4xx would be a console error in the browser).
+        return JsonResponse({"ok": False, "errors": errors})
     data = form.cleaned_data
     result = preview(
         data,
@@ -99,7 +101,7 @@ def cors_preview_view(request: HttpRequest) -> HttpResponse:
         method=data["preview_method"],
         requested_headers=data.get("preview_headers"),
     )
-    return JsonResponse(result.as_json(), status=400 if result.errors else 200)
+    return JsonResponse(result.as_json())
 
 
 def cors_preview_context(route: Route | None) -> dict[str, Any]:

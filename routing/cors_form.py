@@ -48,6 +48,7 @@ class CorsFields(forms.Form):
     cors_origins = forms.CharField(
         label="Allowed origins",
         required=False,
+        max_length=32_000,  # 100 origins (the most a list may hold) of up to 300 characters
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=f"{_help('origins')} One per line, e.g. https://app.example.com. "
         "Empty: no CORS (browsers on other origins cannot call the route).",
