@@ -102,7 +102,7 @@ def test_duplicate_route_gets_a_message_not_an_error_page(staff_client):
     assert Route.objects.count() == 1
 
 
-def _route_form(service: Service, **policies: str) -> dict[str, object]:
+def _route_form(service: Service, **policies: str | list[str]) -> dict[str, object]:
     return {
         "path": "/v1/**",
         "service": service.pk,
