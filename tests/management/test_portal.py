@@ -164,6 +164,8 @@ def test_docs_pages_load_everything_from_the_gateway(page, rd_service):
     parser.feed(html)
     assert parser.urls, "the page references its scripts and styles"
     for url in parser.urls:
+        if url == "data:,":  # ReDoc's blank inline icon: nothing is fetched
+            continue
         if url == "/api/redoc/redoc.standalone.js":  # ReDoc's bundle, rid of its CDN logo
             assert b"cdn.redoc.ly" not in APIClient().get(url).content
             continue
