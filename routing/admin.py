@@ -190,6 +190,13 @@ def _optional_json(value: Any) -> Any:
     return None if value in (None, "", {}, []) else value
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON form field that shows a missing value as an empty box, not as `null`."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
 class RouteForm(CorsFields, forms.ModelForm):
     """Route form with the methods as checkboxes and the policies in the config file's shape.
 
@@ -216,7 +223,7 @@ class RouteForm(CorsFields, forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=f"{_key_help('ip_deny')} One per line.",
     )
-    request_headers_config = forms.JSONField(
+    request_headers_config = OptionalJSONField(
         label="Request headers",
         required=False,
         help_text=_key_help("request_headers")
@@ -225,7 +232,7 @@ class RouteForm(CorsFields, forms.ModelForm):
         + " "
         + HeaderRulesSpec.key("set").help,
     )
-    response_headers_config = forms.JSONField(
+    response_headers_config = OptionalJSONField(
         label="Response headers",
         required=False,
         help_text=_key_help("response_headers")

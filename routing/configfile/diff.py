@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from routing.configfile.spec import ConfigSpec, Spec, route_label
+import yaml
+
+from routing.configfile.export import quota_entry, role_entry, route_entry, service_entry
+from routing.configfile.spec import ConfigSpec, route_label
+
+# A key the entry leaves out holds its default.
+_UNSET = "(default)"
 
 
-def _changes(old: Spec, new: Spec) -> str:
-    changed = [
-        (f.name, getattr(old, f.name), getattr(new, f.name))
-        for f in dataclasses.fields(new)  # type: ignore[arg-type]
-        if getattr(old, f.name) != getattr(new, f.name)
-    ]
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """`key: old -> new` for each config-file key that differs, in the entry's key order."""
+    keys = [*new, *(key for key in old if key not in new)]
     return ", ".join(
-        f"{name}: {_shown(before)} -> {_shown(after)}" for name, before, after in changed
+        f"{key}: {_shown(old.get(key, _UNSET))} -> {_shown(new.get(key, _UNSET))}"
+        for key in keys
+        if old.get(key, _UNSET) != new.get(key, _UNSET)
     )
 
 
 def _shown(value: Any) -> str:
-    """A value as the config file would spell it (lists, mappings), for the diff line."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return repr({k: _plain(v) for k, v in dataclasses.asdict(value).items()})
-    return repr(_plain(value))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    """A value as the config file spells it, on one line (`30s`, `[GET, POST]`, `{ttl: 1m}`)."""
+    if value is _UNSET:
+        return value
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
+    return text.removesuffix("\n").removesuffix("\n...")
 
 
 def _section(
@@ -40,6 +37,7 @@ def _section(
     live: dict[Any, Any],
     wanted: dict[Any, Any],
     label: Callable[[Any], str],
+    entry: Callable[[Any, Any], dict[str, Any]],
     prune: bool,
 ) -> list[str]:
     lines = []
@@ -48,17 +46,28 @@ def _section(
         if current is None:
             lines.append(f"+ {kind} {label(key)}")
         elif current != values:
-            lines.append(f"~ {kind} {label(key)}: {_changes(current, values)}")
+            lines.append(
+                f"~ {kind} {label(key)}: {_changes(entry(key, current), entry(key, values))}"
+            )
     if prune:
         lines.extend(f"- {kind} {label(key)}" for key in live if key not in wanted)
     return lines
 
 
 def config_diff(live: ConfigSpec, wanted: ConfigSpec, *, prune: bool) -> list[str]:
-    """Lines `+ added`, `~ changed: field: old -> new`, `- removed` (removals with prune)."""
+    """Lines `+ added`, `~ changed: key: old -> new`, `- removed` (removals with prune).
+
+    Changed keys are named and spelled as in the config file (`timeout: 20s -> 5s`).
+    """
     return [
-        *_section("role", live.roles, wanted.roles, str, False),
-        *_section("service", live.services, wanted.services, str, prune),
-        *_section("route", live.routes, wanted.routes, route_label, prune),
-        *_section("quota", live.quotas, wanted.quotas, lambda k: f"{k[0]} {k[1]}", False),
+        *_section("role", live.roles, wanted.roles, str, lambda _, v: role_entry(v), False),
+        *_section(
+            "service", live.services, wanted.services, str, lambda _, v: service_entry(v), prune
+        ),
+        *_section(
+            "route", live.routes, wanted.routes, route_label, lambda _, v: route_entry(v), prune
+        ),
+        *_section(
+            "quota", live.quotas, wanted.quotas, lambda k: f"{k[0]} {k[1]}", quota_entry, False
+        ),
     ]

@@ -75,7 +75,7 @@ def test_changed_field_shows_in_the_diff_and_is_applied():
     config_import(text=EXAMPLE.read_text())
     changed = EXAMPLE.read_text().replace("timeout: 20s", "timeout: 5s")
     result = config_import(text=changed)
-    assert result.changes == ["~ route ANY /api/v1/pm/**: timeout_ms: 20000 -> 5000"]
+    assert result.changes == ["~ route ANY /api/v1/pm/**: timeout: 20s -> 5s"]
     assert Route.objects.get(path="/api/v1/pm/**").timeout_ms == 5000
 
 

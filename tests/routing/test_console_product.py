@@ -218,3 +218,28 @@ def test_redoc_script_is_served_without_any_cdn_address(client):
     assert script.status_code == 200 and script["Content-Type"].startswith("text/javascript")
     body = script.content
     assert b"cdn.redoc.ly" not in body and b"Redoc" in body
+
+
+def test_console_pages_declare_their_own_icon_so_the_browser_asks_for_no_favicon(root, client):
+    # Without a declared icon every console page makes the browser fetch /favicon.ico: a 404
+    # and a console error. The icon must be inline (data:), which the console's CSP allows.
+    for page in (root.get("/admin/"), client.get("/admin/login/")):
+        icon = re.search(r'<link rel="icon" href="([^"]+)"', page.content.decode())
+        assert icon is not None
+        assert icon.group(1).startswith("data:image/svg+xml,")
+        assert "img-src 'self' data:" in page["Content-Security-Policy"]
+
+
+def test_route_page_leaves_the_policies_a_route_lacks_empty_not_null(root, make_route, upstream):
+    route = make_route("/api/v1/plain/**", upstream.url)
+    route.cors = {"origins": ["https://app.example.com"]}
+    route.save()
+    page = root.get(f"/admin/routing/route/{route.pk}/change/").content.decode()
+    for field in ("request_headers_config", "response_headers_config"):
+        textarea = re.search(rf'<textarea name="{field}"[^>]*>(.*?)</textarea>', page, re.S)
+        assert textarea is not None and textarea.group(1).strip() == "", field
+    cors = re.search(r'<textarea name="cors_origins"[^>]*>(.*?)</textarea>', page, re.S)
+    assert cors is not None and cors.group(1).strip() == "https://app.example.com"
+    for field in ("cors_headers", "cors_max_age"):
+        box = re.search(rf'<input type="text" name="{field}"([^>]*)>', page)
+        assert box is not None and 'value="' not in box.group(1), field

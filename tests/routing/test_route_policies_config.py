@@ -93,7 +93,20 @@ def test_reimporting_the_policies_file_is_a_no_op_and_a_change_is_one_diff_line(
     assert config_import(text=ALL_POLICIES).changes == []
     changed = ALL_POLICIES.replace("ttl: 30s", "ttl: 1m")
     (line,) = config_import(text=changed, dry_run=True).changes
-    assert line == "~ route GET,POST /v1/**: cache: {'ttl_ms': 30000} -> {'ttl_ms': 60000}"
+    assert line == "~ route GET,POST /v1/**: cache: {ttl: 30s} -> {ttl: 1m}"
+
+
+def test_a_changed_or_dropped_policy_reads_as_the_config_file_spells_it():
+    config_import(text=ALL_POLICIES)
+    changed = ALL_POLICIES.replace('X-Api-Version: "1"', 'X-Api-Version: "2"').replace(
+        "    response_headers: {set: {Cache-Control: no-store}, remove: [X-Powered-By]}\n", ""
+    )
+    (line,) = config_import(text=changed, dry_run=True).changes
+    assert line == (
+        "~ route GET,POST /v1/**: request_headers: {set: {X-Api-Version: '1'}, remove: [X-Debug]}"
+        " -> {set: {X-Api-Version: '2'}, remove: [X-Debug]}, response_headers:"
+        " {set: {Cache-Control: no-store}, remove: [X-Powered-By]} -> (default)"
+    )
 
 
 def test_the_compiled_route_holds_the_precomputed_policies():
