@@ -196,6 +196,12 @@ class OptionalJSONField(forms.JSONField):
     def prepare_value(self, value: Any) -> Any:
         return "" if value is None else super().prepare_value(value)
 
+    def to_python(self, value: Any) -> Any:
+        # A box left blank may come back as whitespace (a newline after <textarea>): no value.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return super().to_python(value)
+
 
 class RouteForm(CorsFields, forms.ModelForm):
     """Route form with the methods as checkboxes and the policies in the config file's shape.

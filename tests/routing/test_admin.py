@@ -175,3 +175,18 @@ def test_a_bad_policy_in_the_console_is_a_message_and_nothing_is_saved(
     assert response.status_code == 200
     assert message in response.content.decode()
     assert Route.objects.count() == 0
+
+
+def test_policy_boxes_left_blank_or_holding_whitespace_are_no_policy(staff_client):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    form = _route_form(
+        service,
+        request_headers_config="\n",
+        response_headers_config="  \r\n ",
+        cors_origins="\n",
+        cors_headers=" ",
+    )
+    response = staff_client.post("/admin/routing/route/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    route = Route.objects.get()
+    assert (route.request_headers, route.response_headers, route.cors) == (None, None, None)
