@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from audit.authority import ChangeRefused, console_actor
 from management.console_access import console_page
+from management.console_cors import cors_preview_view
 from management.console_firstrun import first_run_view
 from management.console_upload import (
     LimitedUploadHandler,
@@ -205,4 +206,5 @@ urlpatterns = [
     path("config/", config_view, name="console-config"),
     path("cluster/", cluster_view, name="console-cluster"),
     path("first-run/", first_run_view, name="console-first-run"),
+    path("cors-preview/", cors_preview_view, name="console-cors-preview"),
 ]

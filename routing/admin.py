@@ -15,14 +15,10 @@ from audit.views import HistoryAdminMixin
 from routing.clock import epoch_seconds
 from routing.configfile.export import policy_entries
 from routing.configfile.live import route_spec
-from routing.configfile.policies import (
-    check_cache,
-    check_cors,
-    check_header_rules,
-    check_networks,
-)
+from routing.configfile.policies import check_cache, check_header_rules, check_networks
 from routing.configfile.spec import MAX_ROUTE_NAMES, CacheSpec, HeaderRulesSpec, RouteSpec
 from routing.configfile.validate import Checker
+from routing.cors_form import CorsFields, check_cors_fields, cors_error_field
 from routing.models import HTTP_METHODS, Route, Service, Target
 from routing.policies.cache import purge_route
 from routing.table import service_url_override, service_url_variable
@@ -182,7 +178,6 @@ def _key_help(name: str) -> str:
 _POLICY_FORM_FIELDS = {
     "ip_allow": "ip_allow_list",
     "ip_deny": "ip_deny_list",
-    "cors": "cors_config",
     "request_headers": "request_headers_config",
     "response_headers": "response_headers_config",
     "cache": "cache_ttl",
@@ -201,8 +196,14 @@ class OptionalJSONField(forms.JSONField):
     def prepare_value(self, value: Any) -> Any:
         return "" if value is None else super().prepare_value(value)
 
+    def to_python(self, value: Any) -> Any:
+        # A box left blank may come back as whitespace (a newline after <textarea>): no value.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return super().to_python(value)
 
-class RouteForm(forms.ModelForm):
+
+class RouteForm(CorsFields, forms.ModelForm):
     """Route form with the methods as checkboxes and the policies in the config file's shape.
 
     The policies are checked by the config file's own checks (routing.configfile.policies),
@@ -227,16 +228,6 @@ class RouteForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=f"{_key_help('ip_deny')} One per line.",
-    )
-    cors_config = OptionalJSONField(
-        label="CORS",
-        required=False,
-        help_text=_key_help("cors")
-        + " "
-        + _JSON_EXAMPLE.format(
-            '{"origins": ["https://app.example.com"], "headers": ["Authorization"], '
-            '"max_age": "10m"}'
-        ),
     )
     request_headers_config = OptionalJSONField(
         label="Request headers",
@@ -294,7 +285,7 @@ class RouteForm(forms.ModelForm):
             policies = policy_entries(route_spec(self.instance))
             self.initial["ip_allow_list"] = "\n".join(policies.get("ip_allow", []))
             self.initial["ip_deny_list"] = "\n".join(policies.get("ip_deny", []))
-            self.initial["cors_config"] = policies.get("cors")
+            self.initial.update(CorsFields.initial_from(policies.get("cors")))
             self.initial["request_headers_config"] = policies.get("request_headers")
             self.initial["response_headers_config"] = policies.get("response_headers")
             self.initial["cache_ttl"] = policies.get("cache", {}).get("ttl", "")
@@ -306,13 +297,12 @@ class RouteForm(forms.ModelForm):
         ip_deny = _lines(cleaned.get("ip_deny_list") or "") or None
         if ip_allow and ip_deny:
             checker.error("ip_deny", "give an allow-list or a deny-list, not both.")
-        cors = _optional_json(cleaned.get("cors_config"))
         request_headers = _optional_json(cleaned.get("request_headers_config"))
         response_headers = _optional_json(cleaned.get("response_headers_config"))
         ttl = (cleaned.get("cache_ttl") or "").strip()
         networks_allow = check_networks(checker, ip_allow, "ip_allow")
         networks_deny = check_networks(checker, ip_deny, "ip_deny")
-        cors_spec = None if cors is None else check_cors(checker, cors, "cors")
+        cors_spec = check_cors_fields(cleaned, checker)
         request_spec = (
             None
             if request_headers is None
@@ -333,7 +323,8 @@ class RouteForm(forms.ModelForm):
             )
         for error in checker.errors:
             key = error.location.split(".", 1)[0].split("[", 1)[0]
-            self.add_error(_POLICY_FORM_FIELDS[key], f"{error.location}: {error.message}")
+            where = cors_error_field(error.location) if key == "cors" else _POLICY_FORM_FIELDS[key]
+            self.add_error(where, f"{error.location}: {error.message}")
         if checker.errors:
             return
         self.instance.ip_allow = list(networks_allow)
@@ -383,8 +374,9 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
     """Routes with their policies grouped by concern."""
 
     form = RouteForm
-    # The console app (management) registers the panels beside the form: traffic, explain.
-    page_panels: Callable[[Route], dict[str, Any]] | None = None
+    # The console app (management) registers the panels beside the form: traffic, explain,
+    # the CORS preview (None: a new route, only the preview).
+    page_panels: Callable[[Route | None], dict[str, Any]] | None = None
     change_form_template = "routing/route_change_form.html"
     empty_state_hint = "A route maps a path clients call to a service, with its access rules."
     list_display = (
@@ -423,31 +415,50 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
             {"fields": ("circuit_breaker_threshold", "circuit_breaker_timeout_ms")},
         ),
         (
-            "Client addresses",
+            "Client addresses (IP rules)",
             {
                 "fields": ("ip_allow_list", "ip_deny_list"),
-                "description": "Checked first, before authentication: 403 ip_forbidden.",
+                "description": "Checked first, before authentication: other addresses get "
+                "403 ip_forbidden. The API docs say the route is restricted, never the networks.",
             },
         ),
         (
-            "Browsers (CORS)",
+            "CORS (browsers on other origins)",
             {
-                "fields": ("cors_config",),
-                "description": "Preflights are answered by the gateway, without credentials.",
+                "fields": (
+                    "cors_origins",
+                    "cors_methods",
+                    "cors_headers",
+                    "cors_expose_headers",
+                    "cors_credentials",
+                    "cors_max_age",
+                ),
+                "description": "Preflights are answered by the gateway (204, no credentials, "
+                "never forwarded); answers to allowed origins get Access-Control-Allow-Origin. "
+                "The preview below shows the answer as you type; IP rules still apply first.",
+                "classes": ("gw-cors",),
             },
         ),
         (
-            "Transformations",
+            "Headers",
             {
                 "fields": (
                     "request_headers_config",
                     "response_headers_config",
                     "hide_credentials",
-                )
+                ),
+                "description": "Changes on the way to the upstream and back; never shown in "
+                "the API docs.",
             },
         ),
-        ("Validation and caching", {"fields": ("validate_requests", "cache_ttl")}),
-        ("Protocols", {"fields": ("websocket",)}),
+        (
+            "Validation and cache",
+            {
+                "fields": ("validate_requests", "cache_ttl"),
+                "description": "Both are announced to callers in the service's API docs.",
+            },
+        ),
+        ("WebSocket", {"fields": ("websocket",)}),
     )
 
     def change_view(
@@ -463,6 +474,14 @@ class RouteAdmin(HistoryAdminMixin, admin.ModelAdmin):
         panels = RouteAdmin.page_panels
         context = {**(extra_context or {}), **(panels(route) if route and panels else {})}
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A new route's form, with the panels that need no saved route (the CORS preview)."""
+        panels = RouteAdmin.page_panels
+        context = {**(extra_context or {}), **(panels(None) if panels else {})}
+        return super().add_view(request, form_url, extra_context=context)
 
     @admin.display(description="Methods", ordering="methods")
     def methods_display(self, route: Route) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from accounts.schema import SECURITY_SCHEMES, TOKEN_SCHEMES
 from gateway_project.errors import GatewayError
+from routing.caller_notes import operation_extension, operation_notes, route_notes
 from routing.paths import BadPath, normalize_path
 from routing.table import CompiledRoute, RouteTable
 
@@ -105,10 +106,10 @@ def gateway_note(route: CompiledRoute) -> str:
     return "; ".join(parts) + "."
 
 
-def _operation(op: dict[str, Any], route: CompiledRoute) -> dict[str, Any]:
+def _operation(op: dict[str, Any], route: CompiledRoute, method: str) -> dict[str, Any]:
     out = copy.deepcopy(op)
     out.pop("servers", None)
-    note = gateway_note(route)
+    note = " ".join([gateway_note(route), *operation_notes(route, method)])
     out["description"] = f"{out['description']}\n\n{note}" if out.get("description") else note
     out["security"] = security_requirement(route)
     responses = out.setdefault("responses", {})
@@ -118,8 +119,53 @@ def _operation(op: dict[str, Any], route: CompiledRoute) -> dict[str, Any]:
         responses.setdefault("403", {"description": "Lacking a required role or permission."})
     if route.rate_limit:
         responses.setdefault("429", {"description": "Rate limit or quota exceeded."})
+    if route.validate:
+        responses.setdefault("400", {"description": "The request does not match the schema."})
+    if route.ip_rules is not None:
+        responses.setdefault("403", {"description": "The client address is not allowed."})
     out["x-gateway-route"] = route.pattern.pattern
+    extension = operation_extension(route, method)
+    if extension:
+        out["x-gateway-policies"] = extension
     return out
+
+
+def policies_summary(
+    routes: list[CompiledRoute], validated: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """Per route with caller-visible policies: its pattern, sentences and validated operations.
+
+    `validated` maps a route pattern to the operations (`GET /path`) the document exposes
+    through it; the portal's list and the document's `info` both show this summary.
+    """
+    rows = []
+    for route in routes:
+        notes = route_notes(route)
+        if not notes:
+            continue
+        row: dict[str, Any] = {"route": route.pattern.pattern, "notes": notes}
+        if route.validate:
+            row["validated_operations"] = validated.get(route.pattern.pattern, [])
+        rows.append(row)
+    return rows
+
+
+def service_policies(table: RouteTable, service: str) -> list[dict[str, Any]]:
+    """The policies summary of a service's routes without its document (no operations known)."""
+    return policies_summary([r for r in table.routes if r.service.name == service], {})
+
+
+def _summary_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["Route policies a caller should know:"]
+    for row in rows:
+        line = f"- `{row['route']}`: " + " ".join(row["notes"])
+        if row.get("validated_operations"):
+            line += " Validated operations: " + ", ".join(
+                f"`{op}`" for op in row["validated_operations"]
+            )
+            line += "."
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def rewrite_spec(
@@ -130,6 +176,7 @@ def rewrite_spec(
     routes = [route for route in table.routes if route.service.name == service]
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
+    validated: dict[str, list[str]] = {}
     for upstream, item in (spec.get("paths") or {}).items():
         if not isinstance(item, dict) or not isinstance(upstream, str):
             continue
@@ -143,7 +190,11 @@ def rewrite_spec(
                     continue
                 if not _exposes(table, route, method, client, upstream):
                     continue
-                rewritten = _operation(op, route)
+                rewritten = _operation(op, route, method)
+                if route.validate:
+                    validated.setdefault(route.pattern.pattern, []).append(
+                        f"{method.upper()} {client}"
+                    )
                 rewritten["operationId"] = operation_id(route, method, upstream, op)
                 if rewritten["operationId"] in operation_ids:  # only if two routes' slugs clash
                     rewritten["operationId"] += "_" + _digest(route.pattern.pattern, method)
@@ -164,6 +215,10 @@ def rewrite_spec(
         + f"The `{service}` service as its clients reach it through the gateway: only the "
         "operations its routes expose, with their authentication and rate limits."
     )
+    summary = policies_summary(routes, validated)
+    if summary:
+        info["description"] += "\n\n" + _summary_markdown(summary)
+        out["x-gateway-route-policies"] = summary
     out["info"] = info
     out["servers"] = [{"url": server_url, "description": "The gateway"}]
     out["paths"] = dict(sorted(paths.items()))

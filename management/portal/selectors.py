@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.conf import settings
 
 from routing.models import Service
-from routing.spec_rewrite import rewrite_spec
+from routing.spec_rewrite import rewrite_spec, service_policies
 from routing.table import route_tables
 from routing.upstream_docs import ServiceDocs, upstream_spec
 
@@ -40,3 +41,14 @@ def public_base_url() -> str:
     if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - listens everywhere: use loopback
         host = "127.0.0.1"
     return f"http://{host}:{port}"
+
+
+def route_policies(service: Service, docs: ServiceDocs) -> list[dict[str, Any]]:
+    """What callers of the service's routes must know (validation, CORS, cache, ...).
+
+    From the rewritten document when it is available (it names the validated operations),
+    else from the routes alone.
+    """
+    if docs.spec is not None:
+        return list(docs.spec.get("x-gateway-route-policies", []))
+    return service_policies(route_tables.get(), service.name)

@@ -24,9 +24,8 @@ from rest_framework.views import APIView
 
 from gateway_project.errors import ServiceUnavailable
 from management.api import schema as docs
-from management.portal.selectors import documented_services, service_document
+from management.portal.selectors import documented_services, route_policies, service_document
 from routing.models import Service
-from routing.upstream_docs import upstream_spec
 
 
 def gateway_url(request: Request) -> str:
@@ -53,6 +52,18 @@ class DocsUnavailable(ServiceUnavailable):
     default_detail = "The service's OpenAPI document could not be fetched."
 
 
+class RoutePoliciesSerializer(serializers.Serializer):
+    """One route's policies as its callers need to know them."""
+
+    route = serializers.CharField(help_text="The route's path pattern.")
+    notes = serializers.ListField(child=serializers.CharField(), help_text="One sentence each.")
+    validated_operations = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="With `validate`: the operations (`METHOD /path`) checked against the schema.",
+    )
+
+
 class ServiceDocsStatusSerializer(serializers.Serializer):
     """One service in the portal, with whether its document is available."""
 
@@ -61,6 +72,11 @@ class ServiceDocsStatusSerializer(serializers.Serializer):
     docs_url = serializers.CharField(help_text="Swagger UI with this service selected.")
     available = serializers.BooleanField()
     error = serializers.CharField(allow_null=True, help_text="Why the document is missing.")
+    policies = RoutePoliciesSerializer(
+        many=True,
+        help_text="Routes with policies a caller should know (validation, CORS, cache, IP "
+        "restriction, WebSocket); routes without any are not listed.",
+    )
 
 
 class ServiceDocsListView(APIView):
@@ -85,6 +101,18 @@ class ServiceDocsListView(APIView):
                         "docs_url": "/api/docs?service=rd-service",
                         "available": True,
                         "error": None,
+                        "policies": [
+                            {
+                                "route": "/api/v1/rd/**",
+                                "notes": [
+                                    "Requests are validated against the service's OpenAPI "
+                                    "schema (400 `errors[]`).",
+                                    "Browsers may call it from https://app.example.com (CORS: "
+                                    "methods GET, POST; without credentials).",
+                                ],
+                                "validated_operations": ["GET /api/v1/rd/tasks"],
+                            }
+                        ],
                     },
                     {
                         "name": "billing",
@@ -92,6 +120,7 @@ class ServiceDocsListView(APIView):
                         "docs_url": "/api/docs?service=billing",
                         "available": False,
                         "error": "the upstream could not be reached",
+                        "policies": [],
                     },
                 ],
                 response_only=True,
@@ -102,7 +131,7 @@ class ServiceDocsListView(APIView):
         """The portal's services."""
         rows = []
         for service in documented_services():
-            fetched = upstream_spec(service)
+            fetched = service_document(service, server_url=gateway_url(request))
             rows.append(
                 {
                     "name": service.name,
@@ -110,6 +139,7 @@ class ServiceDocsListView(APIView):
                     "docs_url": f"{reverse('swagger-ui')}?service={service.name}",
                     "available": fetched.error is None,
                     "error": fetched.error,
+                    "policies": route_policies(service, fetched),
                 }
             )
         return Response(rows)
@@ -127,8 +157,10 @@ class ServiceSpecView(APIView):
         description="The service's own document, fetched from its first target and cached "
         "(refreshed when the config changes or after GATEWAY_DOCS_CACHE_TTL), rewritten: paths "
         "under the routes that expose them (respecting strip_prefix), only the operations some "
-        "route exposes, `servers` pointing at the gateway, and each operation's security and "
-        "rate limit. 404 for a service without `openapi`; 503 when the upstream failed.",
+        "route exposes, `servers` pointing at the gateway, and each operation's security, "
+        "rate limit and the route policies a caller must know (a sentence in `description` and "
+        "an `x-gateway-policies` extension: validation, CORS origins, cache, IP restriction, "
+        "WebSocket; `x-gateway-route-policies` sums them up per route). 404 for a service without `openapi`; 503 when the upstream failed.",
         responses={
             200: OpenApiTypes.OBJECT,
             **docs.errors(404),

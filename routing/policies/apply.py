@@ -98,7 +98,7 @@ def answer_preflight(ctx: RequestContext) -> HttpResponseBase | None:
         "cors:       preflight answered 204 by the gateway, origin "
         + ("allowed" if answer else "not allowed (no CORS headers)")
     )
-    response = HttpResponse(status=204)
+    response = HttpResponse(status=cors.PREFLIGHT_STATUS)
     del response["Content-Type"]
     for name, value in answer.items():
         response[name] = value
@@ -112,12 +112,7 @@ def add_cors_headers(ctx: RequestContext, response: HttpResponseBase) -> HttpRes
     # A stored answer too: it was kept without them, and this request's Origin decides.
     policy = _route(ctx).cors
     assert policy is not None
-    added = cors.response_headers(policy, ctx.meta.get("HTTP_ORIGIN"))
-    if not added and not policy.any_origin:
-        # No CORS headers for this Origin (or none sent), yet another one would get them: a
-        # shared cache must key this answer by Origin too (the Fetch standard's advice).
-        added = {"Vary": "Origin"}
-    cors.add_to_response(response, added)
+    cors.add_to_response(response, cors.response_headers(policy, ctx.meta.get("HTTP_ORIGIN")))
     return response
 
 

@@ -14,6 +14,8 @@ _MAX_ORIGIN = 300
 # A header name list as browsers send it in Access-Control-Request-Headers.
 _HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+( *, *[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
 _MAX_HEADER_LIST = 1024
+# The gateway's answer to every preflight on a route with `cors`, allowed origin or not.
+PREFLIGHT_STATUS = 204
 
 
 def normalized_origin(value: str | None) -> str | None:
@@ -77,10 +79,12 @@ def preflight_headers(
 
 
 def response_headers(policy: CorsPolicy, origin_header: str | None) -> dict[str, str]:
-    """The CORS headers added to an ordinary answer ({} for a refused or missing origin)."""
+    """The CORS headers added to an ordinary answer (only `Vary` for a refused or missing origin)."""
     allowed = allow_origin(policy, origin_header)
     if allowed is None:
-        return {}
+        # No CORS headers for this Origin (or none sent), yet another one would get them: a
+        # shared cache must key this answer by Origin too (the Fetch standard's advice).
+        return {} if policy.any_origin else {"Vary": "Origin"}
     headers = _common(policy, allowed)
     if policy.expose_headers:
         headers["Access-Control-Expose-Headers"] = policy.expose_headers

@@ -122,7 +122,12 @@ def test_route_policies_are_edited_in_the_console_with_the_config_files_checks(s
     form = _route_form(
         service,
         ip_allow_list="10.0.0.0/8\n2001:db8::/32\n",
-        cors_config='{"origins": ["https://app.example.com"], "max_age": "10m"}',
+        cors_origins="https://app.example.com\nhttps://admin.example.com",
+        cors_methods=["GET", "POST"],
+        cors_headers="Authorization, Content-Type",
+        cors_expose_headers="X-Request-ID",
+        cors_credentials="on",
+        cors_max_age="10m",
         request_headers_config='{"set": {"X-Api-Version": "1"}}',
         cache_ttl="30s",
         validate_requests="on",
@@ -132,11 +137,21 @@ def test_route_policies_are_edited_in_the_console_with_the_config_files_checks(s
     assert response.status_code == 302, response.content.decode()[:3000]
     route = Route.objects.get()
     assert route.ip_allow == ["10.0.0.0/8", "2001:db8::/32"]
-    assert route.cors is not None and route.cors["origins"] == ["https://app.example.com"]
+    assert route.cors == {
+        "origins": ["https://admin.example.com", "https://app.example.com"],
+        "methods": ["GET", "POST"],
+        "headers": ["Authorization", "Content-Type"],
+        "expose_headers": ["X-Request-ID"],
+        "credentials": True,
+        "max_age_ms": 600_000,
+    }
     assert route.request_headers == {"set": [["X-Api-Version", "1"]], "remove": []}
     assert (route.cache_ttl_ms, route.validate_requests, route.websocket) == (30_000, True, True)
     page = staff_client.get(f"/admin/routing/route/{route.pk}/change/").content.decode()
-    assert "Browsers (CORS)" in page and "https://app.example.com" in page
+    assert "CORS (browsers on other origins)" in page and "https://app.example.com" in page
+    for fieldset in ("Client addresses (IP rules)", "Headers", "Validation and cache", "WebSocket"):
+        assert f">{fieldset}</h2>" in page
+    assert 'id="cors-preview"' in page and "cors_preview.js" in page
 
 
 @pytest.mark.parametrize(
@@ -144,7 +159,10 @@ def test_route_policies_are_edited_in_the_console_with_the_config_files_checks(s
     [
         ({"ip_allow_list": "10.0.0.1/8"}, "did you mean 10.0.0.0/8"),
         ({"ip_allow_list": "10.0.0.0/8", "ip_deny_list": "10.1.0.0/16"}, "not both"),
-        ({"cors_config": '{"origins": ["*"], "credentials": true}'}, "cannot be true"),
+        ({"cors_origins": "*", "cors_credentials": "on"}, "cannot be true"),
+        ({"cors_origins": "https://a.example/path"}, "cors.origins[0]"),
+        ({"cors_headers": "Authorization", "cors_origins": ""}, "origins is required"),
+        ({"cors_origins": "https://a.example", "cors_max_age": "2d"}, "cors.max_age"),
         ({"request_headers_config": '{"set": {"Host": "x"}}'}, "managed by the gateway"),
         ({"cache_ttl": "forever"}, "not a duration"),
         ({"validate_requests": "on"}, "has no OpenAPI document"),
@@ -177,3 +195,18 @@ def test_the_console_route_form_allows_at_most_100_roles_and_permissions(staff_c
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert getattr(Route.objects.get(), field).count() == 100
+
+
+def test_policy_boxes_left_blank_or_holding_whitespace_are_no_policy(staff_client):
+    service = Service.objects.create(name="rd", url="http://127.0.0.1:9001")
+    form = _route_form(
+        service,
+        request_headers_config="\n",
+        response_headers_config="  \r\n ",
+        cors_origins="\n",
+        cors_headers=" ",
+    )
+    response = staff_client.post("/admin/routing/route/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    route = Route.objects.get()
+    assert (route.request_headers, route.response_headers, route.cors) == (None, None, None)

@@ -238,5 +238,8 @@ def test_route_page_leaves_the_policies_a_route_lacks_empty_not_null(root, make_
     for field in ("request_headers_config", "response_headers_config"):
         textarea = re.search(rf'<textarea name="{field}"[^>]*>(.*?)</textarea>', page, re.S)
         assert textarea is not None and textarea.group(1).strip() == "", field
-    cors = re.search(r'<textarea name="cors_config"[^>]*>(.*?)</textarea>', page, re.S)
-    assert cors is not None and "https://app.example.com" in cors.group(1)
+    cors = re.search(r'<textarea name="cors_origins"[^>]*>(.*?)</textarea>', page, re.S)
+    assert cors is not None and cors.group(1).strip() == "https://app.example.com"
+    for field in ("cors_headers", "cors_max_age"):
+        box = re.search(rf'<input type="text" name="{field}"([^>]*)>', page)
+        assert box is not None and 'value="' not in box.group(1), field
