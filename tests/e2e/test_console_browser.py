@@ -123,12 +123,14 @@ def gateway(collected_static: None) -> Iterator[GatewayServer]:
 
 
 def _user(username: str, password: str, *, superuser: bool = False) -> User:
-    hasher = PBKDF2PasswordHasher()  # the servers' hasher, not the tests' fast one
+    # The servers' hasher, not the tests' fast one; few rounds, as the other e2e tests do: the
+    # servers verify it with the rounds it names (and upgrade it to their own cost on login).
+    hasher = PBKDF2PasswordHasher()
     return User.objects.create(
         username=username,
         is_staff=True,
         is_superuser=superuser,
-        password=hasher.encode(password, hasher.salt()),
+        password=hasher.encode(password, hasher.salt(), iterations=1000),
     )
 
 

@@ -93,8 +93,9 @@ def gateway(collected_static: None) -> Iterator[GatewayServer]:
 @pytest.fixture
 def app(callback: Callback) -> Any:
     """A public client (PKCE, no secret) registered with the callback as its redirect URI."""
-    hasher = PBKDF2PasswordHasher()  # the server's hasher, not the tests' fast one
-    User.objects.create(username="erin", password=hasher.encode(PASSWORD, hasher.salt()))
+    hasher = PBKDF2PasswordHasher()  # the server's hasher (few rounds), not the tests' fast one
+    password = hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
+    User.objects.create(username="erin", password=password)
     application_model: Any = get_application_model()
     return application_model.objects.create(
         name="Example app",
