@@ -95,24 +95,34 @@ def collected_static() -> None:
     )
 
 
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright."""
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright, started once per test module."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # still plain synchronous code, which Django would otherwise refuse in that loop.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls are
+        # still plain synchronous code, which Django would otherwise refuse in that loop.
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                yield launched
+            finally:
+                launched.close()
+                # Connections opened while Playwright's loop ran live in their own context:
+                # close them here, or the test database cannot be dropped after the session.
+                connections.close_all()
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-            # Connections opened while Playwright's loop ran live in their own context: close
-            # them here, or the test database cannot be dropped at the end of the session.
-            connections.close_all()
+
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Any]:
+    """The module's Chromium; every page (and its context) a test opens is closed after it."""
+    before = set(chromium.contexts)
+    yield chromium
+    for context in chromium.contexts:
+        if context not in before:
+            context.close()
 
 
 @pytest.fixture

@@ -27,8 +27,10 @@ from tests.e2e import test_console_browser as console_browser
 from tests.support.gateway_server import GatewayServer
 
 CHROMIUM = console_browser.CHROMIUM
-# The console browser test's fixtures: Playwright's Chromium and the collected static files.
+# The console browser test's fixtures: Playwright's Chromium (one for this module) and the
+# collected static files.
 browser = console_browser.browser
+chromium = console_browser.chromium
 collected_static = console_browser.collected_static
 PASSWORD = "oauth-browser-pw-1"  # a throw-away user of a test database
 
