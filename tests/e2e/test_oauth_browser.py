@@ -86,8 +86,10 @@ def callback() -> Iterator[Callback]:
         yield server
 
 
-@pytest.fixture
-def gateway(collected_static: None) -> Iterator[GatewayServer]:
+@pytest.fixture(scope="module")
+def gateway(django_db_setup: None, collected_static: None) -> Iterator[GatewayServer]:
+    """One gunicorn for the module: each test brings its own user, application, callback and
+    browser context, and the database is emptied between tests."""
     with GatewayServer(OAUTH_REDIRECT_URI_SCHEMES="http,https") as server:
         yield server
 
