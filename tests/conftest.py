@@ -67,6 +67,25 @@ def frozen_clock() -> Iterator[FrozenClock]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def quick_flush() -> Iterator[None]:
+    """On PostgreSQL, transactional tests are cleaned up with DELETE (tests/support/quick_flush.py)."""
+    from django.db import connections
+
+    if connections["default"].vendor != "postgresql":
+        yield
+        return
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    from tests.support.quick_flush import deleting_sql_flush
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            DatabaseOperations, "sql_flush", deleting_sql_flush(DatabaseOperations.sql_flush)
+        )
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def clean_redis_namespace() -> Iterator[None]:
     """Remove this run's Redis keys at the end of the session."""
     yield

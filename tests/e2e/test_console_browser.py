@@ -37,6 +37,16 @@ SLACK_SECONDS = 15.0
 ADMIN_PW = "console-browser-pw-1"  # throw-away users of a test database
 VIEWER_PW = "console-viewer-pw-1"
 LOGIN_TIMEOUT_MS = 60_000
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 pytestmark = [
     pytest.mark.e2e,
@@ -87,36 +97,34 @@ def collected_static() -> None:
     )
 
 
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright."""
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright, started once per test module."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # still plain synchronous code, which Django would otherwise refuse in that loop.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls are
+        # still plain synchronous code, which Django would otherwise refuse in that loop.
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                yield launched
+            finally:
+                launched.close()
+                # Connections opened while Playwright's loop ran live in their own context:
+                # close them here, or the test database cannot be dropped after the session.
+                connections.close_all()
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-            # Connections opened while Playwright's loop ran live in their own context: close
-            # them here, or the test database cannot be dropped at the end of the session.
-            connections.close_all()
+
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Any]:
+    """The module's Chromium; every page (and its context) a test opens is closed after it."""
+    before = set(chromium.contexts)
+    yield chromium
+    for context in chromium.contexts:
+        if context not in before:
+            context.close()
 
 
 @pytest.fixture
@@ -127,12 +135,14 @@ def gateway(collected_static: None) -> Iterator[GatewayServer]:
 
 
 def _user(username: str, password: str, *, superuser: bool = False) -> User:
-    hasher = PBKDF2PasswordHasher()  # the servers' hasher, not the tests' fast one
+    # The servers' hasher, not the tests' fast one; few rounds, as the other e2e tests do: the
+    # servers verify it with the rounds it names (and upgrade it to their own cost on login).
+    hasher = PBKDF2PasswordHasher()
     return User.objects.create(
         username=username,
         is_staff=True,
         is_superuser=superuser,
-        password=hasher.encode(password, hasher.salt()),
+        password=hasher.encode(password, hasher.salt(), iterations=1000),
     )
 
 
@@ -347,10 +357,10 @@ class PageWatch:
         if not request.url.startswith((self.base, "data:", "blob:")):
             self.problems.append(f"off-site request: {request.url}")
 
-    def visit(self, page: Any, path: str, *, idle: bool = False) -> tuple[int, list[str]]:
-        """Open `path`; (its status, what went wrong while it loaded)."""
+    async def visit(self, page: Any, path: str, *, idle: bool = False) -> tuple[int, list[str]]:
+        """Open `path` (in Playwright's async API); (its status, what went wrong while it loaded)."""
         self.problems = []
-        response = page.goto(self.base + path, wait_until="networkidle" if idle else "load")
+        response = await page.goto(self.base + path, wait_until="networkidle" if idle else "load")
         assert response is not None, path
         return response.status, list(self.problems)
 
@@ -490,7 +500,77 @@ def _expected_status(path: str, kind: str, label: str, level: str) -> int:
     return 200 if may(Actor("crawler", level), "add", section) else 403
 
 
-def test_every_console_page_opens_cleanly_for_admin_operator_and_viewer(browser, gateway, upstream):
+# Tabs per user loading pages at once: the crawl waits on the server and on Chromium in turn,
+# so a few pages in flight keep both busy (the test servers run 2 workers x 4 threads).
+CRAWL_TABS = 2
+
+
+async def _crawl_as(
+    chromium: Any, base_url: str, username: str, password: str, visits: list[tuple[str, int, bool]]
+) -> tuple[int, list[str]]:
+    """Sign in as `username` in a fresh context and open every (path, expected status, idle)
+    in CRAWL_TABS tabs of that context; (pages visited, what went wrong)."""
+    import asyncio
+
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        login = await context.new_page()
+        login.set_default_timeout(LOGIN_TIMEOUT_MS)
+        await login.goto(base_url + "/admin/login/?next=/admin/")
+        await login.fill("#id_username", username)
+        await login.fill("#id_password", password)
+        await login.click("input[type=submit]")
+        await login.wait_for_selector("#site-name")
+        assert "/admin/login/" not in login.url, (await login.content())[:2000]
+        await login.close()
+
+        queue = list(reversed(visits))
+        failures: list[str] = []
+        visited = 0
+
+        async def tab() -> None:
+            nonlocal visited
+            page = await context.new_page()
+            page.set_default_timeout(15_000)
+            watch = PageWatch(page, base_url)  # one watch per tab: problems land on their page
+            while queue:
+                path, expected, idle = queue.pop()
+                status, problems = await watch.visit(page, path, idle=idle)
+                visited += 1
+                if expected == 403:  # the refused page itself is the one expected 4xx
+                    problems = [p for p in problems if "403" not in p]
+                if status != expected or problems:
+                    failures.append(f"{path}: {status} (expected {expected}) {problems}")
+            await page.close()
+
+        await asyncio.gather(*(tab() for _ in range(CRAWL_TABS)))
+        return visited, failures
+    finally:
+        await context.close()
+
+
+async def _crawl(base_url: str, users: list[tuple[str, str, list[tuple[str, int, bool]]]]) -> Any:
+    """Every user's crawl at the same time, in one Chromium of their own (async Playwright)."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            return await asyncio.gather(
+                *(_crawl_as(chromium, base_url, name, pw, visits) for name, pw, visits in users)
+            )
+        finally:
+            await chromium.close()
+
+
+def test_every_console_page_opens_cleanly_for_admin_operator_and_viewer(gateway, upstream):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from audit.authority import OPERATOR_LEVEL, SUPERUSER, VIEWER_LEVEL
     from audit.roles import OPERATOR
 
@@ -502,34 +582,25 @@ def test_every_console_page_opens_cleanly_for_admin_operator_and_viewer(browser,
     paths = _crawl_paths()
     docs = ["/api/docs", "/api/redoc"]  # waited for until the network is idle
 
-    report: dict[str, int] = {}
+    # Everything that needs the database first; the browsers need nothing from it.
+    users = []
     for username, password, level in (
         ("admin", ADMIN_PW, SUPERUSER),
         ("otto", OPERATOR_PW, OPERATOR_LEVEL),
         ("vera", VIEWER_PW, VIEWER_LEVEL),
     ):
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        Console(page, gateway.url).login(username, password)
-        watch = PageWatch(page, gateway.url)
-        failures = []
-        visited = 0
-        for path, kind, label in paths:
-            expected = _expected_status(path, kind, label, level)
-            status, problems = watch.visit(page, path)
-            visited += 1
-            if expected == 403:  # the refused page itself is the one expected 4xx
-                problems = [p for p in problems if "403" not in p]
-            if status != expected or problems:
-                failures.append(f"{path}: {status} (expected {expected}) {problems}")
-        for path in docs:
-            status, problems = watch.visit(page, path, idle=True)
-            visited += 1
-            if status != 200 or problems:
-                failures.append(f"{path}: {status} {problems}")
-        context.close()
-        assert not failures, f"{username} ({level}):\n" + "\n".join(failures)
+        visits = [(p, _expected_status(p, k, lab, level), False) for p, k, lab in paths]
+        visits += [(path, 200, True) for path in docs]
+        users.append((username, password, visits))
+
+    # Async Playwright in a thread of its own: this thread may hold the sync API's event loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        results = pool.submit(asyncio.run, _crawl(gateway.url, users)).result()
+
+    report: dict[str, int] = {}
+    for (username, _, visits), (visited, failures) in zip(users, results, strict=True):
+        assert not failures, f"{username}:\n" + "\n".join(sorted(failures))
+        assert visited == len(visits), (username, visited, len(visits))
         report[username] = visited
     print(f"crawl: pages visited per user {report}")  # the count the report quotes
     assert all(count > 60 for count in report.values()), report

@@ -15,7 +15,13 @@ import pytest
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tests.e2e.test_console_browser import CHROMIUM, _user, browser, collected_static  # noqa: F401
+from tests.e2e.test_console_browser import (  # noqa: F401
+    CHROMIUM,
+    _user,
+    browser,
+    chromium,
+    collected_static,
+)
 from tests.support.gateway_server import GatewayServer
 
 PASSWORD = "console-mfa-pw-1"  # a throw-away user of the test database

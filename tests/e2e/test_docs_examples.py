@@ -77,9 +77,9 @@ def gateway() -> Iterator[GatewayServer]:
 
 
 def _manager() -> User:
-    hasher = PBKDF2PasswordHasher()  # the server's hasher, not the tests' fast one
+    hasher = PBKDF2PasswordHasher()  # the server's hasher (few rounds), not the tests' fast one
     manager = User.objects.create(
-        username="scripter", password=hasher.encode(PASSWORD, hasher.salt())
+        username="scripter", password=hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
     )
     role = Role.objects.create(name="gateway-scripts")
     role.permissions.set([Permission.objects.get_or_create(name="manage:gateway")[0]])
@@ -121,7 +121,8 @@ def test_the_example_fails_loudly_without_the_right(sdk_dir, gateway, upstream):
     script.write_text(example)
     Service.objects.create(name="rd-service", url=upstream.url)
     hasher = PBKDF2PasswordHasher()
-    User.objects.create(username="nobody", password=hasher.encode(PASSWORD, hasher.salt()))
+    password = hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
+    User.objects.create(username="nobody", password=password)
 
     result = subprocess.run(
         [sys.executable, str(script)],

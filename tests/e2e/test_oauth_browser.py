@@ -27,8 +27,10 @@ from tests.e2e import test_console_browser as console_browser
 from tests.support.gateway_server import GatewayServer
 
 CHROMIUM = console_browser.CHROMIUM
-# The console browser test's fixtures: Playwright's Chromium and the collected static files.
+# The console browser test's fixtures: Playwright's Chromium (one for this module) and the
+# collected static files.
 browser = console_browser.browser
+chromium = console_browser.chromium
 collected_static = console_browser.collected_static
 PASSWORD = "oauth-browser-pw-1"  # a throw-away user of a test database
 
@@ -84,8 +86,10 @@ def callback() -> Iterator[Callback]:
         yield server
 
 
-@pytest.fixture
-def gateway(collected_static: None) -> Iterator[GatewayServer]:
+@pytest.fixture(scope="module")
+def gateway(django_db_setup: None, collected_static: None) -> Iterator[GatewayServer]:
+    """One gunicorn for the module: each test brings its own user, application, callback and
+    browser context, and the database is emptied between tests."""
     with GatewayServer(OAUTH_REDIRECT_URI_SCHEMES="http,https") as server:
         yield server
 
@@ -93,8 +97,9 @@ def gateway(collected_static: None) -> Iterator[GatewayServer]:
 @pytest.fixture
 def app(callback: Callback) -> Any:
     """A public client (PKCE, no secret) registered with the callback as its redirect URI."""
-    hasher = PBKDF2PasswordHasher()  # the server's hasher, not the tests' fast one
-    User.objects.create(username="erin", password=hasher.encode(PASSWORD, hasher.salt()))
+    hasher = PBKDF2PasswordHasher()  # the server's hasher (few rounds), not the tests' fast one
+    password = hasher.encode(PASSWORD, hasher.salt(), iterations=1000)
+    User.objects.create(username="erin", password=password)
     application_model: Any = get_application_model()
     return application_model.objects.create(
         name="Example app",
