@@ -357,8 +357,17 @@ class PageWatch:
         if not request.url.startswith((self.base, "data:", "blob:")):
             self.problems.append(f"off-site request: {request.url}")
 
-    async def visit(self, page: Any, path: str, *, idle: bool = False) -> tuple[int, list[str]]:
-        """Open `path` (in Playwright's async API); (its status, what went wrong while it loaded)."""
+    def visit(self, page: Any, path: str, *, idle: bool = False) -> tuple[int, list[str]]:
+        """Open `path` (Playwright's sync API); (its status, what went wrong while it loaded)."""
+        self.problems = []
+        response = page.goto(self.base + path, wait_until="networkidle" if idle else "load")
+        assert response is not None, path
+        return response.status, list(self.problems)
+
+    async def visit_async(
+        self, page: Any, path: str, *, idle: bool = False
+    ) -> tuple[int, list[str]]:
+        """`visit` in Playwright's async API (the crawl's parallel tabs)."""
         self.problems = []
         response = await page.goto(self.base + path, wait_until="networkidle" if idle else "load")
         assert response is not None, path
@@ -535,7 +544,7 @@ async def _crawl_as(
             watch = PageWatch(page, base_url)  # one watch per tab: problems land on their page
             while queue:
                 path, expected, idle = queue.pop()
-                status, problems = await watch.visit(page, path, idle=idle)
+                status, problems = await watch.visit_async(page, path, idle=idle)
                 visited += 1
                 if expected == 403:  # the refused page itself is the one expected 4xx
                     problems = [p for p in problems if "403" not in p]

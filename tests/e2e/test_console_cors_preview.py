@@ -27,6 +27,7 @@ from tests.e2e.test_console_browser import (  # noqa: F401 - fixtures used by na
     PageWatch,
     _user,
     browser,
+    chromium,
 )
 from tests.support.gateway_server import ROOT, GatewayServer
 

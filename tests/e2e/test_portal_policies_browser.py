@@ -14,6 +14,7 @@ from tests.e2e.test_console_browser import (  # noqa: F401 - fixtures used by na
     CHROMIUM,
     PageWatch,
     browser,
+    chromium,
     collected_static,
 )
 from tests.support.gateway_server import GatewayServer
