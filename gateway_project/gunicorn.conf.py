@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway_project import drain
+from gateway_project import accept_balance, drain
 from gateway_project.env import env_choice, env_duration_ms, env_int
 from gateway_project.sizing import available_cpus, default_workers
 
@@ -128,6 +128,11 @@ if os.environ.get("GATEWAY_METRICS_DIR_CLEANED") != _metrics_dir:
     os.environ["GATEWAY_METRICS_DIR_CLEANED"] = _metrics_dir
 
 
+def pre_fork(server: Any, worker: Any) -> None:
+    """Give the new worker its slot in the shared connection table (accept_balance)."""
+    accept_balance.assign_slot(server, worker)
+
+
 def post_worker_init(worker: Any) -> None:
     """Access log lines and per-request metrics leave the request threads: a background
     writer per worker for each."""
@@ -146,10 +151,12 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """A worker died: its live gauges (in-flight, breaker, config version) stop counting."""
+    """A worker died: its live gauges (in-flight, breaker, config version) and its connections
+    (for the others' accept balance) stop counting."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    accept_balance.release_slot(server, worker)
 
 
 def on_exit(server: Any) -> None:

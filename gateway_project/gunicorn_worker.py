@@ -52,7 +52,7 @@ from gunicorn.http.body import ChunkedReader
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from gateway_project import client_framing, handoff, server_errors, ws_relay
+from gateway_project import accept_balance, client_framing, handoff, server_errors, ws_relay
 
 # A stopping worker takes at most this many queued connections per listener (the kernel's
 # listen backlog is 2048 by default), so the loop is bounded even under a connection flood.
@@ -169,6 +169,10 @@ class DrainingThreadWorker(ThreadWorker):
             _seconds_from_env("GATEWAY_WEBSOCKET_IDLE_TIMEOUT_SECONDS") or 300.0
         )
         self.relays: ws_relay.Relays | None = None  # made in run(), once the selector exists
+        # Accept balancing (accept_balance): this worker's slot, given by the master's pre_fork.
+        self.balance_slot: int | None = getattr(self, "balance_slot", None)
+        self.accept_paused_until = 0.0
+        self.accept_pauses = 0  # pauses in a row without accepting
         handoff.enable()
         super().init_process()
 
@@ -181,8 +185,34 @@ class DrainingThreadWorker(ThreadWorker):
 
     # --- accepting --------------------------------------------------------------------------
 
+    def notify(self) -> None:
+        """Tell the master we are alive, and the other workers how many connections we hold."""
+        super().notify()
+        if self.balance_slot is not None:
+            accept_balance.table().publish(self.balance_slot, self.nr_conns)
+
+    def _leave_to_others(self) -> bool:
+        """Whether this worker, ahead of a less busy one, should pause accepting (accept_balance)."""
+        if self.balance_slot is None or not self.alive:
+            return False
+        if self.accept_pauses >= accept_balance.MAX_PAUSES:
+            return False
+        return accept_balance.table().ahead(self.balance_slot, self.nr_conns)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gthread's wait, woken in time to end an accept pause."""
+        if self.accept_paused_until:
+            timeout = min(timeout, max(0.0, self.accept_paused_until - time.monotonic()))
+        super().wait_for_and_dispatch_events(timeout)
+
     def accept(self, listener: Any) -> None:
         """Accept a connection; the loop waits for its first bytes."""
+        if self._leave_to_others():
+            self.accept_pauses += 1
+            self.accept_paused_until = time.monotonic() + accept_balance.PAUSE_SECONDS
+            self.set_accept_enabled(False)
+            return
+        self.accept_pauses = 0
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
@@ -196,6 +226,8 @@ class DrainingThreadWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
+        if self.balance_slot is not None:
+            accept_balance.table().publish(self.balance_slot, self.nr_conns)
         conn = GatewayConnection(self.cfg, client_sock, client_addr, listener.getsockname())
         conn.read_timeout = self.read_timeout
         if not self.loop_reads_heads:
@@ -484,9 +516,20 @@ class DrainingThreadWorker(ThreadWorker):
     # --- stopping -------------------------------------------------------------------------------
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        """Stop or start polling the listeners; when stopping for good, drain and close them."""
+        """Stop or start polling the listeners; when stopping for good, drain and close them.
+
+        gthread's loop asks to enable accepting on every turn: during an accept pause this
+        waits until the pause is over (accept_balance).
+        """
+        if enabled and self.accept_paused_until:
+            if time.monotonic() < self.accept_paused_until:
+                return
+            self.accept_paused_until = 0.0
         super().set_accept_enabled(enabled)
         if not enabled and not self.alive:
+            if self.balance_slot is not None:  # a stopping worker takes no new connections
+                accept_balance.table().release(self.balance_slot)
+                self.balance_slot = None
             for listener in self.sockets:
                 self._take_queued(listener)
                 listener.close()

@@ -75,7 +75,8 @@ START_TIMEOUT_SECONDS = 120.0
 class GatewayServer:
     """gunicorn serving the gateway on a free loopback port, as `make run` serves it."""
 
-    def __init__(self, **env: str) -> None:
+    def __init__(self, *, app: str = "gateway_project.wsgi", **env: str) -> None:
+        self.app = app  # the WSGI module gunicorn serves (a test may serve its own beside)
         self.port = free_port()
         self.env = gateway_env(GATEWAY_BIND=f"127.0.0.1:{self.port}", **env)
         self.process: subprocess.Popen[bytes] | None = None
@@ -91,7 +92,7 @@ class GatewayServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(GUNICORN), "--config", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"],
+            [str(GUNICORN), "--config", "gateway_project/gunicorn.conf.py", self.app],
             cwd=ROOT,
             env=self.env,
             stdout=log,
