@@ -17,13 +17,21 @@ Behaviour kept from the urllib3 pool it replaces (routing/upstream.py chooses wh
   ProtocolError (wrapping InvalidUpstreamHead for a refused head, RemoteDisconnected when the
   upstream closed before answering, IncompleteRead when the body broke off);
 - at most GATEWAY_UPSTREAM_POOL_SIZE idle connections per target are kept; more may be open
-  at once (a busy target is never waited for), the extra ones are closed after use.
+  at once (a busy target is never waited for), the extra ones are closed after use;
+- the answer timeout bounds each send and each read (not the whole answer), as urllib3's does.
+
+Sockets stay in blocking mode and the kernel enforces that bound (SO_SNDTIMEO/SO_RCVTIMEO, set
+again only when the timeout wanted differs from the socket's by more than the kernel's own
+resolution): a Python socket with a timeout polls before every send and read and switches its
+blocking mode with an ioctl, four system calls per request that each also let another thread
+take the GIL.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from typing import IO
@@ -49,6 +57,11 @@ _RECV_SIZE = 65536
 _BODY_BLOCK = 65536
 _NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # as urllib3 sets it
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+# What a blocking call bounded by SO_SNDTIMEO/SO_RCVTIMEO raises when the bound passes (EAGAIN).
+_TIMED_OUT = (TimeoutError, BlockingIOError)
+# A socket's bound within this of the one wanted is kept: the kernel counts it in ticks of up to
+# 4 ms, and what is left of a route's timeout differs by a little on every request.
+_BOUND_SLACK = 0.005
 
 
 class ResponseHeaders:
@@ -104,30 +117,29 @@ class _Parse:
 
 
 class IdleConnections:
-    """One target's idle keep-alive sockets, the most recently used first."""
+    """One target's idle keep-alive sockets (each with its send/read bound), most recent first."""
 
     def __init__(self, maxsize: int) -> None:
-        self._idle: list[socket.socket] = []
+        self._idle: list[tuple[socket.socket, float]] = []
         self._lock = threading.Lock()
         self._maxsize = maxsize
 
-    def take(self) -> socket.socket | None:
-        """A pooled socket the upstream has not closed, or None (then connect anew)."""
+    def take(self) -> tuple[socket.socket, float] | None:
+        """A pooled socket the upstream has not closed and its bound, or None (connect anew)."""
         while True:
             with self._lock:
                 if not self._idle:
                     return None
-                sock = self._idle.pop()
+                sock, bound = self._idle.pop()
             if _still_open(sock):
-                return sock
+                return sock, bound
             sock.close()
 
-    def give_back(self, sock: socket.socket) -> None:
+    def give_back(self, sock: socket.socket, bound: float) -> None:
         """Keep `sock` for the next request, or close it when enough are kept."""
-        sock.setblocking(False)  # so the reuse check can peek without waiting
         with self._lock:
             if len(self._idle) < self._maxsize:
-                self._idle.append(sock)
+                self._idle.append((sock, bound))
                 return
         sock.close()
 
@@ -135,14 +147,23 @@ class IdleConnections:
         """Close every idle socket."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for sock in idle:
+        for sock, _bound in idle:
             sock.close()
+
+
+def bound_each_call(sock: socket.socket, seconds: float) -> None:
+    """Bound each send and read on the blocking socket `sock` by `seconds`, in the kernel."""
+    # At least 1 us: a zero timeval would mean no bound at all.
+    whole, micros = divmod(max(round(seconds * 1_000_000), 1), 1_000_000)
+    timeval = struct.pack("@ll", whole, micros)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def _still_open(sock: socket.socket) -> bool:
     """Whether an idle socket is usable: open and holding no unexpected bytes (as urllib3)."""
     try:
-        sock.recv(1, _PEEK)
+        sock.recv(1, _PEEK)  # MSG_DONTWAIT: never waits, although the socket is blocking
     except BlockingIOError:
         return True  # nothing to read: open and idle
     except OSError:
@@ -198,11 +219,13 @@ class PlainResponse:
         *,
         bodiless: bool,
         until_close: bool,
+        bound: float,
     ) -> None:
         self.status = status
         self.headers = ResponseHeaders(parse.fields)
         self._sock: socket.socket | None = sock
         self._pool = pool
+        self._bound = bound  # the socket's send/read bound, kept with it in the pool
         self._parse = parse
         self._bodiless = bodiless
         self._until_close = until_close
@@ -217,7 +240,7 @@ class PlainResponse:
             raise ProtocolError("Connection closed.", http.client.IncompleteRead(b""))
         try:
             data = sock.recv(size)
-        except TimeoutError:
+        except _TIMED_OUT:
             self.close()
             raise ReadTimeoutError(None, "", "Read timed out.") from None  # type: ignore[arg-type]
         except OSError as error:
@@ -267,7 +290,7 @@ class PlainResponse:
             return
         parse = self._parse
         if parse.complete and parse.keep_alive and not parse.trailing and not self._until_close:
-            self._pool.give_back(sock)
+            self._pool.give_back(sock, self._bound)
         else:
             sock.close()
 
@@ -325,15 +348,22 @@ class PlainUpstreams:
         """Send one request and read the answer's head; the body is read from the response."""
         head = request_head(method, target, host_header, headers)
         pool = self._pool(host, port)
-        sock = pool.take()
-        if sock is None:
+        taken = pool.take()
+        if taken is None:
             sock = guarded_socket(
                 host, port, timeout=connect_timeout, socket_options=_NO_DELAY, owner=self
             )
-        sock.settimeout(read_timeout)
+            bound = -1.0
+        else:
+            sock, bound = taken
         try:
+            if bound < 0:
+                sock.settimeout(None)  # blocking from now on: the kernel bounds each call
+            if abs(bound - read_timeout) > _BOUND_SLACK:
+                bound = read_timeout
+                bound_each_call(sock, bound)
             _send(sock, head, body)
-            return _read_answer(sock, pool, method)
+            return _read_answer(sock, pool, method, bound)
         except BaseException:
             sock.close()
             raise
@@ -357,7 +387,7 @@ def _send(sock: socket.socket, head: bytes, body: IO[bytes] | bytes | None) -> N
             sock.sendall(head)
             while block := body.read(_BODY_BLOCK):
                 sock.sendall(block)
-    except TimeoutError:
+    except _TIMED_OUT:
         raise ReadTimeoutError(None, "", "Write timed out.") from None  # type: ignore[arg-type]
     except OSError as error:
         raise ProtocolError("Connection aborted.", error) from None
@@ -369,7 +399,9 @@ def _refuse(reason: str) -> ProtocolError:
     return ProtocolError("Invalid answer.", InvalidUpstreamHead(reason))
 
 
-def _read_answer(sock: socket.socket, pool: IdleConnections, method: str) -> PlainResponse:
+def _read_answer(
+    sock: socket.socket, pool: IdleConnections, method: str, bound: float
+) -> PlainResponse:
     """Read and check the answer's head (skipping a 100 Continue), then parse it."""
     buffer = bytearray()
     searched = 0
@@ -381,7 +413,7 @@ def _read_answer(sock: socket.socket, pool: IdleConnections, method: str) -> Pla
             searched = len(buffer)
             try:
                 data = sock.recv(_RECV_SIZE)
-            except TimeoutError:
+            except _TIMED_OUT:
                 raise ReadTimeoutError(None, "", "Read timed out.") from None  # type: ignore[arg-type]
             except OSError as error:
                 raise ProtocolError("Connection aborted.", error) from None
@@ -407,11 +439,16 @@ def _read_answer(sock: socket.socket, pool: IdleConnections, method: str) -> Pla
             del buffer[:end]
             searched = 0
             continue
-        return _parsed(sock, pool, head, bytes(buffer[end:]), method)
+        return _parsed(sock, pool, head, bytes(buffer[end:]), method, bound)
 
 
 def _parsed(
-    sock: socket.socket, pool: IdleConnections, head: bytes, rest: bytes, method: str
+    sock: socket.socket,
+    pool: IdleConnections,
+    head: bytes,
+    rest: bytes,
+    method: str,
+    bound: float,
 ) -> PlainResponse:
     parse = _Parse()
     try:
@@ -426,7 +463,9 @@ def _parsed(
         raise _refuse(reason)
     bodiless = method == "HEAD" or status in (204, 304)
     until_close = not bodiless and not lengths and not codings
-    response = PlainResponse(sock, pool, parse, status, bodiless=bodiless, until_close=until_close)
+    response = PlainResponse(
+        sock, pool, parse, status, bodiless=bodiless, until_close=until_close, bound=bound
+    )
     if bodiless:
         parse.trailing = bool(rest)
     elif rest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 
@@ -275,6 +276,74 @@ def test_a_silent_upstream_is_a_read_timeout():
     finally:
         listener.close()
         client.clear()
+
+
+def _request(client: PlainUpstreams, port: int, read_timeout: float, body: bytes | None = None):
+    headers = {"content-length": str(len(body))} if body is not None else {}
+    return client.request(
+        host="127.0.0.1",
+        port=port,
+        host_header="x",
+        method="POST" if body is not None else "GET",
+        target="/",
+        headers=headers,
+        body=body,
+        connect_timeout=1,
+        read_timeout=read_timeout,
+    )
+
+
+def test_a_body_that_stalls_midway_is_a_read_timeout():
+    upstream = socket.create_server(("127.0.0.1", 0))
+    client = PlainUpstreams(maxsize=1)
+
+    def answer_half() -> None:
+        conn, _ = upstream.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        conn.recv(1)  # holds the connection open, sending nothing more, until closed
+
+    server = threading.Thread(target=answer_half, daemon=True)
+    server.start()
+    try:
+        response = _request(client, upstream.getsockname()[1], read_timeout=0.2)
+        with pytest.raises(ReadTimeoutError):
+            response.read()
+    finally:
+        upstream.close()
+        client.clear()
+
+
+def test_an_upstream_that_reads_nothing_is_a_write_timeout():
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (backlog), never reads
+    client = PlainUpstreams(maxsize=1)
+    body = b"x" * (64 * 1024 * 1024)  # more than loopback's socket buffers hold
+    try:
+        with pytest.raises(ReadTimeoutError, match="Write timed out"):
+            _request(client, listener.getsockname()[1], read_timeout=0.2, body=body)
+    finally:
+        listener.close()
+        client.clear()
+
+
+def _bound_of(client: PlainUpstreams) -> float:
+    [pool] = client._pools.values()
+    [(sock, _)] = pool._idle
+    whole, micros = struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+    return whole + micros / 1_000_000
+
+
+def test_a_pooled_socket_takes_each_routes_timeout_as_its_kernel_bound(client):
+    upstream = KeepAliveUpstream([OK, OK])
+    try:
+        for read_timeout in (2.5, 0.25):
+            response = _request(client, upstream.port, read_timeout=read_timeout)
+            response.read()
+            response.release_conn()
+            assert _bound_of(client) == pytest.approx(read_timeout, abs=0.02)  # kernel ticks
+        assert upstream.connections == 1  # one kept-alive socket served both
+    finally:
+        upstream.close()
 
 
 def test_a_refused_connection_is_a_new_connection_error(client):
