@@ -33,6 +33,7 @@ import http.client
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from typing import IO
 
@@ -353,16 +354,16 @@ class PlainUpstreams:
             sock = guarded_socket(
                 host, port, timeout=connect_timeout, socket_options=_NO_DELAY, owner=self
             )
-            bound = -1.0
+            bound: float | None = None
         else:
             sock, bound = taken
         try:
-            if bound < 0:
+            if bound is None:
                 sock.settimeout(None)  # blocking from now on: the kernel bounds each call
-            if abs(bound - read_timeout) > _BOUND_SLACK:
+            if bound is None or abs(bound - read_timeout) > _BOUND_SLACK:
                 bound = read_timeout
                 bound_each_call(sock, bound)
-            _send(sock, head, body)
+            _send(sock, head, body, bound)
             return _read_answer(sock, pool, method, bound)
         except BaseException:
             sock.close()
@@ -376,21 +377,34 @@ class PlainUpstreams:
             pool.close()
 
 
-def _send(sock: socket.socket, head: bytes, body: IO[bytes] | bytes | None) -> None:
+def _send(sock: socket.socket, head: bytes, body: IO[bytes] | bytes | None, bound: float) -> None:
     """Write the head and body; a timeout or a broken connection as urllib3 reports them."""
     try:
         if body is None:
-            sock.sendall(head)
+            _send_within(sock, head, bound)
         elif isinstance(body, bytes):
-            sock.sendall(head + body)
+            _send_within(sock, head + body, bound)
         else:
-            sock.sendall(head)
+            _send_within(sock, head, bound)
             while block := body.read(_BODY_BLOCK):
-                sock.sendall(block)
+                _send_within(sock, block, bound)
     except _TIMED_OUT:
         raise ReadTimeoutError(None, "", "Write timed out.") from None  # type: ignore[arg-type]
     except OSError as error:
         raise ProtocolError("Connection aborted.", error) from None
+
+
+def _send_within(sock: socket.socket, data: bytes, bound: float) -> None:
+    """Send all of `data` within `bound` seconds in total, as a Python socket timeout bounds
+    `sendall`: SO_SNDTIMEO bounds each send(), so an upstream reading a byte now and then
+    would otherwise stretch a large body's write without end. One send() in the usual case.
+    """
+    deadline = time.monotonic() + bound
+    view = memoryview(data)
+    while view:
+        view = view[sock.send(view) :]
+        if view and time.monotonic() >= deadline:
+            raise TimeoutError("write timed out")
 
 
 def _refuse(reason: str) -> ProtocolError:

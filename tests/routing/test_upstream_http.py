@@ -6,6 +6,7 @@ import http.client
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -321,6 +322,41 @@ def test_an_upstream_that_reads_nothing_is_a_write_timeout():
     try:
         with pytest.raises(ReadTimeoutError, match="Write timed out"):
             _request(client, listener.getsockname()[1], read_timeout=0.2, body=body)
+    finally:
+        listener.close()
+        client.clear()
+
+
+def test_an_upstream_reading_slowly_cannot_stretch_the_write_past_its_bound():
+    # SO_SNDTIMEO bounds each send(); a reader emptying the socket every 0.2 s lets each one
+    # progress in time. The write as a whole must still give up within its bound, meanwhile.
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = PlainUpstreams(maxsize=1)
+    gave_up = threading.Event()
+    gave_up_while_read = threading.Event()
+
+    def read_slowly() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(1)
+        with conn:
+            for _ in range(50):  # 10 s of reading at most
+                if gave_up.is_set():
+                    gave_up_while_read.set()
+                    return
+                try:
+                    conn.recv(16 << 20)
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    reader = threading.Thread(target=read_slowly, daemon=True)
+    reader.start()
+    try:
+        with pytest.raises(ReadTimeoutError, match="Write timed out"):
+            _request(client, listener.getsockname()[1], read_timeout=0.3, body=b"x" * (256 << 20))
+        gave_up.set()
+        reader.join(15)
+        assert gave_up_while_read.is_set()  # the gateway gave up long before the reader's 10 s
     finally:
         listener.close()
         client.clear()
