@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 import uuid
@@ -36,6 +37,19 @@ _DAY_US = 86_400 * _US
 _QUOTA_GRACE_US = 3600 * _US  # quota counters outlive their period by an hour (console)
 
 Clock = Callable[[], float]
+
+
+# Bumped in a forked child: a thread's connection made before the fork belongs to the parent.
+# (Compared per request instead of os.getpid(), which is a system call.)
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class StoreUnavailable(Exception):
@@ -85,6 +99,9 @@ class RedisStore:
         self._no_script: type[Exception] = NoScriptError
         self._clock = clock  # None: Redis TIME, the one clock every gateway node shares
         self._prefix = prefix if prefix is not None else redis_key("")
+        self._local = threading.local()
+        self._opened: list[Any] = []  # every thread's connection, for close()
+        self._opened_lock = threading.Lock()
 
     def _now_arg(self) -> str:
         return "" if self._clock is None else str(round(self._clock() * _US))
@@ -114,24 +131,50 @@ class RedisStore:
         return _verdict(policies, [int(value) for value in raw])
 
     def _run_script(self, keys: list[str], args: list[Any]) -> list[Any]:
-        """EVALSHA check.lua on a pooled connection: one packed command, one reply.
+        """EVALSHA check.lua on this thread's own connection: one packed command, one reply.
 
-        The limit check runs on every request, so it goes to the connection directly instead of
+        The limit check runs on every request, so it goes to a connection directly instead of
         through redis-py's command layer (Script.__call__, execute_command's per-command
-        closures, observability hooks and argument inspection), keeping what matters: the
-        pool, the connection's retry policy (the gateway's client has none: a dead Redis costs
-        one timeout), a dropped connection on a failed send or read, and EVAL when Redis lost
-        the script (a restart or a failover).
+        closures, observability hooks and argument inspection) or its pool (a lock, gauges and a
+        poll() per checkout to see that no stale reply waits), keeping what matters: the
+        connection's retry policy (the gateway's client has none: a dead Redis costs one
+        timeout), a dropped connection on a failed send or read, and EVAL when Redis lost the
+        script (a restart or a failover).
         """
-        pool = self._client.connection_pool
-        connection = pool.get_connection()
+        connection = self._connection()
         try:
             return connection.retry.call_with_retry(
                 lambda: self._evalsha(connection, keys, args),
                 lambda _error: connection.disconnect(),
             )
-        finally:
-            pool.release(connection)
+        except BaseException:
+            # A reply may be left unread (an interrupted read, a reply that did not parse):
+            # the next check would read it as its own. A new socket starts clean.
+            connection.disconnect()
+            raise
+
+    def _connection(self) -> Any:
+        """This thread's connection, made on first use and again in a forked child."""
+        local = self._local
+        if getattr(local, "generation", None) != _fork_generation:
+            # Made like the pool's own but outside its count: the store owns it (and closes it
+            # when the store goes), so a store never takes a connection others wait for.
+            pool = self._client.connection_pool
+            local.connection = pool.connection_class(**pool.connection_kwargs)
+            local.generation = _fork_generation
+            with self._opened_lock:
+                # A parent's sockets are not this process's to use or close.
+                self._opened = [c for c in self._opened if c.pid == os.getpid()]
+                self._opened.append(local.connection)
+        return local.connection
+
+    def close(self) -> None:
+        """Close every thread's connection (a stopping worker); a later check opens anew."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.disconnect()
+        self._local = threading.local()
 
     def _evalsha(self, connection: Any, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -371,6 +414,12 @@ def limit_store() -> LimitStore:
             client = redis_client()
             _store = RedisStore(client) if client is not None else MemoryStore()
         return _store
+
+
+def close_store() -> None:
+    """Close the process's Redis connections for limit checks (a stopping worker)."""
+    if isinstance(_store, RedisStore):
+        _store.close()
 
 
 def use_store(store: LimitStore | None) -> None:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
+from typing import Any
 
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 from prometheus_client import REGISTRY
 
 import quotas.flusher
 import routing.limits
 from gateway_project.redis import redis_client
-from quotas.policies import rate_policy
-from quotas.store import RedisStore, use_store
+from quotas.policies import Policy, rate_policy
+from quotas.store import RedisStore, StoreUnavailable, use_store
 from tests.quotas.conftest import needs_redis
 
 
@@ -104,6 +107,93 @@ def test_script_is_loaded_again_when_redis_has_forgotten_it(throwaway_redis):
     client.script_flush()  # as after a Redis restart or failover
     verdict = store.check([policy], consume=True)
     assert verdict.allowed and verdict.states[0].remaining == 1
+
+
+def _hourly(requests: int = 3) -> Policy:
+    return rate_policy(
+        scope="r1",
+        consumer_key="a:1",
+        requests=requests,
+        period_seconds=3600,
+        burst=requests,
+        algorithm="token_bucket",
+    )
+
+
+def _store_connections(client: redis.Redis) -> list[dict[str, Any]]:
+    """The throwaway Redis's clients that ran the limit script last."""
+    return [c for c in client.client_list() if c["cmd"] in ("evalsha", "eval")]
+
+
+def test_each_thread_checks_limits_on_one_connection_of_its_own(throwaway_redis):
+    client = throwaway_redis.client()
+    store = RedisStore(client, prefix="gw:")
+    policy = _hourly(requests=1000)
+
+    def check_twenty() -> None:
+        for _ in range(20):
+            assert store.check([policy], consume=True).allowed
+
+    check_twenty()
+    other = threading.Thread(target=check_twenty)
+    other.start()
+    other.join(30)
+    assert len(_store_connections(client)) == 2  # 40 checks, two threads, two sockets
+    store.close()
+    assert _store_connections(client) == []
+
+
+def test_a_check_after_a_redis_restart_reconnects(throwaway_redis):
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    throwaway_redis.stop()
+    with pytest.raises(StoreUnavailable):
+        store.check([_hourly()], consume=True)
+    throwaway_redis.start()  # same port, empty: the script and the counters are gone
+    verdict = store.check([_hourly()], consume=True)
+    assert verdict.allowed and verdict.states[0].remaining == 2
+
+
+def test_an_interrupted_check_leaves_no_reply_for_the_next_one(throwaway_redis, monkeypatch):
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    policy = _hourly()
+    assert store.check([policy], consume=True).states[0].remaining == 2
+    connection = store._connection()
+    real_read = connection.read_response
+
+    def interrupted(*args: object, **kwargs: object) -> Any:
+        connection.read_response = real_read  # once
+        raise KeyboardInterrupt  # sent, never read: the reply stays on the socket
+
+    connection.read_response = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        store.check([policy], consume=True)
+    # Redis ran the interrupted check (remaining 1); reading its stale reply would say so again.
+    assert store.check([policy], consume=True).states[0].remaining == 0
+
+
+def test_a_forked_child_checks_on_its_own_connection(throwaway_redis):
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    parents = store._connection()
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        answer = b"error"
+        try:
+            own = store._connection() is not parents
+            answer = b"%d %d" % (own, store.check([_hourly()], consume=True).states[0].remaining)
+        finally:
+            os.write(write_end, answer)
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    assert answer == b"1 1"
+    # The parent's socket still works: the child neither used nor closed it.
+    assert store._connection() is parents
+    assert store.check([_hourly()], consume=True).states[0].remaining == 0
 
 
 @needs_redis

@@ -78,6 +78,7 @@ class Command(BaseCommand):
             redis_us = _time(store, calls)
             trips = _CountingConnection.sent / (calls + 1)
         finally:
+            store.close()
             keys = list(client.scan_iter(f"{prefix}*"))
             if keys:
                 client.delete(*keys)
