@@ -145,7 +145,8 @@ class LineWriter:
 
     The request thread only appends to a deque (atomic under the GIL, no lock, no wake-up):
     signalling the writer for every line would hand the GIL over once per request. The writer
-    wakes every `interval` seconds and writes what has accumulated.
+    wakes every `interval` seconds and writes what has accumulated as one record (a handler
+    other than stdout receives several lines, newline-separated, in one message).
     """
 
     def __init__(self, capacity: int = 10_000, interval: float = 0.05) -> None:
@@ -182,15 +183,19 @@ class LineWriter:
         self._drain()
 
     def _drain(self) -> None:
+        """Write what has accumulated as one log record: one handler call and one write per
+        drain instead of per line (the lines stay one JSON object each)."""
+        count = len(self._lines)
+        if not count:
+            return
         take = self._lines.popleft
-        while self._lines:
-            _emit(*take())
+        _emit("\n".join([encode(*take()) for _ in range(count)]))
 
 
-def _emit(stamp: str, record: dict[str, Any]) -> None:
-    """Write one line; a failing handler is counted, never raised into a request."""
+def _emit(lines: str) -> None:
+    """Write lines; a failing handler is counted, never raised into a request."""
     try:
-        logger.info(encode(stamp, record))
+        logger.info(lines)
     except Exception:
         from gateway_project import metrics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 from gateway_project import access_log
 from tests.support.observability import captured, sample
@@ -74,12 +75,26 @@ def test_a_failing_handler_on_the_writer_thread_is_counted_and_the_writer_goes_o
 
         lines.emit = fail_once  # type: ignore[method-assign,assignment]
         lines.handleError = fail_once  # type: ignore[method-assign,assignment]
-        writer.start()
         writer.submit("2026-01-01T00:00:00.000Z", record(1))
         writer.submit("2026-01-01T00:00:00.000Z", record(2))
+        writer.start()  # the first drain writes r1 and r2 as one record: the failing one
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer.submit("2026-01-01T00:00:00.000Z", record(3))
         writer.stop()
     assert sample("gateway_observability_failures_total", part="access_log") == before + 1
-    assert [line["request_id"] for line in lines.records()] == ["r2"]
+    assert [line["request_id"] for line in lines.records()] == ["r3"]
+
+
+def test_one_drain_is_one_record_of_one_json_line_per_request():
+    writer = access_log.LineWriter(capacity=10)
+    with captured("gateway.access") as lines:
+        for number in range(3):
+            writer.submit("2026-01-01T00:00:00.000Z", record(number))
+        writer.stop()  # not started: stop() drains on this thread, once
+    assert len(lines.lines) == 1  # one handler call (one write) for the drain
+    assert [line["request_id"] for line in lines.records()] == ["r0", "r1", "r2"]
 
 
 def test_start_and_stop_writer_switch_between_queued_and_direct_writes():

@@ -25,8 +25,8 @@ class LineCapture(logging.Handler):
         self.lines.append(record.getMessage())
 
     def records(self) -> list[dict[str, Any]]:
-        """The lines parsed as JSON."""
-        return [json.loads(line) for line in self.lines]
+        """The lines parsed as JSON (a background writer's message holds several)."""
+        return [json.loads(line) for message in self.lines for line in message.splitlines()]
 
 
 @contextmanager
