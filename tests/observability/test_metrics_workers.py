@@ -73,12 +73,22 @@ def test_two_workers_count_into_one_scrape_with_bounded_labels(upstream, tmp_pat
     Route.objects.create(path="/api/v1/metered/**", service=service, authentication="none")
     metrics_dir = str(tmp_path / "prom")
     with GatewayServer(PROMETHEUS_MULTIPROC_DIR=metrics_dir) as gateway:
-        wait_until(
-            lambda: _status(f"{gateway.url}/api/v1/metered/echo") == 200,
-            interval=0.1,
-            message=gateway.log,
-        )
-        before = _scrape(gateway.url)
+        warm_up: list[int] = []
+
+        def route_served() -> bool:
+            warm_up.append(_status(f"{gateway.url}/api/v1/metered/echo"))
+            return warm_up[-1] == 200
+
+        wait_until(route_served, interval=0.1, message=gateway.log)
+
+        # The warm-up's own counts reach the scrape shortly after it too: wait for them, or
+        # a late one would be taken for one of the requests below.
+        def warm_up_counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+            scrape = _scrape(gateway.url)
+            ok = _requests(scrape, "2xx") >= warm_up.count(200)
+            return scrape if ok and _requests(scrape, "4xx") >= warm_up.count(404) else None
+
+        before = wait_until(warm_up_counted, interval=0.1, message="the warm-up never counted")
         ok_before, missing_before = _requests(before, "2xx"), _requests(before, "4xx")
         # Concurrent slow requests keep one worker busy so the other has to take some.
         urls = [f"{gateway.url}/api/v1/metered/slow/150/{n}" for n in range(24)]
