@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -17,7 +17,7 @@ def request_id_for(client_value: str | None) -> str:
     """Keep a well-formed client request id, else generate one."""
     if client_value and _WELL_FORMED_ID.match(client_value):
         return client_value
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 class RequestIdMiddleware:

@@ -105,25 +105,22 @@ def traceparent_for(client_value: str | None) -> str:
 
 def response_headers(
     raw: Iterable[tuple[str, str]],
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """Split an upstream answer's headers into (headers joined by name, Set-Cookie values)."""
-    pairs = list(raw)
+) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """Split an upstream answer's headers into ({lower-case name: (name, values joined by
+    ', ')}, Set-Cookie values): the first is the shape of Django's response header store."""
+    pairs = [(name, name.lower(), value) for name, value in raw]
     dropped = DROPPED_RESPONSE_HEADERS | connection_listed(
-        ", ".join(value for name, value in pairs if name.lower() == "connection")
+        ", ".join(value for _, lowered, value in pairs if lowered == "connection")
     )
-    joined: dict[str, tuple[str, list[str]]] = {}
+    joined: dict[str, tuple[str, str]] = {}
     cookies: list[str] = []
-    for name, value in pairs:
-        lowered = name.lower()
+    for name, lowered, value in pairs:
         if lowered in dropped:
             continue
         if lowered == "set-cookie":
             cookies.append(value)  # never joined: Set-Cookie values may contain commas
-            continue
-        if lowered in joined:
-            if lowered == "content-length":
-                continue  # repeats carry the same value (the strict head parser checked)
-            joined[lowered][1].append(value)
-        else:
-            joined[lowered] = (name, [value])
-    return [(name, ", ".join(values)) for name, values in joined.values()], cookies
+        elif lowered not in joined:
+            joined[lowered] = (name, value)
+        elif lowered != "content-length":  # repeats carry the same value (checked by the parser)
+            joined[lowered] = (joined[lowered][0], f"{joined[lowered][1]}, {value}")
+    return joined, cookies

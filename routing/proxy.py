@@ -18,7 +18,6 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from gateway_project.errors import (
     BadRequest,
     PayloadTooLarge,
-    UpstreamInvalidResponse,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -272,14 +271,12 @@ def client_response(
             _stream(upstream, client_socket, progress), status=upstream.status
         )
         response.body_progress = progress
-    del response["Content-Type"]  # Django's default; the upstream's own is copied below
-    try:
-        for name, value in headers:
-            response[name] = value
-    except ValueError:  # Django refuses the value (the strict head parser should have already)
-        upstream.close()
-        raise UpstreamInvalidResponse() from None
-    response["Via"] = via_with_ours(response.get("Via"))
+    # The upstream's headers replace Django's defaults (its Content-Type) as they are: the
+    # strict head parser let through only tokens for names and no CR, LF or NUL in values,
+    # latin-1 text, which is all Django's per-header checks and conversions would ensure.
+    via = headers.get("via")
+    headers["via"] = ("Via", via_with_ours(via[1] if via else None))
+    response.headers._store = headers
     response.extra_headers = [("Set-Cookie", cookie) for cookie in cookies]
     return response
 
