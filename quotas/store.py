@@ -177,6 +177,10 @@ class RedisStore:
         self._local = threading.local()
 
     def _evalsha(self, connection: Any, keys: list[str], args: list[Any]) -> Any:
+        if not connection.is_connected:
+            # connect() first, as the pool would: a Sentinel-managed connection asks the
+            # sentinels for the primary there (a send would connect to the service name).
+            connection.connect()
         try:
             connection.send_packed_command(
                 connection.pack_command("EVALSHA", LUA_SHA, len(keys), *keys, *args)
