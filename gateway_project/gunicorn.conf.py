@@ -42,6 +42,10 @@ workers = env_int(
     minimum=1,
 )
 worker_class = "gateway_project.gunicorn_worker.DrainingThreadWorker"
+# gunicorn_h1c's C parser (picohttpparser) reads the request head; gunicorn still applies its
+# header policy (underscores, forwarded headers) in Python. "fast" fails at start rather than
+# falling back quietly to the pure Python parser, which costs ~100 us more per request.
+http_parser = "fast"
 threads = env_int("GATEWAY_THREADS", 8, minimum=1)
 keepalive = env_int("GATEWAY_KEEPALIVE", 5)
 # Longer than any route timeout, so gunicorn never kills a worker mid-request.
