@@ -100,6 +100,23 @@ def _head_too_large() -> BaseException:
     return parse_errors.LimitRequestHeaders("request head too large")
 
 
+_gunicorn_http_date = util.http_date
+_date_header: tuple[int, str] = (0, "")
+
+
+def http_date_per_second(timestamp: float | None = None) -> str:
+    """gunicorn's `Date` value, formatted once per second instead of per answer (through
+    the email package: ~1.5% of a proxied request's CPU); an explicit `timestamp` as before."""
+    global _date_header
+    if timestamp is not None:
+        return str(_gunicorn_http_date(timestamp))
+    second = int(time.time())
+    cached = _date_header  # one read: another thread may replace it meanwhile
+    if cached[0] != second:
+        cached = _date_header = (second, str(_gunicorn_http_date(second)))
+    return cached[1]
+
+
 class GatewayConnection(TConn):
     """A client connection: its unfinished head and deadline, and the read bound
     (GATEWAY_CLIENT_TIMEOUT) for blocking reads and writes while a thread serves it.
@@ -143,6 +160,7 @@ class DrainingThreadWorker(ThreadWorker):
 
     def init_process(self) -> None:
         """Read the head deadline and limits, then start as gthread does."""
+        util.http_date = http_date_per_second  # gunicorn's Response looks it up per answer
         self.header_timeout = _seconds_from_env("GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS") or 10.0
         self.read_timeout = _seconds_from_env("GATEWAY_CLIENT_TIMEOUT_SECONDS")
         line = self.cfg.limit_request_line

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import re
 import time
 import urllib.request
 
@@ -37,4 +39,7 @@ def test_route_created_in_the_database_is_served_within_the_poll_interval(upstre
             time.sleep(0.1)
         assert status == 200, gateway.log()
         assert json.loads(body)["path"] == "/api/v1/e2e/echo"
-        assert headers["X-Request-ID"]
+        assert re.fullmatch("[0-9a-f]{32}", headers["X-Request-ID"])
+        # The worker formats Date once per second (gunicorn_worker.http_date_per_second).
+        served_at = email.utils.parsedate_to_datetime(headers["Date"])
+        assert abs(served_at.timestamp() - time.time()) < 5

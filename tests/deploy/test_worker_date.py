@@ -1,0 +1,33 @@
+"""The worker's Date header: gunicorn's value, formatted once per second."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from gunicorn import util
+
+from gateway_project import gunicorn_worker
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The worker module's wall clock, set by the test (a one-item list)."""
+    now = [1_700_000_000.4]
+    monkeypatch.setattr(gunicorn_worker, "time", types.SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(gunicorn_worker, "_date_header", (0, ""))
+    return now
+
+
+def test_the_date_is_gunicorns_and_formatted_once_per_second(clock):
+    first = gunicorn_worker.http_date_per_second()
+    assert first == "Tue, 14 Nov 2023 22:13:20 GMT" == util.http_date(1_700_000_000)
+    clock[0] += 0.5
+    assert gunicorn_worker.http_date_per_second() is first  # the same second: not formatted
+    clock[0] += 0.6
+    assert gunicorn_worker.http_date_per_second() == "Tue, 14 Nov 2023 22:13:21 GMT"
+
+
+def test_an_explicit_timestamp_is_formatted_as_gunicorn_does(clock):
+    assert gunicorn_worker.http_date_per_second(86_400.9) == util.http_date(86_400.9)
+    assert gunicorn_worker.http_date_per_second(86_400.9) == "Fri, 02 Jan 1970 00:00:00 GMT"
