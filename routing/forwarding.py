@@ -59,6 +59,17 @@ def connection_listed(connection_value: str | None) -> set[str]:
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
 
 
+# The request headers never forwarded, by (hide_credentials, from an untrusted peer).
+_DROPPED_REQUEST_HEADERS = {
+    (hide, untrusted): HOP_BY_HOP
+    | GATEWAY_SET_REQUEST_HEADERS
+    | (CREDENTIAL_HEADERS if hide else frozenset())
+    | (CLIENT_ADDRESS_CLAIMS if untrusted else frozenset())
+    for hide in (False, True)
+    for untrusted in (False, True)
+}
+
+
 def request_headers_from_meta(
     meta: Mapping[str, object], *, hide_credentials: bool = False
 ) -> list[tuple[str, str]]:
@@ -67,12 +78,12 @@ def request_headers_from_meta(
     `hide_credentials` also drops the caller's Authorization and X-API-Key; Forwarded and
     X-Real-IP are kept only from a trusted proxy.
     """
-    dropped = HOP_BY_HOP | GATEWAY_SET_REQUEST_HEADERS
-    if hide_credentials:
-        dropped |= CREDENTIAL_HEADERS
-    if not is_trusted_proxy(str(meta.get("REMOTE_ADDR", ""))):
-        dropped |= CLIENT_ADDRESS_CLAIMS
-    dropped |= connection_listed(str(meta.get("HTTP_CONNECTION", "")))
+    dropped = _DROPPED_REQUEST_HEADERS[
+        hide_credentials, not is_trusted_proxy(str(meta.get("REMOTE_ADDR", "")))
+    ]
+    listed = meta.get("HTTP_CONNECTION")
+    if listed:
+        dropped = dropped | connection_listed(str(listed))
     headers: list[tuple[str, str]] = []
     for key, value in meta.items():
         if key.startswith("HTTP_"):

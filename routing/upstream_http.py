@@ -30,6 +30,7 @@ take the GIL.
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import struct
 import threading
@@ -189,6 +190,10 @@ def request_head(method: str, target: str, host: str, headers: dict[str, str]) -
         return text.encode("utf-8")
 
 
+# A request target holds no control character, space or DEL (RFC 9112 section 3.2).
+_UNSAFE_IN_TARGET = re.compile("[\x00-\x20\x7f]")
+
+
 def _head_text(method: str, target: str, host: str, headers: dict[str, str]) -> str:
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
@@ -201,8 +206,7 @@ def _head_text(method: str, target: str, host: str, headers: dict[str, str]) -> 
         text.count("\n") != ends
         or text.count("\r") != ends
         or "\x00" in text
-        or " " in target
-        or any(ord(c) < 0x21 or c == "\x7f" for c in target)
+        or _UNSAFE_IN_TARGET.search(target)
     ):
         raise BadRequest("The request holds a character that cannot be forwarded.")
     return text
