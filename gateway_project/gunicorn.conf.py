@@ -147,14 +147,11 @@ def post_worker_init(worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Write the access log lines and metric updates still pending before the worker goes,
-    and say goodbye to Redis."""
+    """Write the access log lines and metric updates still pending before the worker goes."""
     from gateway_project import access_log, metrics
-    from quotas.store import close_store
 
     access_log.stop_writer()
     metrics.deferred.stop()
-    close_store()
 
 
 def child_exit(server: Any, worker: Any) -> None:

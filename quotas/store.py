@@ -169,7 +169,7 @@ class RedisStore:
         return local.connection
 
     def close(self) -> None:
-        """Close every thread's connection (a stopping worker); a later check opens anew."""
+        """Close every thread's connection; a later check opens anew."""
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for connection in opened:
@@ -418,12 +418,6 @@ def limit_store() -> LimitStore:
             client = redis_client()
             _store = RedisStore(client) if client is not None else MemoryStore()
         return _store
-
-
-def close_store() -> None:
-    """Close the process's Redis connections for limit checks (a stopping worker)."""
-    if isinstance(_store, RedisStore):
-        _store.close()
 
 
 def use_store(store: LimitStore | None) -> None:

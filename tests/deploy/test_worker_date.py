@@ -1,4 +1,4 @@
-"""The worker's Date header: gunicorn's value, formatted once per second."""
+"""What the worker caches from gunicorn: the Date header per second, the settings per worker."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import types
 
 import pytest
 from gunicorn import util
+from gunicorn.config import Config
 
 from gateway_project import gunicorn_worker
 
@@ -31,3 +32,16 @@ def test_the_date_is_gunicorns_and_formatted_once_per_second(clock):
 def test_an_explicit_timestamp_is_formatted_as_gunicorn_does(clock):
     assert gunicorn_worker.http_date_per_second(86_400.9) == util.http_date(86_400.9)
     assert gunicorn_worker.http_date_per_second(86_400.9) == "Fri, 02 Jan 1970 00:00:00 GMT"
+
+
+def test_settings_as_attributes_reads_every_setting_as_gunicorn_would():
+    config = Config()
+    config.set("threads", 8)
+    config.set("http_parser", "fast")
+    config.set("worker_class", "gateway_project.gunicorn_worker.DrainingThreadWorker")
+    before = {name: getattr(config, name) for name in config.settings}
+    derived = (config.sendfile, config.env, config.worker_class, config.is_ssl)
+    gunicorn_worker.settings_as_attributes(config)
+    assert {name: getattr(config, name) for name in config.settings} == before
+    assert (config.sendfile, config.env, config.worker_class, config.is_ssl) == derived
+    assert vars(config)["threads"] == 8  # a plain attribute now, not Config.__getattr__
