@@ -114,10 +114,14 @@ def _usage_field(context: RequestContext, route: CompiledRoute, kind: str) -> st
     consumer = context.principal
     if kind == "anonymous" or consumer is None:
         # Anonymous callers are counted together: no per-address history (cardinality, privacy).
-        who = ["anonymous", "", "anonymous"]
-    else:
-        who = [kind, consumer.id, consumer.username]
-    return json.dumps([*who, route.id, route.name], separators=(",", ":"))
+        return _usage_json("anonymous", "", "anonymous", route.id, route.name)
+    return _usage_json(kind, consumer.id, consumer.username, route.id, route.name)
+
+
+@lru_cache(maxsize=4096)
+def _usage_json(kind: str, consumer_id: str, username: str, route_id: int, route_name: str) -> str:
+    """The usage counter's field for one consumer on one route (the same few recur)."""
+    return json.dumps([kind, consumer_id, username, route_id, route_name], separators=(",", ":"))
 
 
 def _window(policy: Policy, now: float) -> int:
