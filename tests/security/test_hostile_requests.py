@@ -101,6 +101,25 @@ def test_malformed_request_is_400_problem_without_its_bytes(gateway, upstream, r
 
 
 @pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(b"X-A: a\rX-Injected: 1\r\n", id="bare-cr-in-value"),
+        pytest.param(b"X-A: a\x00b\r\n", id="nul-in-value"),
+        pytest.param(b"X-A: a\x01b\r\n", id="control-byte-in-value"),
+        pytest.param(b"X-A: a\r\n folded\r\n", id="obs-fold"),
+        pytest.param(b"X-A: a\nX-Injected: 1\r\n", id="bare-lf-line-end"),
+        pytest.param(b"X-A : a\r\n", id="space-before-colon"),
+        pytest.param(b" X-A: a\r\n", id="leading-space-first-header"),
+    ],
+)
+def test_a_malformed_header_line_is_400_and_never_forwarded(gateway, upstream, header):
+    # The request head's parser (gunicorn_h1c's picohttpparser) is the first to read these.
+    request = b"GET /svc/echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"\r\n"
+    problem = _refused(gateway, request, 400, upstream)
+    assert problem["code"] in {"bad_request", "invalid_header", "invalid_header_name"}
+
+
+@pytest.mark.parametrize(
     "framing",
     [
         pytest.param(
