@@ -185,11 +185,15 @@ class LineWriter:
     def _drain(self) -> None:
         """Write what has accumulated as one log record: one handler call and one write per
         drain instead of per line (the lines stay one JSON object each)."""
-        count = len(self._lines)
-        if not count:
-            return
         take = self._lines.popleft
-        _emit("\n".join([encode(*take()) for _ in range(count)]))
+        lines = []
+        for _ in range(len(self._lines)):
+            try:
+                lines.append(encode(*take()))
+            except Exception:  # a value orjson cannot write (an integer past 64 bits): skipped
+                _count_failure()
+        if lines:
+            _emit("\n".join(lines))
 
 
 def _emit(lines: str) -> None:
@@ -197,9 +201,13 @@ def _emit(lines: str) -> None:
     try:
         logger.info(lines)
     except Exception:
-        from gateway_project import metrics
+        _count_failure()
 
-        metrics.count_failure("access_log")
+
+def _count_failure() -> None:
+    from gateway_project import metrics
+
+    metrics.count_failure("access_log")
 
 
 _writer: LineWriter | None = None

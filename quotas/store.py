@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from bisect import bisect_right, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,23 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# A thread's connection unused this long is checked before its next send, as the pool checks
+# on every checkout: Redis (a restart, its idle `timeout`) or a middlebox may have closed it.
+IDLE_CHECK_SECONDS = 1.0
+
+
+def _drop_if_stale(connection: Any) -> None:
+    """Disconnect a connection the server has closed, or that holds bytes nobody asked for."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        stale = connection.can_read(timeout=0)
+    except (RedisConnectionError, OSError):
+        stale = True
+    if stale:
+        connection.disconnect()
 
 
 class StoreUnavailable(Exception):
@@ -100,8 +118,12 @@ class RedisStore:
         self._clock = clock  # None: Redis TIME, the one clock every gateway node shares
         self._prefix = prefix if prefix is not None else redis_key("")
         self._local = threading.local()
-        self._opened: list[Any] = []  # every thread's connection, for close()
+        # Every live thread's connection, for close(); a thread's goes when the thread does.
+        self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
         self._opened_lock = threading.Lock()
+        pool = client.connection_pool
+        # Sentinel: the primary the pool last learnt of (None for a plain pool).
+        self._sentinel_pool = pool if hasattr(pool, "master_address") else None
 
     def _now_arg(self) -> str:
         return "" if self._clock is None else str(round(self._clock() * _US))
@@ -154,26 +176,39 @@ class RedisStore:
             raise
 
     def _connection(self) -> Any:
-        """This thread's connection, made on first use and again in a forked child."""
+        """This thread's connection: made on first use and again in a forked child, checked
+        after an idle spell, and dropped when Sentinel has named another primary."""
         local = self._local
         if getattr(local, "generation", None) != _fork_generation:
-            # Made like the pool's own but outside its count: the store owns it (and closes it
-            # when the store goes), so a store never takes a connection others wait for.
+            # Made like the pool's own but outside its count: the store owns it (and it closes
+            # when its thread or the store goes), so it never takes a connection others wait for.
             pool = self._client.connection_pool
             local.connection = pool.connection_class(**pool.connection_kwargs)
             local.generation = _fork_generation
+            local.used = 0.0
             with self._opened_lock:
-                # A parent's sockets are not this process's to use or close.
-                self._opened = [c for c in self._opened if c.pid == os.getpid()]
-                self._opened.append(local.connection)
-        return local.connection
+                self._opened.add(local.connection)
+        connection = local.connection
+        now = time.monotonic()
+        if connection.is_connected:
+            if now - local.used > IDLE_CHECK_SECONDS:
+                _drop_if_stale(connection)
+            sentinel = self._sentinel_pool
+            if sentinel is not None:
+                primary = sentinel.master_address
+                if primary is not None and (connection.host, connection.port) != primary:
+                    connection.disconnect()  # a failover: the next send asks the sentinels
+        local.used = now
+        return connection
 
     def close(self) -> None:
         """Close every thread's connection; a later check opens anew."""
         with self._opened_lock:
-            opened, self._opened = self._opened, []
+            opened = list(self._opened)
+            self._opened = weakref.WeakSet()
         for connection in opened:
-            connection.disconnect()
+            if connection.pid == os.getpid():  # a parent's sockets are not this process's
+                connection.disconnect()
         self._local = threading.local()
 
     def _evalsha(self, connection: Any, keys: list[str], args: list[Any]) -> Any:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 from gunicorn import util
@@ -45,3 +49,21 @@ def test_settings_as_attributes_reads_every_setting_as_gunicorn_would():
     assert {name: getattr(config, name) for name in config.settings} == before
     assert (config.sendfile, config.env, config.worker_class, config.is_ssl) == derived
     assert vars(config)["threads"] == 8  # a plain attribute now, not Config.__getattr__
+
+
+def test_the_config_refuses_to_start_without_the_c_parser(tmp_path):
+    # http_parser = "fast" alone would fail every request instead (gunicorn imports per request).
+    hide_parser = (
+        "import runpy, sys; sys.modules['gunicorn_h1c'] = None; "
+        "runpy.run_path('gateway_project/gunicorn.conf.py')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_parser],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "gunicorn_h1c" in result.stderr

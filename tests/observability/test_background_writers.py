@@ -97,6 +97,21 @@ def test_one_drain_is_one_record_of_one_json_line_per_request():
     assert [line["request_id"] for line in lines.records()] == ["r0", "r1", "r2"]
 
 
+def test_a_record_that_cannot_be_encoded_is_counted_and_the_rest_are_written():
+    writer = access_log.LineWriter(capacity=10)
+    before = sample("gateway_observability_failures_total", part="access_log")
+    with captured("gateway.access") as lines:
+        writer.start()
+        writer.submit("2026-01-01T00:00:00.000Z", record(1))
+        writer.submit("2026-01-01T00:00:00.000Z", {"request_id": "r2", "bytes_in": 2**64})
+        writer.submit("2026-01-01T00:00:00.000Z", record(3))
+        time.sleep(0.2)  # a drain or more: the writer thread must survive the bad record
+        writer.submit("2026-01-01T00:00:00.000Z", record(4))
+        writer.stop()
+    assert sample("gateway_observability_failures_total", part="access_log") == before + 1
+    assert [line["request_id"] for line in lines.records()] == ["r1", "r3", "r4"]
+
+
 def test_start_and_stop_writer_switch_between_queued_and_direct_writes():
     with captured("gateway.access") as lines:
         access_log.start_writer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -15,11 +16,13 @@ from django.core.management import CommandError, call_command
 from prometheus_client import REGISTRY
 
 import quotas.flusher
+import quotas.store
 import routing.limits
 from gateway_project.redis import redis_client
 from quotas.policies import Policy, rate_policy
 from quotas.store import RedisStore, StoreUnavailable, use_store
 from tests.quotas.conftest import needs_redis
+from tests.support.waiting import wait_until
 
 
 def store_errors() -> float:
@@ -140,7 +143,8 @@ def test_each_thread_checks_limits_on_one_connection_of_its_own(throwaway_redis)
     other.join(30)
     assert len(_store_connections(client)) == 2  # 40 checks, two threads, two sockets
     store.close()
-    assert _store_connections(client) == []
+    # Redis notices a closed socket on its next turn: poll, bounded.
+    assert wait_until(lambda: not _store_connections(client), message="a socket stayed open")
 
 
 def test_a_check_after_a_redis_restart_reconnects(throwaway_redis):
@@ -152,6 +156,48 @@ def test_a_check_after_a_redis_restart_reconnects(throwaway_redis):
     throwaway_redis.start()  # same port, empty: the script and the counters are gone
     verdict = store.check([_hourly()], consume=True)
     assert verdict.allowed and verdict.states[0].remaining == 2
+
+
+def test_a_check_after_redis_restarted_while_the_thread_was_idle_succeeds(
+    throwaway_redis, monkeypatch
+):
+    monkeypatch.setattr(quotas.store, "IDLE_CHECK_SECONDS", 0.0)  # every check counts as idle
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    throwaway_redis.stop()
+    throwaway_redis.start()  # the thread's socket is closed by now; nobody has noticed yet
+    verdict = store.check([_hourly()], consume=True)
+    assert verdict.allowed and verdict.states[0].remaining == 2
+
+
+def test_a_thread_drops_its_connection_when_sentinel_names_another_primary(throwaway_redis):
+    client = throwaway_redis.client()
+    pool = client.connection_pool
+    pool.master_address = ("127.0.0.1", throwaway_redis.port)  # as a Sentinel pool has it
+    store = RedisStore(client, prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    first = store._connection()._sock
+    assert store.check([_hourly()], consume=True).allowed
+    assert store._connection()._sock is first  # the same primary: the same socket
+    pool.master_address = ("127.0.0.2", throwaway_redis.port)  # a failover elsewhere
+    store._connection()
+    assert not store._connection().is_connected  # dropped before anything is sent on it
+
+
+def test_a_finished_threads_connection_is_closed(throwaway_redis):
+    client = throwaway_redis.client()
+    store = RedisStore(client, prefix="gw:")
+    worker = threading.Thread(target=lambda: store.check([_hourly()], consume=True))
+    worker.start()
+    worker.join(30)
+    del worker
+
+    def closed() -> bool:
+        gc.collect()  # the connection and its parser refer to each other: a cycle
+        return not _store_connections(client)
+
+    assert wait_until(closed, message="the finished thread's socket stayed open")
+    assert len(store._opened) == 0
 
 
 def test_an_interrupted_check_leaves_no_reply_for_the_next_one(throwaway_redis, monkeypatch):
