@@ -137,11 +137,22 @@ def test_each_thread_checks_limits_on_one_connection_of_its_own(throwaway_redis)
         for _ in range(20):
             assert store.check([policy], consume=True).allowed
 
+    checked, counted = threading.Event(), threading.Event()
+
+    def check_twenty_and_stay() -> None:
+        check_twenty()
+        checked.set()
+        counted.wait(30)  # alive while counted: a finished thread's connection goes with it
+
     check_twenty()
-    other = threading.Thread(target=check_twenty)
+    other = threading.Thread(target=check_twenty_and_stay)
     other.start()
-    other.join(30)
-    assert len(_store_connections(client)) == 2  # 40 checks, two threads, two sockets
+    try:
+        assert checked.wait(30)
+        assert len(_store_connections(client)) == 2  # 40 checks, two threads, two sockets
+    finally:
+        counted.set()
+        other.join(30)
     store.close()
     # Redis notices a closed socket on its next turn: poll, bounded.
     assert wait_until(lambda: not _store_connections(client), message="a socket stayed open")
@@ -180,7 +191,6 @@ def test_a_thread_drops_its_connection_when_sentinel_names_another_primary(throw
     assert store.check([_hourly()], consume=True).allowed
     assert store._connection()._sock is first  # the same primary: the same socket
     pool.master_address = ("127.0.0.2", throwaway_redis.port)  # a failover elsewhere
-    store._connection()
     assert not store._connection().is_connected  # dropped before anything is sent on it
 
 
