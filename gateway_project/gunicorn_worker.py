@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import select
 import selectors
@@ -208,6 +209,17 @@ class DrainingThreadWorker(ThreadWorker):
         self.accept_pauses = 0  # pauses in a row without accepting
         handoff.enable()
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """Load the application, then exempt everything it built from garbage collection.
+
+        Django, the URL table and every imported module are ~125,000 objects that live as long
+        as the worker; left in the collector's oldest generation, each full collection walks
+        all of them (67-80 ms of CPU measured, with the GIL held: every request of the worker
+        waits). Frozen, a full collection walks only what was made since.
+        """
+        super().load_wsgi()
+        gc.freeze()
 
     def run(self) -> None:
         """Relay WebSockets in the event loop, then run it as gthread does."""

@@ -1,0 +1,28 @@
+"""The worker exempts what loading the application built from garbage collection."""
+
+from __future__ import annotations
+
+import gc
+import types
+
+from gateway_project.gunicorn_worker import DrainingThreadWorker
+
+
+def test_loading_the_application_freezes_what_it_built():
+    worker = object.__new__(DrainingThreadWorker)  # only load_wsgi is exercised
+    built: list[object] = []
+
+    def wsgi() -> object:
+        built.append({"a structure": ["the application keeps"]})
+        return "the application"
+
+    worker.app = types.SimpleNamespace(wsgi=wsgi)
+    gc.unfreeze()
+    try:
+        worker.load_wsgi()
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # this test process goes on collecting as before
+    assert worker.wsgi == "the application"
+    assert built
+    assert frozen > 0
