@@ -377,6 +377,9 @@ def handle(
     except Exception as error:
         ctx.error = error
         answer = render_error(error)
+        # Answered and logged: the traceback's frames hold ctx, which holds the error, so
+        # keeping it would leave the request's objects to the cyclic garbage collector.
+        error.__traceback__ = None
     for step in steps.response:
         answer = step.respond(ctx, answer)
     return answer

@@ -96,13 +96,17 @@ class _Parse:
         self.complete = False
         self.keep_alive = False
         self.trailing = False  # bytes after the end of the message: the connection is not reused
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.fields.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()
+        # The parser is dropped once read: it holds this object's callbacks, so keeping it would
+        # make a reference cycle, and every answer's objects would wait for the cyclic garbage
+        # collector instead of being freed when the answer is done.
+        parser, self.parser = self.parser, None
+        self.keep_alive = parser.should_keep_alive() if parser is not None else False
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
@@ -220,6 +224,7 @@ class PlainResponse:
         sock: socket.socket,
         pool: IdleConnections,
         parse: _Parse,
+        parser: httptools.HttpResponseParser,
         status: int,
         *,
         bodiless: bool,
@@ -232,6 +237,7 @@ class PlainResponse:
         self._pool = pool
         self._bound = bound  # the socket's send/read bound, kept with it in the pool
         self._parse = parse
+        self._parser = parser
         self._bodiless = bodiless
         self._until_close = until_close
         if bodiless:
@@ -258,7 +264,7 @@ class PlainResponse:
             self.close()
             raise ProtocolError("Connection broken.", http.client.IncompleteRead(b""))
         try:
-            self._parse.parser.feed_data(data)
+            self._parser.feed_data(data)
         except httptools.HttpParserError:
             if not self._parse.complete:
                 self.close()
@@ -469,11 +475,13 @@ def _parsed(
     bound: float,
 ) -> PlainResponse:
     parse = _Parse()
+    parser = parse.parser
+    assert parser is not None  # a new _Parse holds its parser until the head is parsed
     try:
-        parse.parser.feed_data(head)
+        parser.feed_data(head)
     except httptools.HttpParserError:
         raise _refuse("malformed head") from None
-    status = parse.parser.get_status_code()
+    status = parser.get_status_code()
     lengths = [v for n, v in parse.fields if n.lower() == "content-length"]
     codings = [v for n, v in parse.fields if n.lower() == "transfer-encoding"]
     reason = framing_error_of(lengths, codings)
@@ -482,13 +490,13 @@ def _parsed(
     bodiless = method == "HEAD" or status in (204, 304)
     until_close = not bodiless and not lengths and not codings
     response = PlainResponse(
-        sock, pool, parse, status, bodiless=bodiless, until_close=until_close, bound=bound
+        sock, pool, parse, parser, status, bodiless=bodiless, until_close=until_close, bound=bound
     )
     if bodiless:
         parse.trailing = bool(rest)
     elif rest:
         try:
-            parse.parser.feed_data(rest)
+            parser.feed_data(rest)
         except httptools.HttpParserError:
             if not parse.complete:
                 raise _refuse("malformed body framing") from None

@@ -31,7 +31,13 @@ class ProxyView(APIView):
         def render_error(error: Exception) -> HttpResponseBase:
             return self.problem(error, request)
 
-        return pipeline.handle(context, render_error=render_error)
+        try:
+            return pipeline.handle(context, render_error=render_error)
+        finally:
+            # The request keeps its context for the middleware; the context lets go of the
+            # request once it is served, so the two form no reference cycle (each request's
+            # objects are freed at its end, not by the cyclic garbage collector).
+            context.http_request = None
 
     def problem(self, error: Exception, request: HttpRequest) -> HttpResponseBase:
         """The error as problem+json, by DRF's configured exception handler (the project's one)."""
