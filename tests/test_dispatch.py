@@ -155,7 +155,13 @@ def test_lean_handler_names_the_proxy_view_without_resolving(application, monkey
 
 @pytest.mark.parametrize(
     "path, status",
-    [("/svc/echo", "200"), ("/nowhere", "404"), ("/private/x", "401"), ("/down/x", "502")],
+    [
+        ("/svc/echo", "200"),
+        ("/nowhere", "404"),
+        ("/private/x", "401"),
+        ("/limited/x", "429"),  # the warm-up request takes the one allowed
+        ("/down/x", "502"),
+    ],
 )
 def test_a_served_request_leaves_no_reference_cycles(
     application, make_route, upstream, path, status
@@ -166,6 +172,7 @@ def test_a_served_request_leaves_no_reference_cycles(
 
     make_route("/svc/**", upstream.url)
     make_route("/private/**", upstream.url, authentication=Route.Authentication.REQUIRED)
+    make_route("/limited/**", upstream.url, rate_limit_requests=1, rate_limit_period="hour")
     make_route("/down/**", "http://127.0.0.1:9", service="down")  # discard port: refused
     _call(application, path)  # warm: pools, the compiled route table
     gc.collect()
