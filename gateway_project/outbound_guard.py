@@ -185,7 +185,7 @@ def guarded_socket(
             return sock
         except OSError as error:
             sock.close()
-            last = error
+            last = error.with_traceback(None)  # its traceback holds this frame: a cycle
     if isinstance(last, TimeoutError):
         raise ConnectTimeoutError(owner, f"Connection to {host} timed out.")
     raise NewConnectionError(owner, f"Failed to establish a new connection: {last}")

@@ -377,12 +377,25 @@ def handle(
     except Exception as error:
         ctx.error = error
         answer = render_error(error)
-        # Answered and logged: the traceback's frames hold ctx, which holds the error, so
-        # keeping it would leave the request's objects to the cyclic garbage collector.
-        error.__traceback__ = None
+        # Answered and logged: the tracebacks' frames hold ctx, which holds the error, so
+        # keeping them would leave the request's objects to the cyclic garbage collector.
+        _drop_tracebacks(error)
     for step in steps.response:
         answer = step.respond(ctx, answer)
     return answer
+
+
+def _drop_tracebacks(error: BaseException) -> None:
+    """Clear the traceback of `error` and of every exception it was raised from or during."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        each = pending.pop()
+        if each is None or id(each) in seen:
+            continue
+        seen.add(id(each))
+        each.__traceback__ = None
+        pending += (each.__cause__, each.__context__)
 
 
 def dry_run(ctx: RequestContext) -> GatewayError | None:

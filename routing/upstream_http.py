@@ -480,6 +480,7 @@ def _parsed(
     try:
         parser.feed_data(head)
     except httptools.HttpParserError:
+        parse.parser = None  # on_headers_complete never ran to break the cycle (see _Parse)
         raise _refuse("malformed head") from None
     status = parser.get_status_code()
     lengths = [v for n, v in parse.fields if n.lower() == "content-length"]

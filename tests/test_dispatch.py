@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import logging
 
 import pytest
 from django.core.signals import request_finished, request_started
@@ -161,6 +162,8 @@ def test_lean_handler_names_the_proxy_view_without_resolving(application, monkey
         ("/private/x", "401"),
         ("/limited/x", "429"),  # the warm-up request takes the one allowed
         ("/down/x", "502"),
+        ("/svc/a%00b", "400"),  # a bad path, refused from inside an except block
+        ("/sluggish/slow/2000", "504"),
     ],
 )
 def test_a_served_request_leaves_no_reference_cycles(
@@ -174,14 +177,17 @@ def test_a_served_request_leaves_no_reference_cycles(
     make_route("/private/**", upstream.url, authentication=Route.Authentication.REQUIRED)
     make_route("/limited/**", upstream.url, rate_limit_requests=1, rate_limit_period="hour")
     make_route("/down/**", "http://127.0.0.1:9", service="down")  # discard port: refused
+    make_route("/sluggish/**", upstream.url, strip_prefix=True, timeout_ms=50)
     _call(application, path)  # warm: pools, the compiled route table
     gc.collect()
     gc.disable()
+    logging.disable(logging.CRITICAL)  # pytest's log capture would keep logged requests alive
     try:
         for _ in range(5):
             answered, _, _ = _call(application, path)
         unreachable = gc.collect()
     finally:
+        logging.disable(logging.NOTSET)
         gc.enable()
     assert answered.startswith(status)
     assert unreachable == 0

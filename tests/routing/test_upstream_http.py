@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import http.client
+import logging
 import socket
 import struct
 import threading
@@ -14,6 +17,7 @@ from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutErr
 
 from gateway_project.errors import BadRequest
 from gateway_project.upstream_head import InvalidUpstreamHead
+from routing import upstream_http
 from routing.upstream_http import PlainUpstreams, request_head
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -422,3 +426,27 @@ def test_a_request_that_would_split_the_head_is_refused_before_sending(target, h
 def test_request_head_carries_host_and_every_header_once():
     head = request_head("POST", "/a?b=c", "svc:80", {"x-a": "1", "content-length": "0"})
     assert head == b"POST /a?b=c HTTP/1.1\r\nHost: svc:80\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",  # refused by httptools mid-head
+    ],
+)
+def test_a_parsed_or_refused_answer_leaves_no_reference_cycle(answer):
+    # The parser holds the parse state's callbacks; were the state to keep its parser, every
+    # answer would wait for the cyclic garbage collector (see routing/upstream_http._Parse).
+    end = answer.index(b"\r\n\r\n") + 4
+    gc.collect()
+    gc.disable()
+    logging.disable(logging.CRITICAL)  # the log capture would keep the refusal's record
+    try:
+        with contextlib.suppress(ProtocolError):
+            upstream_http._parsed(None, None, answer[:end], answer[end:], "GET", 1.0)  # type: ignore[arg-type]
+        unreachable = gc.collect()
+    finally:
+        logging.disable(logging.NOTSET)
+        gc.enable()
+    assert unreachable == 0
