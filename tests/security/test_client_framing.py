@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -164,6 +165,52 @@ def test_pipelined_requests_are_both_answered_in_order(gateway, upstream):
     assert closed
     assert answer.count(b"HTTP/1.1 200 ") == 2, answer[:500]
     assert [r.path.rsplit("/", 1)[1] for r in upstream.received] == ["first", "second"]
+
+
+def test_more_pipelined_requests_than_a_thread_serves_in_a_row_are_all_answered_in_order(
+    gateway, upstream
+):
+    # A thread serves a connection's next request itself while it is already there (at most
+    # gunicorn_worker._SERVED_IN_A_ROW in a row), then hands the rest back to the event loop.
+    count = 40
+    request = b"".join(
+        b"GET /svc/echo/%d HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+        % (n, b"Connection: close\r\n" if n == count - 1 else b"")
+        for n in range(count)
+    )
+    answer, closed = _exchange_until_close(gateway.port, request, timeout=30)
+    assert closed
+    assert answer.count(b"HTTP/1.1 200 ") == count, answer[:500]
+    assert [r.path.rsplit("/", 1)[1] for r in upstream.received] == [str(n) for n in range(count)]
+
+
+def test_a_thread_serving_pipelined_requests_lets_a_waiting_connection_go_first(gateway, upstream):
+    # One request thread, one client pipelining slow requests: the thread serves that client's
+    # next request itself only while no other connection waits, so a second client is served
+    # after a few of them, not after the thread's whole run.
+    count = 20
+    pipelined = b"".join(
+        b"GET /svc/slow/100/%d HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+        % (n, b"Connection: close\r\n" if n == count - 1 else b"")
+        for n in range(count)
+    )
+    with (
+        GatewayServer(GATEWAY_WORKERS="1", GATEWAY_THREADS="1") as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=30) as busy,
+    ):
+        busy.sendall(pipelined)
+        time.sleep(0.3)  # a few of the busy client's requests are served meanwhile
+        other = raw_exchange(
+            server.port,
+            b"GET /svc/echo/other HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        answer = b""
+        while chunk := busy.recv(65536):
+            answer += chunk
+    assert status_of(other) == 200
+    assert answer.count(b"HTTP/1.1 200 ") == count
+    paths = [r.path for r in upstream.received]
+    assert paths.index("/svc/echo/other") <= count // 2, paths
 
 
 def test_a_head_larger_than_any_accepted_head_is_431_without_waiting_for_its_end(gateway):
