@@ -358,8 +358,10 @@ class DrainingThreadWorker(ThreadWorker):
         changes, a hand-over to a thread, the GIL passed back and forth). When connections wait
         in the queue the loop keeps their order: a thread does not stay with one client.
         """
-        # gthread's pool is a ThreadPoolExecutor: its queue holds the connections waiting.
-        if not self.alive or not self.tpool._work_queue.empty():
+        # gthread's pool is a ThreadPoolExecutor: its queue holds the connections waiting. A
+        # pool of another kind (gunicorn lets get_thread_pool be overridden) gets the loop.
+        waiting = getattr(self.tpool, "_work_queue", None)
+        if not self.alive or waiting is None or not waiting.empty():
             return True
         try:
             conn.sock.setblocking(False)  # a peek, never a wait (the socket had the read bound)

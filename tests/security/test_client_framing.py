@@ -199,7 +199,9 @@ def test_a_thread_serving_pipelined_requests_lets_a_waiting_connection_go_first(
         socket.create_connection(("127.0.0.1", server.port), timeout=30) as busy,
     ):
         busy.sendall(pipelined)
-        time.sleep(0.3)  # a few of the busy client's requests are served meanwhile
+        deadline = time.monotonic() + 20
+        while upstream.count("/svc/slow") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the thread is serving the busy client's requests
         other = raw_exchange(
             server.port,
             b"GET /svc/echo/other HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
