@@ -52,11 +52,12 @@ from typing import Any
 
 from gunicorn import http, util
 from gunicorn.http import errors as parse_errors
-from gunicorn.http.body import ChunkedReader
+from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from gateway_project import accept_balance, client_framing, handoff, server_errors, ws_relay
+from gateway_project.client_socket import ClientSocket
 
 # A stopping worker takes at most this many queued connections per listener (the kernel's
 # listen backlog is 2048 by default), so the loop is bounded even under a connection flood.
@@ -101,6 +102,13 @@ def _head_end(head: bytearray, searched: int) -> bool:
     """
     start = max(0, searched - 3)
     return head.find(b"\n\r\n", start) >= 0 or head.find(b"\n\n", start) >= 0
+
+
+def _body_read_to_end(message: Any) -> bool:
+    """Whether a request's body has no byte left on the socket (none, or all of it read)."""
+    body = getattr(message, "body", None)
+    reader = getattr(body, "reader", None)
+    return type(reader) is LengthReader and reader.length == 0 and not body.failed  # type: ignore[union-attr]
 
 
 def _head_too_large() -> BaseException:
@@ -167,7 +175,8 @@ class GatewayConnection(TConn):
     def init(self) -> None:
         """Set up the connection as gthread does, then bound its blocking reads."""
         super().init()
-        # Re-applied on every request: gthread makes the socket blocking (no timeout) first.
+        # Re-applied on every request: gthread makes the socket blocking (no timeout) first
+        # (a ClientSocket's "blocking" is this bound already: then nothing changes).
         self.sock.settimeout(self.read_timeout)
 
 
@@ -279,6 +288,8 @@ class DrainingThreadWorker(ThreadWorker):
         self.nr_conns += 1
         if self.balance_slot is not None:
             accept_balance.table().publish(self.balance_slot, self.nr_conns)
+        if self.loop_reads_heads:
+            client_sock = ClientSocket.adopt(client_sock, self.read_timeout)
         conn = GatewayConnection(self.cfg, client_sock, client_addr, listener.getsockname())
         conn.read_timeout = self.read_timeout
         if not self.loop_reads_heads:
@@ -364,7 +375,6 @@ class DrainingThreadWorker(ThreadWorker):
         if not self.alive or waiting is None or not waiting.empty():
             return True
         try:
-            conn.sock.setblocking(False)  # a peek, never a wait (the socket had the read bound)
             unreader = conn.parser.unreader
             if unreader.buf.getbuffer().nbytes:  # a body drain read ahead into the next head
                 conn.head = bytearray(unreader.take_buffered())
@@ -386,7 +396,7 @@ class DrainingThreadWorker(ThreadWorker):
         complete = len(head) > conn.head_scanned and _head_end(head, conn.head_scanned)
         while not complete:
             try:
-                data = conn.sock.recv(_HEAD_RECV_SIZE, socket.MSG_DONTWAIT)
+                data = conn.sock.read_now(_HEAD_RECV_SIZE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -440,7 +450,8 @@ class DrainingThreadWorker(ThreadWorker):
             self._close_lingering(conn)
             return
         try:
-            conn.sock.setblocking(False)
+            # No mode change for the poller: a ClientSocket is non-blocking at the OS level in
+            # every timeout mode, and the loop only reads it with read_now (client_socket).
             unreader = conn.parser.unreader
             pipelined = unreader.take_buffered() if unreader.buf.getbuffer().nbytes else b""
         except OSError:
@@ -597,6 +608,10 @@ class DrainingThreadWorker(ThreadWorker):
 
     def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
         """Drain an unread body before keep-alive; a malformed one closes the connection."""
+        if keepalive and _body_read_to_end(conn.parser.mesg):
+            # Nothing to drain: gunicorn's drain would still set and restore the socket's
+            # timeout around an empty read (two system calls, see client_socket).
+            return True
         try:
             return bool(super()._keepalive_after(conn, keepalive))
         except (parse_errors.ParseException, parse_errors.NoMoreData, client_framing.MalformedBody):

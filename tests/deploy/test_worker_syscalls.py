@@ -1,0 +1,122 @@
+"""What a kept-alive request no longer costs in system calls: mode changes that change
+nothing, a drain of a body that was never there."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
+
+from gateway_project.client_socket import ClientSocket
+from gateway_project.gunicorn_worker import _body_read_to_end
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[ClientSocket, socket.socket]]:
+    """A ClientSocket bounded at 30 s and the peer that writes to it."""
+    ours, peer = socket.socketpair()
+    adopted = ClientSocket.adopt(ours, 30.0)
+    yield adopted, peer
+    adopted.close()
+    peer.close()
+
+
+@pytest.fixture
+def mode_changes(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """Every timeout the socket module is asked to set (each one a system call)."""
+    calls: list[float | None] = []
+    real = socket.socket.settimeout
+
+    def counted(sock: socket.socket, value: float | None) -> None:
+        calls.append(value)
+        real(sock, value)
+
+    monkeypatch.setattr(socket.socket, "settimeout", counted)
+    return calls
+
+
+def test_adopting_keeps_the_descriptor_and_its_blocking_state():
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    number = ours.fileno()
+    adopted = ClientSocket.adopt(ours, 30.0)
+    try:
+        assert adopted.fileno() == number and ours.fileno() == -1
+        assert adopted.gettimeout() == 0.0
+    finally:
+        adopted.close()
+        peer.close()
+
+
+def test_blocking_means_within_the_read_bound(pair):
+    sock, _ = pair
+    sock.setblocking(True)
+    assert sock.gettimeout() == 30.0
+    sock.setblocking(False)
+    assert sock.gettimeout() == 0.0
+    sock.bound = None
+    sock.setblocking(True)
+    assert sock.gettimeout() is None
+
+
+def test_a_mode_change_that_changes_nothing_is_skipped(pair, mode_changes):
+    sock, _ = pair
+    sock.setblocking(True)  # as gthread does before serving
+    sock.settimeout(30.0)  # as the worker's init does right after
+    sock.setblocking(True)
+    sock.setblocking(False)  # as the loop does for the poller
+    sock.setblocking(False)
+    assert mode_changes == [30.0, 0.0]
+
+
+def test_read_now_reads_what_arrived_without_waiting_in_every_mode(pair):
+    sock, peer = pair
+    for timeout in (30.0, 0.0, None):
+        sock.settimeout(timeout)
+        with pytest.raises(BlockingIOError):  # socket.recv would wait 30 s, then time out
+            sock.read_now(100)
+        peer.sendall(b"GET / HTTP/1.1\r\n")
+        assert sock.read_now(100) == b"GET / HTTP/1.1\r\n"
+        assert sock.gettimeout() == timeout  # reading changed no mode
+    peer.close()
+    assert sock.read_now(100) == b""  # the peer is gone
+
+
+def _parsed(raw: bytes, read_body: bool = False):
+    ours, peer = socket.socketpair()
+    peer.sendall(raw)
+    peer.close()
+    try:
+        message = next(RequestParser(Config(), ours, ("127.0.0.1", 1)))
+        if read_body:
+            message.body.read()
+        return message
+    finally:
+        ours.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "read_body", "expected"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", False, True),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", False, True),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", False, False),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", True, True),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            False,
+            False,  # a chunked body's end is only known by reading it: the drain reads it
+        ),
+    ],
+)
+def test_the_drain_is_skipped_only_when_no_body_byte_is_left(raw, read_body, expected):
+    assert _body_read_to_end(_parsed(raw, read_body)) is expected
+
+
+def test_a_body_that_failed_to_read_is_never_read_to_its_end():
+    message = _parsed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    message.body.failed = True
+    assert _body_read_to_end(message) is False
