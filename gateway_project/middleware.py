@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.security import SecurityMiddleware
+
+from gateway_project.ids import random_hex
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
@@ -17,7 +18,7 @@ def request_id_for(client_value: str | None) -> str:
     """Keep a well-formed client request id, else generate one."""
     if client_value and _WELL_FORMED_ID.match(client_value):
         return client_value
-    return secrets.token_hex(16)
+    return random_hex(16)
 
 
 class RequestIdMiddleware:

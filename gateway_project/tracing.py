@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 from typing import Any
 
 from django.conf import settings
+
+from gateway_project.ids import random_hex
 
 logger = logging.getLogger("gateway.tracing")
 
@@ -33,7 +34,7 @@ class TraceContext:
         self.trace_id = trace_id
         self.parent_span_id = parent_span_id
         self.flags = flags
-        self.span_id = secrets.token_hex(8)
+        self.span_id = random_hex(8)
         self.server_span: Any = None
         self.forward_span: Any = None
 
@@ -162,7 +163,7 @@ def begin(meta: dict[str, Any], method: str) -> TraceContext:
     """The request's trace context: the client's trace continued, or a new one started."""
     parsed = parse_traceparent(meta.get("HTTP_TRACEPARENT"))
     if parsed is None:
-        trace = TraceContext(secrets.token_hex(16), None, "01")
+        trace = TraceContext(random_hex(16), None, "01")
     else:
         trace = TraceContext(parsed[0], parsed[1], parsed[2])
     tracer = active_tracer()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 
+from gateway_project.ids import random_hex
 from gateway_project.net import is_trusted_proxy
 
 # RFC 9110 section 7.6.1, plus the legacy proxy headers the contract names.
@@ -106,12 +106,12 @@ def forwarded_for(remote_addr: str, client_value: str | None) -> str:
 
 def traceparent_for(client_value: str | None) -> str:
     """A W3C traceparent continuing the client's trace (new span id), or starting one."""
-    span_id = secrets.token_hex(8)
+    span_id = random_hex(8)
     if client_value:
         match = _TRACEPARENT.match(client_value.strip())
         if match and match[1] != "ff" and set(match[2]) != {"0"} and set(match[3]) != {"0"}:
             return f"00-{match[2]}-{span_id}-{match[4]}"
-    return f"00-{secrets.token_hex(16)}-{span_id}-01"
+    return f"00-{random_hex(16)}-{span_id}-01"
 
 
 def response_headers(

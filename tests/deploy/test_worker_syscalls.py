@@ -1,8 +1,9 @@
 """What a kept-alive request no longer costs in system calls: mode changes that change
-nothing, a drain of a body that was never there."""
+nothing, a drain of a body that was never there, one getrandom() per id."""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.http.parser import RequestParser
 
+from gateway_project import ids
 from gateway_project.client_socket import ClientSocket
 from gateway_project.gunicorn_worker import _body_read_to_end
 
@@ -120,3 +122,30 @@ def test_a_body_that_failed_to_read_is_never_read_to_its_end():
     message = _parsed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     message.body.failed = True
     assert _body_read_to_end(message) is False
+
+
+def test_random_ids_are_hex_of_the_asked_length_and_never_repeat():
+    drawn = [ids.random_hex(16) for _ in range(5000)]  # past one block
+    assert all(len(value) == 32 and int(value, 16) >= 0 for value in drawn)
+    assert len(set(drawn)) == len(drawn)
+    assert len(ids.random_hex(8)) == 16
+    assert len(ids.random_hex(5000)) == 10000  # larger than a block
+
+
+def test_a_forked_child_does_not_hand_out_its_parents_next_ids():
+    ids.random_hex(16)  # this thread holds a block now
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write_end, ids.random_hex(16).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        childs = os.read(read_end, 64).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(child, 0)
+    assert len(childs) == 32
+    assert childs != ids.random_hex(16)
