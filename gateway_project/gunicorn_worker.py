@@ -56,7 +56,14 @@ from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from gateway_project import accept_balance, client_framing, handoff, server_errors, ws_relay
+from gateway_project import (
+    accept_balance,
+    client_framing,
+    handoff,
+    one_write_response,
+    server_errors,
+    ws_relay,
+)
 from gateway_project.client_socket import ClientSocket
 
 # A stopping worker takes at most this many queued connections per listener (the kernel's
@@ -191,6 +198,7 @@ class DrainingThreadWorker(ThreadWorker):
     def init_process(self) -> None:
         """Read the head deadline and limits, then start as gthread does."""
         util.http_date = http_date_per_second  # gunicorn's Response looks it up per answer
+        one_write_response.install()
         settings_as_attributes(self.cfg)
         self.header_timeout = _seconds_from_env("GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS") or 10.0
         self.read_timeout = _seconds_from_env("GATEWAY_CLIENT_TIMEOUT_SECONDS")

@@ -1,5 +1,6 @@
 """What a kept-alive request no longer costs in system calls: mode changes that change
-nothing, a drain of a body that was never there, one getrandom() per id."""
+nothing, a drain of a body that was never there, one getrandom() per id, a separate write for
+an answer's head."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from gunicorn import util
 from gunicorn.config import Config
+from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
 
 from gateway_project import ids
 from gateway_project.client_socket import ClientSocket
 from gateway_project.gunicorn_worker import _body_read_to_end
+from gateway_project.one_write_response import HeadWithBodyResponse
 
 
 @pytest.fixture
@@ -149,3 +153,55 @@ def test_a_forked_child_does_not_hand_out_its_parents_next_ids():
         os.waitpid(child, 0)
     assert len(childs) == 32
     assert childs != ids.random_hex(16)
+
+
+class _Recorder:
+    """A socket stand-in that records each sendall()."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+def _answer(response_class, request: bytes, status: str, headers, chunks) -> list[bytes]:
+    recorder = _Recorder()
+    response = response_class(_parsed(request), recorder, Config())
+    response.start_response(status, headers)
+    for chunk in chunks:
+        response.write(chunk)
+    response.close()
+    return recorder.writes
+
+
+_GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+_ANSWERS = [
+    (_GET, "200 OK", [("Content-Length", "5")], [b"hello"]),
+    (_GET, "200 OK", [("Content-Length", "5")], [b"he", b"llo"]),
+    (_GET, "200 OK", [("Content-Length", "3")], [b"hello"]),  # past Content-Length: cut
+    (_GET, "200 OK", [], [b"hello", b"", b"world"]),  # chunked
+    (_GET, "200 OK", [("Content-Length", "0")], []),
+    (_GET, "200 OK", [("Content-Length", "0")], [b""]),
+    (_GET, "204 No Content", [], [b"dropped"]),
+    (_GET, "304 Not Modified", [("Content-Length", "5")], [b"hello"]),
+    (b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", "200 OK", [("Content-Length", "5")], [b"hello"]),
+    (b"GET / HTTP/1.0\r\n\r\n", "200 OK", [], [b"until ", b"close"]),
+]
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "headers", "chunks"), _ANSWERS)
+def test_an_answer_is_on_the_wire_byte_for_byte_as_gunicorn_writes_it(
+    monkeypatch, request_bytes, status, headers, chunks
+):
+    monkeypatch.setattr(util, "http_date", lambda timestamp=None: "Thu, 01 Jan 2026 00:00:00 GMT")
+    ours = _answer(HeadWithBodyResponse, request_bytes, status, headers, chunks)
+    stock = _answer(wsgi.Response, request_bytes, status, headers, chunks)
+    assert b"".join(ours) == b"".join(stock)
+
+
+def test_a_plain_answer_goes_out_in_one_write(monkeypatch):
+    ours = _answer(HeadWithBodyResponse, _GET, "200 OK", [("Content-Length", "5")], [b"hello"])
+    stock = _answer(wsgi.Response, _GET, "200 OK", [("Content-Length", "5")], [b"hello"])
+    assert len(ours) == 1 and ours[0].endswith(b"\r\n\r\nhello")
+    assert len(stock) == 2
