@@ -10,13 +10,15 @@ this request waits for it back.
 
 Here "blocking" means "blocking within the connection's read bound" (what the worker sets right
 after gthread's `setblocking(True)` anyway), a change to the timeout the socket already has is
-skipped, and `read_now` reads what has arrived without changing the mode at all.
+skipped, and `read_now` reads what has arrived without changing the mode at all. For the
+same reason `sendall` tries a plain write before CPython's poll-then-send.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 
 class ClientSocket(socket.socket):
@@ -44,6 +46,24 @@ class ClientSocket(socket.socket):
     def setblocking(self, flag: bool) -> None:
         """Blocking within the read bound (flag True) or non-blocking, unless already so."""
         self.settimeout(self.bound if flag else 0.0)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of `data`: first without waiting, then within the timeout for the rest.
+
+        CPython polls before every send on a socket with a timeout, although an answer almost
+        always fits the send buffer at once; a plain write() tries first (the descriptor is
+        non-blocking in any timeout mode) and only what did not fit waits.
+        """
+        if flags or self.gettimeout() is None:
+            super().sendall(data, flags)
+            return
+        view = memoryview(data).cast("B")
+        try:
+            sent = os.write(self.fileno(), view)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(view):
+            super().sendall(view[sent:])
 
     def read_now(self, size: int) -> bytes:
         """What has arrived, at most `size` bytes, never waiting; BlockingIOError when nothing.

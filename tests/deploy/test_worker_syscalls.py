@@ -1,11 +1,12 @@
 """What a kept-alive request no longer costs in system calls: mode changes that change
-nothing, a drain of a body that was never there, one getrandom() per id, a separate write for
-an answer's head."""
+nothing, a drain of a body that was never there, a poll before a send that fits, one getrandom()
+per id, a separate write for an answer's head."""
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -89,6 +90,47 @@ def test_read_now_reads_what_arrived_without_waiting_in_every_mode(pair):
         assert sock.gettimeout() == timeout  # reading changed no mode
     peer.close()
     assert sock.read_now(100) == b""  # the peer is gone
+
+
+def test_sendall_writes_first_and_waits_only_for_what_did_not_fit(pair, monkeypatch):
+    sock, peer = pair
+    polled: list[bytes] = []
+    real = socket.socket.sendall
+
+    def counted(self: socket.socket, data, flags: int = 0) -> None:
+        polled.append(bytes(data))
+        real(self, data, flags)
+
+    monkeypatch.setattr(socket.socket, "sendall", counted)
+    sock.setblocking(True)
+    sock.sendall(b"HTTP/1.1 200 OK\r\n\r\nhello")
+    assert peer.recv(100) == b"HTTP/1.1 200 OK\r\n\r\nhello"
+    assert polled == []  # it fitted: written without CPython's poll-then-send
+
+    big = bytes(range(256)) * 40_000  # ~10 MB: more than the socket buffers hold
+    received = bytearray()
+    reader = threading.Thread(target=lambda: _read_all(peer, len(big), received))
+    reader.start()
+    sock.sendall(big)
+    reader.join(30)
+    assert bytes(received) == big
+    assert len(polled) == 1 and big.endswith(polled[0])  # the rest, within the timeout
+
+
+def test_sendall_to_a_peer_that_stops_reading_times_out_within_the_bound(pair):
+    sock, _ = pair
+    sock.bound = 0.2
+    sock.setblocking(True)
+    with pytest.raises(TimeoutError):
+        sock.sendall(b"x" * 10_000_000)
+
+
+def _read_all(sock: socket.socket, size: int, into: bytearray) -> None:
+    while len(into) < size:
+        data = sock.recv(1 << 20)
+        if not data:
+            return
+        into += data
 
 
 def _parsed(raw: bytes, read_body: bool = False):
