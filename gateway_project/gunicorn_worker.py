@@ -518,8 +518,11 @@ class DrainingThreadWorker(ThreadWorker):
         self._log_refusal(conn.client, error)
         self._release_head(conn)
         conn.head_deadline = None
-        # A full send buffer or a gone client leaves nothing but the close below.
+        # A full send buffer or a gone client leaves nothing but the close below. The loop never
+        # waits on a client: a kept-alive socket is parked in its timeout mode (client_socket),
+        # where send() would wait for room up to the whole read bound, every connection with it.
         with contextlib.suppress(OSError):
+            conn.sock.setblocking(False)
             conn.sock.send(server_errors.problem_bytes(server_errors.problem_for(error)))
         self._close_lingering(conn)
 

@@ -4,9 +4,11 @@ per id, a separate write for an answer's head."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -15,9 +17,9 @@ from gunicorn.config import Config
 from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
 
-from gateway_project import ids
+from gateway_project import ids, server_errors
 from gateway_project.client_socket import ClientSocket
-from gateway_project.gunicorn_worker import _body_read_to_end
+from gateway_project.gunicorn_worker import DrainingThreadWorker, _body_read_to_end
 from gateway_project.one_write_response import HeadWithBodyResponse
 
 
@@ -247,3 +249,32 @@ def test_a_plain_answer_goes_out_in_one_write(monkeypatch):
     stock = _answer(wsgi.Response, _GET, "200 OK", [("Content-Length", "5")], [b"hello"])
     assert len(ours) == 1 and ours[0].endswith(b"\r\n\r\nhello")
     assert len(stock) == 2
+
+
+def test_the_loop_refusing_a_head_never_waits_for_room_in_the_send_buffer(monkeypatch):
+    """A kept-alive socket waits in the poller in its timeout mode; the loop's 408/431 must not
+    wait there for a client that reads nothing (the whole worker would wait with it)."""
+    ours, peer = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock = ClientSocket.adopt(ours, 30.0)
+    sock.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:  # fill the send buffer: the peer never reads
+            sock.send(b"x" * 4096)
+    sock.setblocking(True)  # parked as a kept-alive socket is: within the read bound
+    worker = object.__new__(DrainingThreadWorker)
+    worker.head_bytes = 0
+    monkeypatch.setattr(worker, "_log_refusal", lambda *_: None, raising=False)
+    monkeypatch.setattr(worker, "_close_lingering", lambda _conn: None, raising=False)
+    conn = types.SimpleNamespace(sock=sock, client=None, head=bytearray(b"GET /"), head_counted=0)
+    refusing = threading.Thread(
+        target=worker._refuse, args=(conn, server_errors.HeadTimeout("late")), daemon=True
+    )
+    try:
+        refusing.start()
+        refusing.join(10)  # it would wait the 30 s bound
+        assert not refusing.is_alive()
+    finally:
+        peer.close()  # ends a waiting send at once
+        refusing.join(10)
+        sock.close()
