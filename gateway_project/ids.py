@@ -13,19 +13,11 @@ import os
 import secrets
 import threading
 
+from gateway_project import forks
+
 _BLOCK_BYTES = 4096
 
 _local = threading.local()
-# Bumped in a forked child: a block read before the fork is the parent's.
-_fork_generation = 0
-
-
-def _after_fork_in_child() -> None:
-    global _fork_generation
-    _fork_generation += 1
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def random_hex(nbytes: int) -> str:
@@ -34,9 +26,9 @@ def random_hex(nbytes: int) -> str:
         return secrets.token_hex(nbytes)
     local = _local
     used = getattr(local, "used", _BLOCK_BYTES)
-    if used + nbytes > _BLOCK_BYTES or local.generation != _fork_generation:
+    if used + nbytes > _BLOCK_BYTES or local.generation != forks.generation:
         local.block = os.urandom(_BLOCK_BYTES)
-        local.generation = _fork_generation
+        local.generation = forks.generation
         used = 0
     local.used = used + nbytes
     return local.block[used : used + nbytes].hex()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway_project import forks
 from gateway_project.redis import redis_client, redis_key
 from quotas.policies import (
     DAY,
@@ -38,19 +39,6 @@ _DAY_US = 86_400 * _US
 _QUOTA_GRACE_US = 3600 * _US  # quota counters outlive their period by an hour (console)
 
 Clock = Callable[[], float]
-
-
-# Bumped in a forked child: a thread's connection made before the fork belongs to the parent.
-# (Compared per request instead of os.getpid(), which is a system call.)
-_fork_generation = 0
-
-
-def _after_fork_in_child() -> None:
-    global _fork_generation
-    _fork_generation += 1
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # A thread's connection unused this long is checked before its next send, as the pool checks
@@ -179,12 +167,12 @@ class RedisStore:
         """This thread's connection: made on first use and again in a forked child, checked
         after an idle spell, and dropped when Sentinel has named another primary."""
         local = self._local
-        if getattr(local, "generation", None) != _fork_generation:
+        if getattr(local, "generation", None) != forks.generation:
             # Made like the pool's own but outside its count: the store owns it (and it closes
             # when its thread or the store goes), so it never takes a connection others wait for.
             pool = self._client.connection_pool
             local.connection = pool.connection_class(**pool.connection_kwargs)
-            local.generation = _fork_generation
+            local.generation = forks.generation
             local.used = 0.0
             with self._opened_lock:
                 self._opened.add(local.connection)
