@@ -46,12 +46,15 @@ import select
 import selectors
 import socket
 import time
+import types
 from collections import deque
 from functools import partial
 from typing import Any
 
 from gunicorn import http, util
 from gunicorn.http import errors as parse_errors
+from gunicorn.http import message as http_message
+from gunicorn.http import wsgi
 from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
@@ -139,6 +142,62 @@ def http_date_per_second(timestamp: float | None = None) -> str:
     return cached[1]
 
 
+_gunicorn_ip_in_allow_list = http_message._ip_in_allow_list
+# Peer address and the identity of the list it was checked against -> (lists, answer).
+_allow_list_answers: dict[tuple[str, int, int], tuple[Any, Any, bool]] = {}
+_ALLOW_LIST_ANSWERS_LIMIT = 4096
+
+
+def ip_in_allow_list_per_peer(ip_str: str, allow_list: Any, networks: Any) -> bool:
+    """gunicorn's check that a peer may set forwarding headers, remembered per address.
+
+    gunicorn parses the peer's address and tests it against forwarded_allow_ips on every
+    request (~2% of a proxied request's CPU); a worker's lists never change (a reload starts
+    new workers), so the answer for one address is the same every time. Bounded: past the
+    limit the remembered answers are dropped and checked again.
+    """
+    key = (ip_str, id(allow_list), id(networks))
+    known = _allow_list_answers.get(key)
+    if known is not None and known[0] is allow_list and known[1] is networks:
+        return known[2]
+    answer = bool(_gunicorn_ip_in_allow_list(ip_str, allow_list, networks))
+    if len(_allow_list_answers) >= _ALLOW_LIST_ANSWERS_LIMIT:
+        _allow_list_answers.clear()
+    _allow_list_answers[key] = (allow_list, networks, answer)
+    return answer
+
+
+_GunicornErrorsWrapper: type[Any] = wsgi.WSGIErrorsWrapper
+
+
+class ErrorsStreamPerWrite(wsgi.WSGIErrorsWrapper):
+    """gunicorn's `wsgi.errors`, finding its streams when written to rather than when made.
+
+    gunicorn makes one per request, and each looks up its logger (under the logging module's
+    lock) and that logger's handlers; the gateway hardly ever writes to it. The streams are
+    the same ones gunicorn would find (a log reopened since is found as it is now).
+    """
+
+    def __init__(self, cfg: Any) -> None:  # RawIOBase has no __init__ to call
+        self._cfg = cfg
+
+    @property
+    def streams(self) -> list[Any]:
+        """What gunicorn's __init__ would have collected."""
+        found = types.SimpleNamespace()  # gunicorn's __init__ only sets `streams` on it
+        _GunicornErrorsWrapper.__init__(found, self._cfg)
+        return list(found.streams)
+
+
+def install_per_request_savings() -> None:
+    """Put this module's versions of gunicorn's per-request helpers where gunicorn looks them
+    up on each request or answer (in a worker process)."""
+    util.http_date = http_date_per_second
+    http_message._ip_in_allow_list = ip_in_allow_list_per_peer
+    wsgi.WSGIErrorsWrapper = ErrorsStreamPerWrite
+    one_write_response.install()
+
+
 def settings_as_attributes(cfg: Any) -> None:
     """Store every gunicorn setting's value as a plain attribute of this worker's config.
 
@@ -197,8 +256,7 @@ class DrainingThreadWorker(ThreadWorker):
 
     def init_process(self) -> None:
         """Read the head deadline and limits, then start as gthread does."""
-        util.http_date = http_date_per_second  # gunicorn's Response looks it up per answer
-        one_write_response.install()
+        install_per_request_savings()
         settings_as_attributes(self.cfg)
         self.header_timeout = _seconds_from_env("GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS") or 10.0
         self.read_timeout = _seconds_from_env("GATEWAY_CLIENT_TIMEOUT_SECONDS")

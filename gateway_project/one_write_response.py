@@ -7,6 +7,11 @@ worker, each release is a point where another thread takes the GIL and this answ
 it back. Here the first write of a body that needs no chunk framing goes out with the head.
 Everything else (chunked, no body, HEAD, a write past Content-Length, later writes, streamed
 answers after their first chunk) is gunicorn's own path.
+
+It also checks header names once per name, not once per answer: gunicorn validates each
+header's name against the token grammar and looks it up among the hop-by-hop headers on every
+answer (a regular expression, two lowercasings and a set lookup per header). A name that
+passed as an end-to-end header is remembered; each value is still checked every time.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.http import wsgi
+
+# Header names known to be valid tokens, so that only their values need checking: True for
+# Content-Length (its value is the answer's length), False for a plain end-to-end header;
+# hop-by-hop names are never here (gunicorn's own handling drops or notes them). Bounded: an
+# upstream inventing names cannot grow it past this (further names get gunicorn's full check).
+_KNOWN_NAMES_LIMIT = 1024
+_known_names: dict[str, bool] = {}
 
 
 class HeadWithBodyResponse(wsgi.Response):
@@ -35,6 +47,23 @@ class HeadWithBodyResponse(wsgi.Response):
         util.write(self.sock, self._head_bytes() + arg)
         self.headers_sent = True
         self.sent += len(arg)
+
+    def process_headers(self, headers: Any) -> None:
+        """gunicorn's checks and filtering, with a known plain name checked only once."""
+        known = _known_names
+        valid_value = wsgi.HEADER_VALUE_RE.fullmatch
+        for name, value in headers:
+            is_length = known.get(name) if type(name) is str else None
+            if is_length is not None and type(value) is str and valid_value(value):
+                value = value.strip(" \t")
+                if is_length:
+                    self.response_length = int(value)
+                self.headers.append((name, value))
+                continue
+            super().process_headers([(name, value)])  # raises as gunicorn does for a bad one
+            # It passed, so the name is a valid token (and a str).
+            if not util.is_hoppish(name) and len(known) < _KNOWN_NAMES_LIMIT:
+                known[name] = name.lower() == "content-length"
 
     def _head_bytes(self) -> bytes:
         """The head exactly as gunicorn's send_headers() writes it."""
