@@ -194,8 +194,11 @@ class RateLimitHeaders(Step):
 
     def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
         """Headers the answer does not carry yet (an error's own Retry-After wins)."""
+        # Django's header store, by lower-cased name: `header in response` would raise and
+        # catch a KeyError for each header the answer lacks, which is the usual case here.
+        present = response.headers._store
         for header, value in ctx.response_headers.items():
-            if header not in response:
+            if header.lower() not in present:
                 response[header] = value
         return response
 

@@ -161,7 +161,9 @@ class _RepeatedHeadersMixin:
 
     def items(self) -> list[tuple[str, str]]:
         """Headers as the WSGI handler sends them, repeated ones included."""
-        return [*super().items(), *self.extra_headers]  # type: ignore[misc]
+        # Django's header store holds (name as set, value) by lower-cased name: listing it is
+        # what Mapping.items() yields, without a lookup per header.
+        return [*self.headers._store.values(), *self.extra_headers]  # type: ignore[attr-defined]
 
 
 class BufferedProxiedResponse(_RepeatedHeadersMixin, HttpResponse):

@@ -255,3 +255,25 @@ def test_context_of_finds_the_context_of_a_proxied_request_only():
     context = pipeline.context_for(proxied)
     assert pipeline.context_of(proxied) is context
     assert pipeline.context_of(factory.get("/admin/")) is None
+
+
+def test_rate_limit_headers_never_replace_an_answers_own_whatever_its_case():
+    context = _context()
+    context.response_headers = {"Retry-After": "7", "RateLimit-Limit": "10", "X-New": "1"}
+    answer = HttpResponse()
+    answer["retry-after"] = "30"  # the error's own, set in another case
+    answer["RATELIMIT-LIMIT"] = "5"
+
+    response = pipeline.RateLimitHeaders().respond(context, answer)
+
+    assert response["Retry-After"] == "30"
+    assert response["RateLimit-Limit"] == "5"
+    assert response["X-New"] == "1"
+    assert sorted(response.items()) == sorted(
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("retry-after", "30"),
+            ("RATELIMIT-LIMIT", "5"),
+            ("X-New", "1"),
+        ]
+    )

@@ -6,7 +6,9 @@ import hashlib
 import json
 
 import pytest
+from django.http.response import HttpResponseBase
 
+from routing.proxy import BufferedProxiedResponse, StreamedProxiedResponse
 from tests.support.upstream import UpstreamServer
 
 pytestmark = pytest.mark.django_db
@@ -414,3 +416,18 @@ def test_client_address_claims_of_an_untrusted_client_never_reach_the_upstream(
     headers = upstream.received[-1].headers
     assert headers["forwarded"] == claims["HTTP_FORWARDED"]
     assert headers["x-real-ip"] == "10.0.0.1"
+
+
+@pytest.mark.parametrize("kind", [BufferedProxiedResponse, StreamedProxiedResponse])
+def test_a_proxied_answer_lists_its_headers_as_django_would_plus_repeated_cookies(kind):
+    response = kind(status=200) if kind is BufferedProxiedResponse else kind(iter([b"x"]))
+    response["X-Mixed-Case"] = "1"
+    response["content-type"] = "application/json"
+    response["ETag"] = '"a"'
+    response.extra_headers = [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+
+    assert response.items() == [
+        *HttpResponseBase.items(response),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+    ]
