@@ -13,6 +13,7 @@ from functools import partial
 import pytest
 
 from gateway_project.redis import redis_client
+from quotas import store as store_module
 from quotas.policies import (
     Policy,
     consumer_key,
@@ -280,3 +281,44 @@ def test_redis_store_decides_with_the_redis_clock():
     seconds, micros = redis_client().time()
     verdict = store.check([bucket(requests=1, per=1, burst=1)], consume=False)
     assert verdict.now == pytest.approx(seconds + micros / 1e6, abs=2.0)
+
+
+@needs_redis
+def test_the_check_command_goes_out_as_redis_py_packs_it(fresh_limit_store, monkeypatch):
+    """hiredis's packer is called directly on the check's path; the bytes are redis-py's."""
+    store = fresh_limit_store
+    assert isinstance(store, RedisStore)
+    policies = [
+        bucket("u:ü", requests=10, per=60, burst=10),
+        *quota_policies(consumer_key="u:ü", per_day=10, per_month=10),
+    ]
+    store.check(policies, consume=True)  # this thread's connection exists now
+    connection = store._local.connection
+    assert store._local.pack is not None  # hiredis is a pinned dependency
+    sent: list[bytes] = []
+    real_send = connection.send_packed_command
+
+    def recording_send(packed, **kwargs):
+        sent.append(b"".join(packed))
+        return real_send(packed, **kwargs)
+
+    monkeypatch.setattr(connection, "send_packed_command", recording_send)
+    monkeypatch.setattr(store, "_now_arg", lambda: "1700000000000000")
+    verdict = store.check(policies, consume=True, usage_field='["user","1","ann",1,"GET /x"]')
+    assert verdict.allowed
+    keys = [store._prefix + policy.key for policy in policies] + [store._prefix + "rl:usage"]
+    args = ["1700000000000000", "1", '["user","1","ann",1,"GET /x"]', 7 * 86_400, len(policies)]
+    for policy in policies:
+        args += [
+            store_module._KIND_CODES[policy.kind],
+            policy.limit,
+            policy.requests,
+            policy.period_seconds * 1_000_000,
+        ]
+    expected = connection.pack_command("EVALSHA", store_module.LUA_SHA, len(keys), *keys, *args)
+    assert sent == [b"".join(expected)]
+
+
+def test_without_hiredis_or_with_a_custom_packer_the_connection_packs():
+    assert store_module._hiredis_packer({"command_packer": object()}) is None
+    assert store_module._hiredis_packer({}) is not None
