@@ -179,6 +179,8 @@ class DeferredUpdates:
             except Exception:
                 count_failure("metrics")
         for update, total in sums.items():
+            if not total:  # nothing changed (a gauge's +1 and -1)
+                continue
             try:
                 update(total)
             except Exception:
@@ -285,6 +287,15 @@ def count_upstream_error(service: str, kind: str) -> None:
 def count_server_error(code: str) -> None:
     """Count one 5xx produced by the gateway itself."""
     SERVER_ERRORS.labels(code).inc()
+
+
+_in_flight_inc = IN_FLIGHT.inc
+
+
+def change_in_flight(delta: int) -> None:
+    """A request started (+1) or ended (-1). Through `deferred`: the two of a request that
+    starts and ends within one interval cancel out, and the shared file is not written."""
+    deferred.apply(_in_flight_inc, delta, additive=True)
 
 
 def count_failure(part: str) -> None:

@@ -36,7 +36,7 @@ class ObservabilityMiddleware:
         started = time.perf_counter()
         try:
             request.trace = tracing.begin(request.META, str(request.method))  # type: ignore[attr-defined]
-            metrics.IN_FLIGHT.inc()
+            metrics.change_in_flight(+1)
             request.observed_in_flight = True  # type: ignore[attr-defined]
         except Exception:
             logger.warning("observability start failed", exc_info=True)
@@ -83,7 +83,7 @@ class ObservabilityMiddleware:
         total = time.perf_counter() - started
         if getattr(request, "observed_in_flight", False):
             request.observed_in_flight = False  # type: ignore[attr-defined]
-            metrics.IN_FLIGHT.dec()
+            metrics.change_in_flight(-1)
         outcome = outcome_of(request, response, total_seconds=total, sent=sent)
         if outcome.error_code is not None:
             self._track_error(request, outcome)

@@ -139,3 +139,40 @@ def test_deferred_metric_updates_are_summed_and_none_is_lost():
     finally:
         updates.stop()  # applies the pending three as one increment of 3
     assert seen == [1, 0.5, 3]
+
+
+def test_a_request_in_flight_is_counted_until_it_ends_and_cancels_out_unwritten():
+    from gateway_project import metrics
+
+    written: list[float] = []
+    updates = metrics.DeferredUpdates(interval=60)  # only flush() applies
+    updates.start()
+    try:
+        updates.apply(written.append, +1, additive=True)  # a request starts...
+        updates.flush()
+        assert written == [1]  # ...and shows as in flight while it runs
+        updates.apply(written.append, -1, additive=True)  # it ends, another starts and ends
+        updates.apply(written.append, +1, additive=True)
+        updates.apply(written.append, -1, additive=True)
+        updates.flush()
+        assert written == [1, -1]
+        updates.apply(written.append, +1, additive=True)
+        updates.apply(written.append, -1, additive=True)
+        updates.flush()
+        assert written == [1, -1]  # started and ended within one interval: nothing written
+    finally:
+        updates.stop()
+
+
+def test_the_in_flight_gauge_goes_through_the_deferred_updates(monkeypatch):
+    from gateway_project import metrics
+
+    applied: list[tuple[object, float, bool]] = []
+    monkeypatch.setattr(
+        metrics.deferred,
+        "apply",
+        lambda update, value, *, additive: applied.append((update, value, additive)),
+    )
+    metrics.change_in_flight(+1)
+    metrics.change_in_flight(-1)
+    assert applied == [(metrics.IN_FLIGHT.inc, 1, True), (metrics.IN_FLIGHT.inc, -1, True)]
