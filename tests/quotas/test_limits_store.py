@@ -304,6 +304,9 @@ def test_the_check_command_goes_out_as_redis_py_packs_it(fresh_limit_store, monk
 
     monkeypatch.setattr(connection, "send_packed_command", recording_send)
     monkeypatch.setattr(store, "_now_arg", lambda: "1700000000000000")
+    # The check's path packs by itself: the connection's own packer is not called.
+    real_pack = connection.pack_command
+    monkeypatch.setattr(connection, "pack_command", lambda *a: pytest.fail("packed by redis-py"))
     verdict = store.check(policies, consume=True, usage_field='["user","1","ann",1,"GET /x"]')
     assert verdict.allowed
     keys = [store._prefix + policy.key for policy in policies] + [store._prefix + "rl:usage"]
@@ -315,10 +318,12 @@ def test_the_check_command_goes_out_as_redis_py_packs_it(fresh_limit_store, monk
             policy.requests,
             policy.period_seconds * 1_000_000,
         ]
-    expected = connection.pack_command("EVALSHA", store_module.LUA_SHA, len(keys), *keys, *args)
+    expected = real_pack("EVALSHA", store_module.LUA_SHA, len(keys), *keys, *args)
     assert sent == [b"".join(expected)]
 
 
-def test_without_hiredis_or_with_a_custom_packer_the_connection_packs():
-    assert store_module._hiredis_packer({"command_packer": object()}) is None
+def test_without_hiredis_or_with_a_custom_packer_the_connection_packs(monkeypatch):
     assert store_module._hiredis_packer({}) is not None
+    assert store_module._hiredis_packer({"command_packer": object()}) is None
+    monkeypatch.setattr("redis.utils.HIREDIS_AVAILABLE", False)
+    assert store_module._hiredis_packer({}) is None
