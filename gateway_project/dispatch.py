@@ -6,8 +6,7 @@ resolution beyond the proxy view, yet Django's middleware and resolver cost abou
 proxied request's CPU. The lean handler keeps what every answer needs: the request id, the host
 check (ALLOWED_HOSTS), observability, and the problem+json error handlers. It also skips, per
 request, what only the full stack needs: the URL resolver (the proxy URLconf has one pattern
-that matches every path, resolved once here), the `request_started` signal and the script
-prefix (only reverse() reads it, and nothing on the proxy's way calls reverse()).
+that matches every path, resolved once here) and the `request_started` signal.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, get_script_name
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import get_resolver
+from django.urls import get_resolver, set_script_prefix
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
@@ -48,8 +47,7 @@ class ProxyWSGIHandler(WSGIHandler):
         self._middleware_chain = handler
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        """Django's `WSGIHandler.__call__` without the `request_started` signal or the script
-        prefix.
+        """Django's `WSGIHandler.__call__` without the `request_started` signal.
 
         Its receivers close stale database connections and clear the DEBUG query log; both also
         run on `request_finished`, which every response's close() still sends, so on a thread
@@ -57,8 +55,7 @@ class ProxyWSGIHandler(WSGIHandler):
         (a connection past its age is closed at the end of the request that finds it so, and
         the connection health check runs on its first use in every request).
         """
-        # No set_script_prefix(): it serves reverse(), which nothing on the proxy's way calls
-        # (the gateway's own pages take the full handler, which sets it for each request).
+        set_script_prefix(get_script_name(environ))
         request = self.request_class(environ)
         response = self.get_response(request)
         response._handler_class = self.__class__  # type: ignore[attr-defined]
