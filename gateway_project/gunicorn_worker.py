@@ -151,9 +151,9 @@ _ALLOW_LIST_ANSWERS_LIMIT = 4096
 def ip_in_allow_list_per_peer(ip_str: str, allow_list: Any, networks: Any) -> bool:
     """gunicorn's check that a peer may set forwarding headers, remembered per address.
 
-    gunicorn parses the peer's address and tests it against forwarded_allow_ips on every
-    request (~2% of a proxied request's CPU); a worker's lists never change (a reload starts
-    new workers), so the answer for one address is the same every time. Bounded: past the
+    gunicorn parses the peer's address (ipaddress, in Python) and tests it against
+    forwarded_allow_ips on every request; a worker's lists never change (a reload starts new
+    workers), so the answer for one address is the same every time. Bounded: past the
     limit the remembered answers are dropped and checked again.
     """
     key = (ip_str, id(allow_list), id(networks))

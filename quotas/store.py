@@ -97,8 +97,8 @@ def _hiredis_packer(connection_kwargs: dict[str, Any]) -> Callable[[tuple[Any, .
     """hiredis's packer, to call directly, when redis-py would use it for these connections.
 
     redis-py's own path (the connection's pack_command) wraps the same C call in an argument
-    check that copies the arguments through a generator: ~1% of a limited request's CPU. Our
-    arguments are only str and int, which that check passes unchanged.
+    check that copies the arguments through a generator (3.4 us per check timed alone, about
+    1% of a limited request). Our arguments are only str and int, which it passes unchanged.
     """
     from redis.utils import HIREDIS_AVAILABLE
 
