@@ -148,7 +148,7 @@ def test_remembered_answers_stay_bounded(monkeypatch):
     gunicorn_worker._allow_list_answers.clear()
     for n in range(100):
         ip_in_allow_list_per_peer(f"10.0.{n}.1", _ALLOWED, _NETWORKS)
-    assert len(gunicorn_worker._allow_list_answers) <= 16
+    assert 1 <= len(gunicorn_worker._allow_list_answers) <= 16  # remembered, within the bound
 
 
 def test_once_installed_gunicorns_request_handling_uses_the_per_request_savings(monkeypatch):
