@@ -180,6 +180,12 @@ def start_floor(tmp: Path, env: dict[str, str], port: int) -> subprocess.Popen[b
 
 def start_gateway(tmp: Path, env: dict[str, str], upstream_port: int) -> subprocess.Popen[bytes]:
     """Migrate, import the bench routes and serve with gunicorn as `make run` does."""
+    prepare_gateway(tmp, env, upstream_port)
+    return start_gunicorn(env, "gateway_project.wsgi", tmp / "gateway.log", "/health")
+
+
+def prepare_gateway(tmp: Path, env: dict[str, str], upstream_port: int) -> None:
+    """Migrate the bench database and import the bench routes (BENCH_CONFIG)."""
     python = str(BIN / "python")
     config = tmp / "bench.yaml"
     config.write_text(BENCH_CONFIG.format(upstream_port=upstream_port))
@@ -194,7 +200,6 @@ def start_gateway(tmp: Path, env: dict[str, str], upstream_port: int) -> subproc
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    return start_gunicorn(env, "gateway_project.wsgi", tmp / "gateway.log", "/health")
 
 
 def bench_token(signing_key: str) -> str:

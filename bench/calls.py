@@ -1,0 +1,177 @@
+"""Function calls per proxied request: a measure that does not move with the machine's noise.
+
+On a shared 2-core machine timings move by 10% between runs of the same code, more than most
+single changes to the request's path are worth. This counts instead: it serves kept-alive
+requests in this process exactly as a worker does (the gateway's DrainingThreadWorker.handle()
+over a socketpair, against nginx as the upstream and the bench's PostgreSQL and Redis, after
+gunicorn.conf.py's worker hooks) and counts, with sys.setprofile, every Python function call
+and every call into C made on the request thread, split by component as bench/profile.py
+splits its samples. The count moves only when the code does, so a change can be judged before
+`make bench`, which still has the last word. The background writers' work (access log lines,
+deferred metrics) is not on the request thread and not counted.
+
+    .venv/bin/python bench/calls.py --requests 500 --route full
+
+Needs nginx on PATH and the bench's PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL
+as for bench/run.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import run  # noqa: E402 - after the path is set
+from bench.profile import OTHER, component_of  # noqa: E402
+
+
+class CallCounter:
+    """Calls by component, from sys.setprofile events (Python calls and calls into C)."""
+
+    def __init__(self) -> None:
+        self.python: Counter[str] = Counter()
+        self.c: Counter[str] = Counter()
+        self._components: dict[str, str] = {}
+
+    def _component(self, frame: FrameType) -> str:
+        filename = frame.f_code.co_filename
+        known = self._components.get(filename)
+        if known is None:
+            known = self._components[filename] = component_of(filename)
+        return known
+
+    def __call__(self, frame: FrameType, event: str, _arg: Any) -> None:
+        """The profile hook: a call counts for the component of the code that runs it."""
+        if event == "call":
+            self.python[self._component(frame)] += 1
+        elif event == "c_call":  # charged to the Python code that calls into C
+            self.c[self._component(frame)] += 1
+
+
+def serving_worker() -> tuple[Any, Any]:
+    """A DrainingThreadWorker set up as in a gunicorn worker process, without its event loop,
+    and a factory of its connections."""
+    from gunicorn.app.wsgiapp import WSGIApplication
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from gateway_project.client_socket import ClientSocket
+    from gateway_project.gunicorn_worker import DrainingThreadWorker, GatewayConnection
+
+    sys.argv = ["gunicorn", "--config", "gateway_project/gunicorn.conf.py", "gateway_project.wsgi"]
+    app = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]")
+    cfg = app.cfg
+    worker = DrainingThreadWorker(1, os.getpid(), [], app, 30, cfg, cfg.logger_class(cfg))
+    # gthread's own init_process would start the event loop; the request thread's part is here.
+    with mock.patch.object(ThreadWorker, "init_process", lambda self: None):
+        worker.init_process()
+    worker.wsgi = app.wsgi()
+    worker.alive, worker.nr, worker.max_requests = True, 0, sys.maxsize
+    worker.keepalived_conns, worker.tpool = [], None  # no pool: each request returns to "loop"
+    cfg.post_worker_init(worker)
+    # The access log's lines would mix with the report: the writer still runs, into nothing.
+    access = logging.getLogger("gateway.access")
+    access.handlers, access.propagate = [logging.NullHandler()], False
+
+    def connection(sock: socket.socket) -> Any:
+        adopted = ClientSocket.adopt(sock, worker.read_timeout)
+        conn = GatewayConnection(cfg, adopted, ("127.0.0.1", 40000), ("127.0.0.1", 8000))
+        conn.read_timeout = worker.read_timeout
+        return conn
+
+    return worker, connection
+
+
+def count_calls(requests: int, path: str, token: str) -> CallCounter:
+    """Serve `requests` kept-alive GETs of `path` and count the request thread's calls."""
+    worker, connection = serving_worker()
+    ours, client = socket.socketpair()
+    conn = connection(ours)
+    head = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: bench\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+    def serve_one() -> None:
+        client.sendall(head)
+        conn.gather = True
+        if worker.handle(conn) is not True:
+            raise RuntimeError("the worker closed the connection")
+        worker._release_head(conn)
+        answer = client.recv(1 << 20)
+        if not answer.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"not a 200: {answer[:80]!r}")
+
+    for _ in range(100):  # warm up: route table, connections, caches
+        serve_one()
+    counter = CallCounter()
+    sys.setprofile(counter)
+    try:
+        for _ in range(requests):
+            serve_one()
+    finally:
+        sys.setprofile(None)
+    return counter
+
+
+def report(counter: CallCounter, requests: int) -> None:
+    """Print calls per request, in all and by component."""
+    python, c = sum(counter.python.values()), sum(counter.c.values())
+    print(
+        f"{(python + c) / requests:.1f} calls per request: {python / requests:.1f} Python "
+        f"function calls, {c / requests:.1f} calls into C\n"
+    )
+    print(f"| {'component':55} | {'Python':>7} | {'into C':>7} |")
+    print(f"|{'-' * 57}|{'-' * 9}|{'-' * 9}|")
+    for name, _ in (counter.python + counter.c).most_common():
+        label = name if name != OTHER else "other (interpreter, stdlib, this script)"
+        print(
+            f"| {label:55} | {counter.python[name] / requests:7.1f} | "
+            f"{counter.c[name] / requests:7.1f} |"
+        )
+
+
+def main() -> None:
+    """Count the calls of one route's requests and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--route", choices=["full", "open"], default="full")
+    args = parser.parse_args()
+    database_url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gateway_bench"
+    )
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    run.ensure_database(database_url)
+    tmp = Path(tempfile.mkdtemp(prefix="gwcalls-"))
+    tmp.chmod(0o755)
+    upstream_port, proxy_port = run.free_port(), run.free_port()
+    nginx = run.start_nginx(tmp, upstream_port, proxy_port)
+    try:
+        env = run.gateway_env(tmp, run.free_port(), database_url, redis_url)
+        run.prepare_gateway(tmp, env, upstream_port)
+        os.environ.update(env)
+        os.chdir(ROOT)
+        token = run.bench_token(env["JWT_SIGNING_KEY"])
+        counter = count_calls(args.requests, f"/{args.route}/data.json", token)
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(counter, args.requests)
+
+
+if __name__ == "__main__":
+    main()
