@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.security import SecurityMiddleware
 
 from gateway_project.ids import random_hex
+from gateway_project.response_headers import set_header
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
@@ -32,7 +33,7 @@ class RequestIdMiddleware:
         request_id = request_id_for(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
         response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
+        set_header(response, REQUEST_ID_HEADER, request_id)
         return response
 
 

@@ -47,6 +47,7 @@ from django.http.response import HttpResponseBase
 from accounts.identity import Principal
 from gateway_project import tracing
 from gateway_project.errors import GatewayError, LoopDetected, MethodNotAllowed
+from gateway_project.response_headers import has_header, set_header
 from routing import authorization, limits
 from routing.compiled_policies import HeaderRules
 from routing.loops import came_back
@@ -194,12 +195,9 @@ class RateLimitHeaders(Step):
 
     def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
         """Headers the answer does not carry yet (an error's own Retry-After wins)."""
-        # Django's header store, by lower-cased name: `header in response` would raise and
-        # catch a KeyError for each header the answer lacks, which is the usual case here.
-        present = response.headers._store
         for header, value in ctx.response_headers.items():
-            if header.lower() not in present:
-                response[header] = value
+            if not has_header(response, header):
+                set_header(response, header, value)
         return response
 
 
