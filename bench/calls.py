@@ -45,6 +45,7 @@ class CallCounter:
     def __init__(self) -> None:
         self.python: Counter[str] = Counter()
         self.c: Counter[str] = Counter()
+        self.functions: Counter[str] = Counter()  # Python functions, as file:line(name)
         self._components: dict[str, str] = {}
 
     def _component(self, frame: FrameType) -> str:
@@ -58,6 +59,8 @@ class CallCounter:
         """The profile hook: a call counts for the component of the code that runs it."""
         if event == "call":
             self.python[self._component(frame)] += 1
+            code = frame.f_code
+            self.functions[f"{code.co_filename}:{code.co_firstlineno}({code.co_name})"] += 1
         elif event == "c_call":  # charged to the Python code that calls into C
             self.c[self._component(frame)] += 1
 
@@ -127,8 +130,8 @@ def count_calls(requests: int, path: str, token: str) -> CallCounter:
     return counter
 
 
-def report(counter: CallCounter, requests: int) -> None:
-    """Print calls per request, in all and by component."""
+def report(counter: CallCounter, requests: int, functions: int) -> None:
+    """Print calls per request, in all and by component (and the most called functions)."""
     python, c = sum(counter.python.values()), sum(counter.c.values())
     print(
         f"{(python + c) / requests:.1f} calls per request: {python / requests:.1f} Python "
@@ -142,6 +145,10 @@ def report(counter: CallCounter, requests: int) -> None:
             f"| {label:55} | {counter.python[name] / requests:7.1f} | "
             f"{counter.c[name] / requests:7.1f} |"
         )
+    if functions:
+        print(f"\nThe {functions} Python functions called most, calls per request:")
+        for function, count in counter.functions.most_common(functions):
+            print(f"{count / requests:7.1f}  {function.removeprefix(str(ROOT) + '/')}")
 
 
 def main() -> None:
@@ -149,6 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--route", choices=["full", "open"], default="full")
+    parser.add_argument("--functions", type=int, default=0, help="also list the N most called")
     args = parser.parse_args()
     database_url = os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gateway_bench"
@@ -170,7 +178,7 @@ def main() -> None:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
-    report(counter, args.requests)
+    report(counter, args.requests, args.functions)
 
 
 if __name__ == "__main__":
