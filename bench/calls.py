@@ -25,7 +25,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -158,13 +157,8 @@ def main() -> None:
     parser.add_argument("--route", choices=["full", "open"], default="full")
     parser.add_argument("--functions", type=int, default=0, help="also list the N most called")
     args = parser.parse_args()
-    database_url = os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gateway_bench"
-    )
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    run.ensure_database(database_url)
-    tmp = Path(tempfile.mkdtemp(prefix="gwcalls-"))
-    tmp.chmod(0o755)
+    database_url, redis_url = run.bench_stores()
+    tmp = run.work_dir("gwcalls-")
     upstream_port, proxy_port = run.free_port(), run.free_port()
     nginx = run.start_nginx(tmp, upstream_port, proxy_port)
     try:

@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
@@ -115,13 +114,8 @@ def main() -> None:
     parser.add_argument("--raw", help="also keep py-spy's collapsed stacks in this file")
     args = parser.parse_args()
     py_spy, _, _ = tool("py-spy"), tool("nginx"), tool("wrk")
-    database_url = os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gateway_bench"
-    )
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    run.ensure_database(database_url)
-    tmp = Path(tempfile.mkdtemp(prefix="gwprofile-"))
-    tmp.chmod(0o755)
+    database_url, redis_url = run.bench_stores()
+    tmp = run.work_dir("gwprofile-")
     upstream_port, proxy_port, gateway_port = run.free_port(), run.free_port(), run.free_port()
     nginx = run.start_nginx(tmp, upstream_port, proxy_port)
     env = run.gateway_env(tmp, gateway_port, database_url, redis_url)

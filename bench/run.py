@@ -135,6 +135,24 @@ def ensure_database(url: str) -> None:
             connection.execute(f'CREATE DATABASE "{name}"')
 
 
+def bench_stores() -> tuple[str, str]:
+    """The bench's PostgreSQL and Redis URLs (BENCH_DATABASE_URL, BENCH_REDIS_URL); the
+    database is created if it does not exist."""
+    database_url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gateway_bench"
+    )
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    ensure_database(database_url)
+    return database_url, redis_url
+
+
+def work_dir(prefix: str) -> Path:
+    """A new temporary directory nginx's unprivileged workers can read."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    tmp.chmod(0o755)
+    return tmp
+
+
 def gateway_env(tmp: Path, port: int, database_url: str, redis_url: str) -> dict[str, str]:
     """The environment `make run` would give the gateway, pointed at the bench stores."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "JWT_"))}
@@ -336,14 +354,8 @@ def main() -> None:
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: `make bench` installs it (apt-get install {tool}).")
-    database_url = os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gateway_bench"
-    )
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    ensure_database(database_url)
-
-    tmp = Path(tempfile.mkdtemp(prefix="gwbench-"))
-    tmp.chmod(0o755)  # nginx workers run as an unprivileged user
+    database_url, redis_url = bench_stores()
+    tmp = work_dir("gwbench-")
     upstream_port, proxy_port, gateway_port = free_port(), free_port(), free_port()
     floor_port = free_port()
     nginx = start_nginx(tmp, upstream_port, proxy_port)

@@ -21,6 +21,7 @@ from gateway_project.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway_project.response_headers import stored_headers
 from routing.forwarding import (
     forwarded_for,
     request_headers_from_meta,
@@ -161,9 +162,7 @@ class _RepeatedHeadersMixin:
 
     def items(self) -> list[tuple[str, str]]:
         """Headers as the WSGI handler sends them, repeated ones included."""
-        # Django's header store holds (name as set, value) by lower-cased name: listing it is
-        # what Mapping.items() yields, without a lookup per header.
-        return [*self.headers._store.values(), *self.extra_headers]  # type: ignore[attr-defined]
+        return [*stored_headers(self), *self.extra_headers]  # type: ignore[arg-type]
 
 
 class BufferedProxiedResponse(_RepeatedHeadersMixin, HttpResponse):
