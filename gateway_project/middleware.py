@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
+from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.security import SecurityMiddleware
 
@@ -47,13 +49,40 @@ class ConsoleSecurityMiddleware(SecurityMiddleware):
         return super().process_response(request, response)
 
 
+# Raw hosts that passed Django's check, for as long as the settings it reads stay the same.
+_ACCEPTED_HOSTS: set[str] = set()
+_ACCEPTED_HOSTS_LIMIT = 1024  # a wildcard in ALLOWED_HOSTS admits any number of names
+_HOST_SETTINGS = frozenset({"ALLOWED_HOSTS", "DEBUG"})  # what the check reads besides the host
+
+
+def _forget_accepted_hosts(*, setting: str, **_kwargs: Any) -> None:
+    if setting in _HOST_SETTINGS:
+        _ACCEPTED_HOSTS.clear()
+
+
+setting_changed.connect(_forget_accepted_hosts, dispatch_uid="gateway-accepted-hosts")
+
+
 class AllowedHostMiddleware:
-    """Reject a Host outside ALLOWED_HOSTS with 400 (CommonMiddleware's check, for the proxy)."""
+    """Reject a Host outside ALLOWED_HOSTS with 400 (CommonMiddleware's check, for the proxy).
+
+    Django's check (split the host from its port, match the name against every ALLOWED_HOSTS
+    pattern) depends only on the raw host (computed per request, as get_host() does) and on
+    ALLOWED_HOSTS and DEBUG, so a raw host that passed once is let through without it until one
+    of those two changes. A refused host is never remembered: it takes Django's check, and its
+    400, every time.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Validate the host, then go on."""
-        request.get_host()  # raises DisallowedHost, which Django answers with handler400
+        # The host Django's get_host() checks (X-Forwarded-Host, Host or SERVER_NAME:PORT).
+        raw_host = request._get_raw_host()  # type: ignore[attr-defined]
+        if raw_host not in _ACCEPTED_HOSTS:
+            request.get_host()  # raises DisallowedHost, which Django answers with handler400
+            if len(_ACCEPTED_HOSTS) >= _ACCEPTED_HOSTS_LIMIT:
+                _ACCEPTED_HOSTS.clear()
+            _ACCEPTED_HOSTS.add(raw_host)
         return self.get_response(request)
