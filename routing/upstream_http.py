@@ -49,6 +49,7 @@ from gateway_project.upstream_head import (
     head_error,
     head_lines,
     logger,
+    well_formed_head,
 )
 
 # A head may take this many bytes at most (http.client: 100 lines of up to 64 KiB each).
@@ -451,10 +452,11 @@ def _read_answer(
             buffer += data
             continue
         head = bytes(buffer[:end])
-        lines = head_lines(head)
-        reason = head_error(lines)
+        reason = None if well_formed_head(head) else head_error(head_lines(head))
+        # The head's lines each end in LF: as many lines as LFs, each as long as up to its LF.
         if reason is None and (
-            len(lines) > MAX_HEADERS + 2 or max(map(len, lines)) > MAX_HEAD_LINE
+            head.count(b"\n") > MAX_HEADERS + 2
+            or max(map(len, head.split(b"\n"))) + 1 > MAX_HEAD_LINE
         ):
             reason = "too many or too long header lines"
         if reason is not None:

@@ -231,6 +231,33 @@ def test_hostile_heads_are_refused_as_invalid(client, key):
         upstream.close()
 
 
+def _answer_with(header_lines: list[bytes]) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + b"".join(header_lines) + b"Content-Length: 2\r\n\r\nok"
+
+
+@pytest.mark.parametrize(
+    "header_lines, refused",
+    [
+        # A line may take MAX_HEAD_LINE bytes with its CRLF; the head MAX_HEADERS fields.
+        ([b"X-A: " + b"a" * (upstream_http.MAX_HEAD_LINE - 7) + b"\r\n"], False),
+        ([b"X-A: " + b"a" * (upstream_http.MAX_HEAD_LINE - 6) + b"\r\n"], True),
+        ([b"X-A: b\r\n"] * (upstream_http.MAX_HEADERS - 1), False),
+        ([b"X-A: b\r\n"] * upstream_http.MAX_HEADERS, True),
+    ],
+)
+def test_the_head_line_length_and_count_bounds_are_exact(client, header_lines, refused):
+    upstream = KeepAliveUpstream([_answer_with(header_lines), None])
+    try:
+        if refused:
+            with pytest.raises(ProtocolError) as caught:
+                get(client, upstream.port)
+            assert isinstance(caught.value.args[1], InvalidUpstreamHead)
+        else:
+            assert fetch(client, upstream.port) == (200, b"ok")
+    finally:
+        upstream.close()
+
+
 def test_malformed_chunk_after_the_head_breaks_the_body_not_the_process(client):
     upstream = KeepAliveUpstream(
         [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n", None]
