@@ -191,3 +191,96 @@ def test_a_served_request_leaves_no_reference_cycles(
         gc.enable()
     assert answered.startswith(status)
     assert unreachable == 0
+
+
+def _environ(**overrides: object) -> dict[str, object]:
+    environ: dict[str, object] = {
+        "REQUEST_METHOD": "get",
+        "PATH_INFO": "/svc/echo",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "a=1",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "wsgi.input": io.BytesIO(b"body"),
+        "wsgi.url_scheme": "http",
+    }
+    environ.update(overrides)
+    return {key: value for key, value in environ.items() if value is not None}
+
+
+ENVIRONS = [
+    {},
+    {"PATH_INFO": ""},
+    {"PATH_INFO": None},
+    {"PATH_INFO": "//double//slash"},
+    {"PATH_INFO": "/caf\xc3\xa9"},  # UTF-8 bytes as WSGI's latin-1 text
+    {"PATH_INFO": "/broken\xe9utf8"},  # not UTF-8: Django re-percent-encodes it
+    {"SCRIPT_NAME": "/prefix/", "PATH_INFO": "/x"},
+    {"SCRIPT_URL": "/mounted/x", "PATH_INFO": "/x"},
+    {"CONTENT_TYPE": "application/json; charset=latin-1", "CONTENT_LENGTH": "4"},
+    {"CONTENT_TYPE": "text/plain; charset=no-such-codec"},
+    {"CONTENT_TYPE": ""},
+    {"CONTENT_LENGTH": ""},
+    {"CONTENT_LENGTH": "abc"},
+    {"CONTENT_LENGTH": " 3 "},
+    {"CONTENT_LENGTH": "-1"},
+    {"REQUEST_METHOD": "PoSt"},
+]
+
+
+@pytest.mark.parametrize("force_script_name", [None, "/forced"])
+@pytest.mark.parametrize("overrides", ENVIRONS)
+def test_proxy_request_equals_djangos_wsgi_request(settings, overrides, force_script_name):
+    from django.core.handlers.wsgi import WSGIRequest, get_script_name
+
+    from gateway_project.dispatch import ProxyRequest
+
+    settings.FORCE_SCRIPT_NAME = force_script_name
+    theirs = WSGIRequest(_environ(**overrides))
+    environ = _environ(**overrides)
+    ours = ProxyRequest(environ, get_script_name(environ))
+    mine, django = vars(ours), vars(theirs)
+    mine_stream, django_stream = mine.pop("_stream"), django.pop("_stream")
+    mine.pop("environ"), django.pop("environ")  # the same dict as META
+    assert {**mine, "META": {**mine["META"], "wsgi.input": None}} == {
+        **django,
+        "META": {**django["META"], "wsgi.input": None},
+    }
+    assert type(mine_stream) is type(django_stream)
+    assert mine_stream.limit == django_stream.limit
+    assert (ours.path, ours.path_info, ours.encoding) == (
+        theirs.path,
+        theirs.path_info,
+        theirs.encoding,
+    )
+
+
+def test_the_proxy_view_is_called_without_as_views_wrappers(application, make_route, upstream):
+    from routing.views import ProxyView
+
+    assert application.proxy._view_class is ProxyView
+    make_route("/svc/**", upstream.url)
+    status, _, body = _call(application, "/svc/echo")
+    assert status.startswith("200")
+    assert json.loads(body)["path"] == "/svc/echo"
+
+
+def test_a_view_wrapped_in_a_transaction_keeps_its_wrapper(monkeypatch, make_route, upstream):
+    from gateway_project.dispatch import ProxyWSGIHandler
+
+    called: list[object] = []
+
+    def atomic(handler, view):
+        def wrapped(request):
+            called.append(request)
+            return view(request)
+
+        return wrapped
+
+    monkeypatch.setattr(ProxyWSGIHandler, "make_view_atomic", atomic)
+    handler = ProxyWSGIHandler()
+    assert handler._view_class is None
+    make_route("/svc/**", upstream.url)
+    status, _, _ = _call(handler, "/svc/echo")
+    assert status.startswith("200")
+    assert len(called) == 1
