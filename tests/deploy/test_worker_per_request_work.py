@@ -157,6 +157,7 @@ def test_once_installed_gunicorns_request_handling_uses_the_per_request_savings(
         (http_message, "_ip_in_allow_list"),
         (wsgi, "WSGIErrorsWrapper"),
         (wsgi, "Response"),
+        (wsgi, "create"),
     ):
         monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
     gunicorn_worker.install_per_request_savings()
