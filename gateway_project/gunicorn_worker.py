@@ -43,6 +43,7 @@ import errno
 import gc
 import hashlib
 import inspect
+import logging
 import os
 import select
 import selectors
@@ -53,7 +54,8 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from gunicorn import http, util
+from gunicorn import glogging, http, util
+from gunicorn.config import PreRequest
 from gunicorn.http import errors as parse_errors
 from gunicorn.http import message as http_message
 from gunicorn.http import wsgi
@@ -382,6 +384,39 @@ def wsgi_create_inlined(
     return resp, environ
 
 
+_gunicorn_pre_request = PreRequest.default
+_GUNICORN_LOG_DEBUG = glogging.Logger.debug
+_LOGGING_DEBUG = logging.Logger.debug
+
+
+def pre_request_debug_line(worker: Any, req: Any) -> None:
+    """gunicorn's default pre_request hook: the request's debug line, but decided in one call.
+
+    gunicorn's hook calls worker.log.debug(), which calls the error log's debug(), which asks
+    isEnabledFor(DEBUG) and, at the gateway's usual level (info), stops there: three calls
+    to find nothing to do, on every request. This asks isEnabledFor itself (the same answer,
+    per request: a level changed at run time still counts) and, when debug lines are logged,
+    logs through worker.log.debug() exactly as gunicorn's hook does. A logger class other
+    than gunicorn's, or an error log whose debug() is not logging's, gets gunicorn's call.
+    """
+    log = worker.log
+    if log.__class__.debug is _GUNICORN_LOG_DEBUG:
+        error_log = log.error_log
+        if error_log.__class__.debug is _LOGGING_DEBUG and not error_log.isEnabledFor(
+            logging.DEBUG
+        ):
+            return
+    log.debug("%s %s", req.method, req.path)
+
+
+def default_hooks_replaced(cfg: Any) -> None:
+    """Where a worker's config holds gunicorn's default pre_request hook, put the equal
+    pre_request_debug_line in its place (after settings_as_attributes; a hook the
+    configuration sets itself is left alone)."""
+    if vars(cfg).get("pre_request") is _gunicorn_pre_request:
+        vars(cfg)["pre_request"] = pre_request_debug_line
+
+
 def install_per_request_savings() -> None:
     """Put this module's versions of gunicorn's per-request helpers where gunicorn looks them
     up on each request or answer (in a worker process)."""
@@ -453,6 +488,7 @@ class DrainingThreadWorker(ThreadWorker):
         """Read the head deadline and limits, then start as gthread does."""
         install_per_request_savings()
         settings_as_attributes(self.cfg)
+        default_hooks_replaced(self.cfg)
         self.header_timeout = _seconds_from_env("GATEWAY_CLIENT_HEADER_TIMEOUT_SECONDS") or 10.0
         self.read_timeout = _seconds_from_env("GATEWAY_CLIENT_TIMEOUT_SECONDS")
         line = self.cfg.limit_request_line
