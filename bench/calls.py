@@ -38,6 +38,16 @@ from bench import run  # noqa: E402 - after the path is set
 from bench.profile import OTHER, component_of  # noqa: E402
 
 
+def inside_project(filename: str, root: Path = ROOT) -> str:
+    """A code file's path as component_of expects it: from its package down (an installed
+    package's after site-packages/, the project's after its root), so that a checkout's own
+    path (say /work/wt-gunicorn/) cannot match a component's fragment."""
+    installed = filename.rpartition("site-packages/")[2]
+    if installed != filename:
+        return installed
+    return filename.removeprefix(f"{root}/")
+
+
 class CallCounter:
     """Calls by component, from sys.setprofile events (Python calls and calls into C)."""
 
@@ -51,7 +61,7 @@ class CallCounter:
         filename = frame.f_code.co_filename
         known = self._components.get(filename)
         if known is None:
-            known = self._components[filename] = component_of(filename)
+            known = self._components[filename] = component_of(inside_project(filename))
         return known
 
     def __call__(self, frame: FrameType, event: str, _arg: Any) -> None:
