@@ -52,6 +52,9 @@ class ConsoleSecurityMiddleware(SecurityMiddleware):
 # Raw hosts that passed Django's check, for as long as the settings it reads stay the same.
 _ACCEPTED_HOSTS: set[str] = set()
 _ACCEPTED_HOSTS_LIMIT = 1024  # a wildcard in ALLOWED_HOSTS admits any number of names
+# A DNS name has at most 253 characters; with a port and brackets, a real host fits in this.
+# A longer one (up to gunicorn's header field limit) is checked every time, never remembered.
+_REMEMBERED_HOST_LENGTH = 270
 _HOST_SETTINGS = frozenset({"ALLOWED_HOSTS", "DEBUG"})  # what the check reads besides the host
 
 
@@ -82,7 +85,8 @@ class AllowedHostMiddleware:
         raw_host = request._get_raw_host()  # type: ignore[attr-defined]
         if raw_host not in _ACCEPTED_HOSTS:
             request.get_host()  # raises DisallowedHost, which Django answers with handler400
-            if len(_ACCEPTED_HOSTS) >= _ACCEPTED_HOSTS_LIMIT:
-                _ACCEPTED_HOSTS.clear()
-            _ACCEPTED_HOSTS.add(raw_host)
+            if len(raw_host) <= _REMEMBERED_HOST_LENGTH:
+                if len(_ACCEPTED_HOSTS) >= _ACCEPTED_HOSTS_LIMIT:
+                    _ACCEPTED_HOSTS.clear()
+                _ACCEPTED_HOSTS.add(raw_host)
         return self.get_response(request)

@@ -114,3 +114,11 @@ def test_the_memory_is_bounded_when_a_wildcard_admits_any_name(settings):
         assert _check(f"h{number}.wild.test")
     assert len(middleware._ACCEPTED_HOSTS) <= middleware._ACCEPTED_HOSTS_LIMIT
     assert "h0.wild.test" not in middleware._ACCEPTED_HOSTS
+
+
+def test_a_host_longer_than_a_dns_name_is_checked_every_time_not_remembered(settings):
+    settings.ALLOWED_HOSTS = ["*"]
+    long_host = "a" * 8000
+    assert _check(long_host)
+    assert _check("gw.example.test")
+    assert {"gw.example.test"} == middleware._ACCEPTED_HOSTS
