@@ -24,8 +24,10 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -107,8 +109,10 @@ def serving_worker() -> tuple[Any, Any]:
     return worker, connection
 
 
-def count_calls(requests: int, path: str, token: str) -> CallCounter:
-    """Serve `requests` kept-alive GETs of `path` and count the request thread's calls."""
+def kept_alive_client(path: str, token: str) -> tuple[Any, Callable[[], None]]:
+    """The serving worker and a function that sends one kept-alive GET of `path` (with the
+    bench's bearer token) over a socketpair, serves it through the worker's handle() on this
+    thread and reads the 200 answer."""
     worker, connection = serving_worker()
     ours, client = socket.socketpair()
     conn = connection(ours)
@@ -123,10 +127,16 @@ def count_calls(requests: int, path: str, token: str) -> CallCounter:
         if worker.handle(conn) is not True:
             raise RuntimeError("the worker closed the connection")
         worker._release_head(conn)
-        answer = client.recv(1 << 20)
+        answer = client.recv(1 << 16)
         if not answer.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"not a 200: {answer[:80]!r}")
 
+    return worker, serve_one
+
+
+def count_calls(requests: int, path: str, token: str) -> CallCounter:
+    """Serve `requests` kept-alive GETs of `path` and count the request thread's calls."""
+    _, serve_one = kept_alive_client(path, token)
     for _ in range(100):  # warm up: route table, connections, caches
         serve_one()
     counter = CallCounter()
@@ -137,6 +147,29 @@ def count_calls(requests: int, path: str, token: str) -> CallCounter:
     finally:
         sys.setprofile(None)
     return counter
+
+
+def bench_services(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start nginx as the upstream and set this process up as a worker of the bench's gateway
+    (its environment, database and route table): the nginx process and a bearer token."""
+    database_url, redis_url = run.bench_stores()
+    upstream_port, proxy_port = run.free_port(), run.free_port()
+    nginx = run.start_nginx(tmp, upstream_port, proxy_port)
+    try:
+        env = run.gateway_env(tmp, run.free_port(), database_url, redis_url)
+        run.prepare_gateway(tmp, env, upstream_port)
+    except BaseException:
+        stop_nginx(nginx)
+        raise
+    os.environ.update(env)
+    os.chdir(ROOT)
+    return nginx, run.bench_token(env["JWT_SIGNING_KEY"])
+
+
+def stop_nginx(nginx: subprocess.Popen[bytes]) -> None:
+    """Stop the upstream nginx."""
+    nginx.send_signal(signal.SIGQUIT)
+    nginx.wait(10)
 
 
 def report(counter: CallCounter, requests: int, functions: int) -> None:
@@ -167,20 +200,12 @@ def main() -> None:
     parser.add_argument("--route", choices=["full", "open"], default="full")
     parser.add_argument("--functions", type=int, default=0, help="also list the N most called")
     args = parser.parse_args()
-    database_url, redis_url = run.bench_stores()
     tmp = run.work_dir("gwcalls-")
-    upstream_port, proxy_port = run.free_port(), run.free_port()
-    nginx = run.start_nginx(tmp, upstream_port, proxy_port)
+    nginx, token = bench_services(tmp)
     try:
-        env = run.gateway_env(tmp, run.free_port(), database_url, redis_url)
-        run.prepare_gateway(tmp, env, upstream_port)
-        os.environ.update(env)
-        os.chdir(ROOT)
-        token = run.bench_token(env["JWT_SIGNING_KEY"])
         counter = count_calls(args.requests, f"/{args.route}/data.json", token)
     finally:
-        nginx.send_signal(signal.SIGQUIT)
-        nginx.wait(10)
+        stop_nginx(nginx)
         shutil.rmtree(tmp, ignore_errors=True)
     report(counter, args.requests, args.functions)
 
