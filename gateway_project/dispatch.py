@@ -28,7 +28,6 @@ from django.http.response import HttpResponseBase
 from django.urls import get_resolver, set_script_prefix
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
-from django.views import View
 
 from gateway_project.net import is_reserved_path
 
@@ -77,13 +76,6 @@ class ProxyWSGIHandler(WSGIHandler):
         # `request.resolver_match` still names the view ("proxy") for the metrics' route label.
         self._match = get_resolver(settings.GATEWAY_PROXY_URLCONF).resolve("/")
         self._view = self.make_view_atomic(self._match.func)
-        # The view class itself when nothing wraps the view in a transaction: what as_view()'s
-        # function does per request (a new instance, setup(), dispatch()) is done here without
-        # its two wrappers (as_view's function and csrf_exempt's, a mark for a middleware this
-        # stack does not have).
-        view_class = getattr(self._view, "view_class", None)
-        plain = self._view is self._match.func and not getattr(self._view, "view_initkwargs", 1)
-        self._view_class: type[View] | None = view_class if plain else None
 
     def load_middleware(self, is_async: bool = False) -> None:
         """Chain the lean middleware list (plain `__call__` middleware only)."""
@@ -130,13 +122,7 @@ class ProxyWSGIHandler(WSGIHandler):
     def _get_response(self, request: HttpRequest) -> HttpResponseBase:
         """Call the proxy view (no view or template-response middleware on this stack)."""
         request.resolver_match = self._match
-        view_class = self._view_class
-        if view_class is None:
-            response = self._view(request)
-        else:
-            view = view_class()
-            view.setup(request)
-            response = view.dispatch(request)
+        response = self._view(request)
         self.check_response(response, self._view)
         return response
 

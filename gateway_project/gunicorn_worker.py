@@ -220,8 +220,14 @@ def source_digest(function: Any) -> str:
 
 
 def wsgi_create_copied_code_unchanged() -> bool:
-    """Whether gunicorn's functions are still those wsgi_create_inlined was copied from."""
-    return all(source_digest(function) == digest for function, digest in WSGI_CREATE_COPIED_FROM)
+    """Whether gunicorn's functions are still those wsgi_create_inlined was copied from (False
+    when their source cannot be read, e.g. gunicorn installed as .pyc files only)."""
+    try:
+        return all(
+            source_digest(function) == digest for function, digest in WSGI_CREATE_COPIED_FROM
+        )
+    except (OSError, TypeError):
+        return False
 
 
 def wsgi_create_inlined(
@@ -424,7 +430,8 @@ def install_per_request_savings() -> None:
     http_message._ip_in_allow_list = ip_in_allow_list_per_peer
     wsgi.WSGIErrorsWrapper = ErrorsStreamPerWrite
     one_write_response.install()
-    if wsgi_create_copied_code_unchanged():
+    # Only over gunicorn's own create(): one a hook or a library has wrapped since is kept.
+    if wsgi.create is _gunicorn_wsgi_create and wsgi_create_copied_code_unchanged():
         wsgi.create = wsgi_create_inlined
 
 

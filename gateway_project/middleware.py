@@ -59,8 +59,11 @@ _HOST_SETTINGS = frozenset({"ALLOWED_HOSTS", "DEBUG"})  # what the check reads b
 
 
 def _forget_accepted_hosts(*, setting: str, **_kwargs: Any) -> None:
+    # A new set, not clear(): a request checked under the old settings records its host in the
+    # set it started with (see AllowedHostMiddleware.__call__), which is now no one's memory.
+    global _ACCEPTED_HOSTS
     if setting in _HOST_SETTINGS:
-        _ACCEPTED_HOSTS.clear()
+        _ACCEPTED_HOSTS = set()
 
 
 setting_changed.connect(_forget_accepted_hosts, dispatch_uid="gateway-accepted-hosts")
@@ -83,10 +86,13 @@ class AllowedHostMiddleware:
         """Validate the host, then go on."""
         # The host Django's get_host() checks (X-Forwarded-Host, Host or SERVER_NAME:PORT).
         raw_host = request._get_raw_host()  # type: ignore[attr-defined]
-        if raw_host not in _ACCEPTED_HOSTS:
+        # The memory as it is before the check: should the settings change meanwhile (another
+        # thread's override_settings), the verdict goes to the memory they have replaced.
+        accepted = _ACCEPTED_HOSTS
+        if raw_host not in accepted:
             request.get_host()  # raises DisallowedHost, which Django answers with handler400
             if len(raw_host) <= _REMEMBERED_HOST_LENGTH:
-                if len(_ACCEPTED_HOSTS) >= _ACCEPTED_HOSTS_LIMIT:
-                    _ACCEPTED_HOSTS.clear()
-                _ACCEPTED_HOSTS.add(raw_host)
+                if len(accepted) >= _ACCEPTED_HOSTS_LIMIT:
+                    accepted.clear()
+                accepted.add(raw_host)
         return self.get_response(request)

@@ -122,3 +122,20 @@ def test_a_host_longer_than_a_dns_name_is_checked_every_time_not_remembered(sett
     assert _check(long_host)
     assert _check("gw.example.test")
     assert {"gw.example.test"} == middleware._ACCEPTED_HOSTS
+
+
+def test_a_host_checked_while_allowed_hosts_change_is_not_remembered(settings):
+    # A thread checks a host under the old ALLOWED_HOSTS; the settings change (and the memory
+    # is cleared) before it records the host: the stale verdict must not be kept.
+    settings.ALLOWED_HOSTS = ["old.example.test"]
+    request = RequestFactory().get("/svc/x", HTTP_HOST="old.example.test")
+    real_get_host = request.get_host
+
+    def get_host_then_settings_change():
+        host = real_get_host()
+        settings.ALLOWED_HOSTS = ["new.example.test"]  # another thread's change
+        return host
+
+    request.get_host = get_host_then_settings_change  # type: ignore[method-assign]
+    middleware.AllowedHostMiddleware(lambda r: None)(request)  # type: ignore[arg-type,return-value]
+    assert "old.example.test" not in middleware._ACCEPTED_HOSTS

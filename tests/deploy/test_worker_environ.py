@@ -10,6 +10,7 @@ schemes, every header_map, both parsers, IPv4, IPv6 and unix peers and listeners
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import socket
@@ -349,3 +350,43 @@ def test_a_path_outside_script_name_is_gunicorns_configuration_problem(monkeypat
     for create in (STOCK, wsgi_create_inlined):
         with pytest.raises(ConfigurationProblem):
             create(req, _Client(), ("127.0.0.1", 1), ("h", 80), cfg)
+
+
+STOCK = gunicorn_worker._gunicorn_wsgi_create
+
+
+def _restore_savings(monkeypatch):
+    for module, name in (
+        (util, "http_date"),
+        (http_message, "_ip_in_allow_list"),
+        (wsgi, "WSGIErrorsWrapper"),
+        (wsgi, "Response"),
+        (wsgi, "create"),
+    ):
+        monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
+
+
+def test_gunicorn_without_its_source_files_keeps_its_create_and_the_worker_starts(monkeypatch):
+    # An image that ships gunicorn as .pyc only: inspect.getsource raises OSError.
+    _restore_savings(monkeypatch)
+    monkeypatch.setattr(wsgi, "create", STOCK)
+
+    def no_source(_function):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    gunicorn_worker.install_per_request_savings()  # must not raise: the worker would not boot
+    assert wsgi.create is STOCK
+
+
+def test_a_create_someone_else_wrapped_is_left_in_place(monkeypatch):
+    # A post_fork hook or an instrumentation library wrapping gunicorn's create() before the
+    # worker's init_process: the copy must not silently replace (and drop) the wrapper.
+    _restore_savings(monkeypatch)
+
+    def instrumented_create(*args, **kwargs):
+        return STOCK(*args, **kwargs)
+
+    monkeypatch.setattr(wsgi, "create", instrumented_create)
+    gunicorn_worker.install_per_request_savings()
+    assert wsgi.create is instrumented_create
