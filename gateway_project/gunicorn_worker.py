@@ -194,8 +194,8 @@ class ErrorsStreamPerWrite(wsgi.WSGIErrorsWrapper):
 
 
 # gunicorn's functions that wsgi_create_inlined reproduces (as gunicorn defines them, taken
-# before install_per_request_savings() replaces create), and the digest of their source (gunicorn 27.0.1) when
-# they were last compared.
+# before install_per_request_savings() replaces create), and the digest of their source
+# (gunicorn 27.0.1) when they were last compared.
 WSGI_CREATE_COPIED_FROM = (
     (wsgi.create, "2c35d4a2dc629ede"),
     (wsgi.base_environ, "942494574f2cdd6d"),
