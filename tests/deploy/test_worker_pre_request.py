@@ -11,7 +11,7 @@ import pytest
 from gunicorn import glogging
 from gunicorn.config import Config, PreRequest
 
-from gateway_project import gunicorn_worker
+from gateway_project import gunicorn_worker, handoff
 from gateway_project.gunicorn_worker import default_hooks_replaced, pre_request_debug_line
 
 
@@ -136,6 +136,8 @@ def test_the_gateways_worker_runs_it(monkeypatch, error_log):
         (gunicorn_worker.wsgi, "create"),
     ):
         monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
+    # init_process turns the WebSocket hand-over on for this process: off again afterwards.
+    monkeypatch.setattr(handoff, "_enabled", handoff._enabled)
     monkeypatch.setattr(ThreadWorker, "init_process", lambda self: None)
     cfg = Config()
     worker = DrainingThreadWorker(1, 0, [], None, 30, cfg, glogging.Logger(cfg))
