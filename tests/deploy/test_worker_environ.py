@@ -18,9 +18,7 @@ import types
 from typing import Any
 
 import pytest
-from gunicorn import util
 from gunicorn.config import Config
-from gunicorn.http import message as http_message
 from gunicorn.http import wsgi
 from gunicorn.http.errors import ConfigurationProblem, ParseException
 from gunicorn.http.parser import RequestParser
@@ -325,15 +323,9 @@ def test_the_copied_code_is_the_installed_gunicorns():
     assert gunicorn_worker.wsgi_create_copied_code_unchanged()
 
 
-def test_the_worker_installs_it_and_keeps_gunicorns_when_gunicorn_changed(monkeypatch):
-    for module, name in (
-        (util, "http_date"),
-        (http_message, "_ip_in_allow_list"),
-        (wsgi, "WSGIErrorsWrapper"),
-        (wsgi, "Response"),
-        (wsgi, "create"),
-    ):
-        monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
+def test_the_worker_installs_it_and_keeps_gunicorns_when_gunicorn_changed(
+    gunicorn_restored, monkeypatch
+):
     gunicorn_worker.install_per_request_savings()
     assert wsgi.create is wsgi_create_inlined
     monkeypatch.setattr(wsgi, "create", STOCK)
@@ -355,20 +347,10 @@ def test_a_path_outside_script_name_is_gunicorns_configuration_problem(monkeypat
 STOCK = gunicorn_worker._gunicorn_wsgi_create
 
 
-def _restore_savings(monkeypatch):
-    for module, name in (
-        (util, "http_date"),
-        (http_message, "_ip_in_allow_list"),
-        (wsgi, "WSGIErrorsWrapper"),
-        (wsgi, "Response"),
-        (wsgi, "create"),
-    ):
-        monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
-
-
-def test_gunicorn_without_its_source_files_keeps_its_create_and_the_worker_starts(monkeypatch):
+def test_gunicorn_without_its_source_files_keeps_its_create_and_the_worker_starts(
+    gunicorn_restored, monkeypatch
+):
     # An image that ships gunicorn as .pyc only: inspect.getsource raises OSError.
-    _restore_savings(monkeypatch)
     monkeypatch.setattr(wsgi, "create", STOCK)
 
     def no_source(_function):
@@ -379,10 +361,9 @@ def test_gunicorn_without_its_source_files_keeps_its_create_and_the_worker_start
     assert wsgi.create is STOCK
 
 
-def test_a_create_someone_else_wrapped_is_left_in_place(monkeypatch):
+def test_a_create_someone_else_wrapped_is_left_in_place(gunicorn_restored, monkeypatch):
     # A post_fork hook or an instrumentation library wrapping gunicorn's create() before the
     # worker's init_process: the copy must not silently replace (and drop) the wrapper.
-    _restore_savings(monkeypatch)
 
     def instrumented_create(*args, **kwargs):
         return STOCK(*args, **kwargs)

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from gunicorn import util
 from gunicorn.config import Config
-from gunicorn.http import message as http_message
 from gunicorn.http import wsgi
 from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
 from gunicorn.http.parser import RequestParser
@@ -151,15 +150,9 @@ def test_remembered_answers_stay_bounded(monkeypatch):
     assert 1 <= len(gunicorn_worker._allow_list_answers) <= 16  # remembered, within the bound
 
 
-def test_once_installed_gunicorns_request_handling_uses_the_per_request_savings(monkeypatch):
-    for module, name in (
-        (util, "http_date"),
-        (http_message, "_ip_in_allow_list"),
-        (wsgi, "WSGIErrorsWrapper"),
-        (wsgi, "Response"),
-        (wsgi, "create"),
-    ):
-        monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
+def test_once_installed_gunicorns_request_handling_uses_the_per_request_savings(
+    gunicorn_restored, monkeypatch
+):
     gunicorn_worker.install_per_request_savings()
     gunicorn_worker._allow_list_answers.clear()
     request = _request(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n")

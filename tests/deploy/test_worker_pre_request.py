@@ -123,19 +123,11 @@ def test_the_worker_replaces_only_gunicorns_own_default_hook(error_log):
     assert cfg.pre_request is own_hook
 
 
-def test_the_gateways_worker_runs_it(monkeypatch, error_log):
+def test_the_gateways_worker_runs_it(gunicorn_restored, monkeypatch, error_log):
     from gunicorn.workers.gthread import ThreadWorker
 
     from gateway_project.gunicorn_worker import DrainingThreadWorker
 
-    for module, name in (
-        (gunicorn_worker.util, "http_date"),
-        (gunicorn_worker.http_message, "_ip_in_allow_list"),
-        (gunicorn_worker.wsgi, "WSGIErrorsWrapper"),
-        (gunicorn_worker.wsgi, "Response"),
-        (gunicorn_worker.wsgi, "create"),
-    ):
-        monkeypatch.setattr(module, name, getattr(module, name))  # restored after the test
     # init_process turns the WebSocket hand-over on for this process: off again afterwards.
     monkeypatch.setattr(handoff, "_enabled", handoff._enabled)
     monkeypatch.setattr(ThreadWorker, "init_process", lambda self: None)
