@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularJSONAPIView
 
 from management.console import logout_view
 from management.portal import views as portal
@@ -13,7 +12,7 @@ urlpatterns = [
     path("admin/logout/", logout_view, name="console-logout"),
     path("api/gateway/registry/", include("management.registry")),
     path("api/gateway/", include("management.api.urls")),
-    path("api/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
+    path("api/openapi.json", portal.GatewaySchemaView.as_view(), name="schema"),
     path("api/docs", portal.GatewaySwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc", portal.GatewayRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/redoc/redoc.standalone.js", portal.redoc_bundle, name="redoc-bundle"),

@@ -258,3 +258,54 @@ def test_bad_public_url_is_refused_naming_the_setting(value, monkeypatch):
     monkeypatch.setenv("GATEWAY_PUBLIC_URL", value)
     with pytest.raises(ImproperlyConfigured, match="GATEWAY_PUBLIC_URL"):
         env_public_url("GATEWAY_PUBLIC_URL")
+
+
+def test_schema_requests_at_once_in_a_fresh_worker_do_not_race(monkeypatch):
+    # drf-spectacular imports an extension's target class on first use, without a lock; a
+    # second request meeting the first one's failed import half done answered 500.
+    import threading
+    import time
+
+    from drf_spectacular import plumbing
+    from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+    from rest_framework.test import APIRequestFactory
+
+    from management.portal.views import GatewaySchemaView
+
+    missing = "not_installed_here.fields.Field"
+    importing = {"now": 0, "most": 0}
+    real_import = plumbing.import_string
+
+    def slow_failing_import(path: str):
+        if path != missing:
+            return real_import(path)
+        importing["now"] += 1
+        importing["most"] = max(importing["most"], importing["now"])
+        time.sleep(0.5)  # the window the other request falls into
+        importing["now"] -= 1
+        raise ImportError(path)
+
+    class NotInstalledField(OpenApiSerializerFieldExtension):
+        target_class = missing
+        optional = True
+
+        def map_serializer_field(self, auto_schema, direction):
+            return {}
+
+    monkeypatch.setattr(plumbing, "import_string", slow_failing_import)
+    try:
+        view = GatewaySchemaView.as_view()
+        statuses: list[int] = []
+
+        def fetch() -> None:
+            statuses.append(view(APIRequestFactory().get("/api/openapi.json")).status_code)
+
+        threads = [threading.Thread(target=fetch) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        OpenApiSerializerFieldExtension._registry.remove(NotInstalledField)
+    assert statuses == [200, 200]
+    assert importing["most"] == 1
