@@ -50,6 +50,15 @@ def _answer(*_args: Any, **_kwargs: Any) -> Any:
     return HttpResponse(_BODY, content_type="application/json")
 
 
+def _answer_after_limits(
+    _request: Any, _context: Any, *, before_body: Callable[[], None] | None = None
+) -> Any:
+    """forward's stand-in: the limit verdict it is handed is still taken."""
+    if before_body is not None:
+        before_body()
+    return _answer()
+
+
 def variants(worker: Any) -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
     """Each variant's name and a context manager that sets it up on this worker."""
     from django.conf import settings
@@ -87,7 +96,10 @@ def variants(worker: Any) -> dict[str, Callable[[], contextlib.AbstractContextMa
             ProxyView, "dispatch", _answer
         ),
         "forward answered by the gateway (no upstream)": lambda: mock.patch.object(
-            pipeline.Forward, "run", _answer
+            pipeline, "forward", _answer_after_limits
+        ),
+        "limit verdict awaited in its own step (no overlap)": lambda: mock.patch.object(
+            pipeline._LIMIT_SETTLED_BY_FORWARD, "settled_by_forward", False
         ),
         "limit step left out (no Redis)": lambda: mock.patch.object(
             pipeline.Limit, "run", lambda _step, _ctx: None

@@ -70,8 +70,22 @@ class UsageBatch:
     counts: dict[str, int]
 
 
+class PendingVerdict(Protocol):
+    """A check under way: `verdict()` must be called, once, to take its answer."""
+
+    def verdict(self) -> Verdict:
+        """The check's verdict; StoreUnavailable when the store failed."""
+        ...
+
+
 class LimitStore(Protocol):
     """What the throttle and the console need from a counter store."""
+
+    def begin_check(
+        self, policies: Sequence[Policy], *, consume: bool, usage_field: str = ""
+    ) -> PendingVerdict:
+        """Start `check`: the caller may do other work before it asks for the verdict."""
+        ...
 
     def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
         """Check every policy; when all pass and `consume`, use one unit of each."""
@@ -134,6 +148,13 @@ class RedisStore:
 
     def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
         """Check every policy; when all pass and `consume`, use one unit of each."""
+        return self.begin_check(policies, consume=consume, usage_field=usage_field).verdict()
+
+    def begin_check(
+        self, policies: Sequence[Policy], *, consume: bool, usage_field: str = ""
+    ) -> PendingVerdict:
+        """Send the check now; its verdict reads the reply, so the round trip can overlap
+        whatever the caller does in between."""
         keys = [self._prefix + policy.key for policy in policies]
         keys.append(self._prefix + USAGE_KEY)
         args: list[Any] = [
@@ -151,34 +172,9 @@ class RedisStore:
                 policy.period_seconds * _US,
             ]
         try:
-            raw = self._run_script(keys, args)
-        except Exception as error:  # redis-py raises RedisError, or OSError on a dead socket
-            raise StoreUnavailable(str(error)) from error
-        return _verdict(policies, [int(value) for value in raw])
-
-    def _run_script(self, keys: list[str], args: list[Any]) -> list[Any]:
-        """EVALSHA check.lua on this thread's own connection: one packed command, one reply.
-
-        The limit check runs on every request, so it goes to a connection directly instead of
-        through redis-py's command layer (Script.__call__, execute_command's per-command
-        closures, observability hooks and argument inspection) or its pool (a lock, gauges and a
-        poll() per checkout to see that no stale reply waits), keeping what matters: the
-        connection's retry policy (the gateway's client has none: a dead Redis costs one
-        timeout), a dropped connection on a failed send or read, and EVAL when Redis lost the
-        script (a restart or a failover).
-        """
-        connection = self._connection()
-        pack = getattr(self._local, "pack", None)  # None after a close() from another thread
-        try:
-            return connection.retry.call_with_retry(
-                lambda: self._evalsha(connection, pack, keys, args),
-                lambda _error: connection.disconnect(),
-            )
-        except BaseException:
-            # A reply may be left unread (an interrupted read, a reply that did not parse):
-            # the next check would read it as its own. A new socket starts clean.
-            connection.disconnect()
-            raise
+            return _ScriptCall(self, policies, keys, args)
+        except Exception as error:  # this thread's connection could not be made
+            return _Known(StoreUnavailable(str(error)))
 
     def _connection(self) -> Any:
         """This thread's connection: made on first use and again in a forked child, checked
@@ -192,9 +188,14 @@ class RedisStore:
             local.pack = _hiredis_packer(pool.connection_kwargs)
             local.generation = forks.generation
             local.used = 0.0
+            local.awaiting = None
             with self._opened_lock:
                 self._opened.add(local.connection)
         connection = local.connection
+        if local.awaiting is not None:
+            # A check was begun and its verdict never asked for: its reply is still on the way.
+            local.awaiting = None
+            connection.disconnect()
         now = time.monotonic()
         if connection.is_connected:
             if now - local.used > IDLE_CHECK_SECONDS:
@@ -217,22 +218,24 @@ class RedisStore:
                 connection.disconnect()
         self._local = threading.local()
 
-    def _evalsha(
+    def _send_script(
         self,
         connection: Any,
         pack: Callable[[tuple[Any, ...]], bytes] | None,
         keys: list[str],
         args: list[Any],
-    ) -> Any:
+    ) -> None:
         if not connection.is_connected:
             # connect() first, as the pool would: a Sentinel-managed connection asks the
             # sentinels for the primary there (a send would connect to the service name).
             connection.connect()
+        command = ("EVALSHA", LUA_SHA, len(keys), *keys, *args)
+        connection.send_packed_command(
+            [pack(command)] if pack is not None else connection.pack_command(*command)
+        )
+
+    def _read_script(self, connection: Any, keys: list[str], args: list[Any]) -> Any:
         try:
-            command = ("EVALSHA", LUA_SHA, len(keys), *keys, *args)
-            connection.send_packed_command(
-                [pack(command)] if pack is not None else connection.pack_command(*command)
-            )
             return connection.read_response()
         except self._no_script:
             # EVAL runs the script and puts it back in Redis's script cache for the next EVALSHA.
@@ -291,6 +294,73 @@ class RedisStore:
             raise StoreUnavailable(str(error)) from error
 
 
+class _ScriptCall:
+    """One EVALSHA of check.lua on this thread's own connection, sent when made; `verdict()`
+    reads its reply.
+
+    The limit check runs on every request, so it goes to a connection directly instead of
+    through redis-py's command layer (Script.__call__, execute_command's per-command
+    closures, observability hooks and argument inspection) or its pool (a lock, gauges and a
+    poll() per checkout to see that no stale reply waits), keeping what matters: the
+    connection's retry policy (the gateway's client has none: a dead Redis costs one
+    timeout), a dropped connection on a failed send or read, and EVAL when Redis lost the
+    script (a restart or a failover).
+    """
+
+    __slots__ = ("_args", "_connection", "_keys", "_pack", "_policies", "_send_error", "_store")
+
+    def __init__(
+        self, store: RedisStore, policies: Sequence[Policy], keys: list[str], args: list[Any]
+    ) -> None:
+        self._store = store
+        self._policies = policies
+        self._keys = keys
+        self._args = args
+        connection = self._connection = store._connection()
+        local = store._local
+        self._pack = getattr(local, "pack", None)  # None after a close() from another thread
+        self._send_error: Exception | None = None
+        try:
+            store._send_script(connection, self._pack, keys, args)
+        except Exception as error:  # the first attempt's failure, raised where it is read
+            self._send_error = error
+        except BaseException:
+            connection.disconnect()
+            raise
+        local.awaiting = self
+
+    def verdict(self) -> Verdict:
+        """Read the reply (EVAL when Redis lost the script); StoreUnavailable on a failure."""
+        store, connection, keys, args = self._store, self._connection, self._keys, self._args
+        local = store._local
+        if getattr(local, "awaiting", None) is not self:
+            # Another check was begun on this thread since (and this one's reply dropped).
+            raise StoreUnavailable("the check's reply was dropped")
+        local.awaiting = None
+        first = True
+
+        def attempt() -> Any:
+            nonlocal first
+            if first:  # sent when the check began
+                first = False
+                if self._send_error is not None:
+                    raise self._send_error
+            else:  # a retry (when the connection's policy allows one) sends again
+                store._send_script(connection, self._pack, keys, args)
+            return store._read_script(connection, keys, args)
+
+        try:
+            raw = connection.retry.call_with_retry(attempt, lambda _error: connection.disconnect())
+        except BaseException as error:
+            # A reply may be left unread (an interrupted read, a reply that did not parse):
+            # the next check would read it as its own. A new socket starts clean.
+            connection.disconnect()
+            if isinstance(error, Exception):  # redis-py's RedisError, or OSError on a dead socket
+                raise StoreUnavailable(str(error)) from error
+            raise
+        return _verdict(self._policies, [int(value) for value in raw])
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -317,6 +387,19 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A check whose outcome is already known: its verdict, or the store's failure."""
+
+    outcome: Verdict | StoreUnavailable
+
+    def verdict(self) -> Verdict:
+        """The verdict, or StoreUnavailable."""
+        if isinstance(self.outcome, StoreUnavailable):
+            raise self.outcome
+        return self.outcome
+
+
 class MemoryStore:
     """Counters in this process, with the Redis store's exact semantics, under one lock."""
 
@@ -332,6 +415,12 @@ class MemoryStore:
         self._usage: dict[str, int] = {}
         self._batches: dict[str, dict[str, int]] = {}  # claimed, not yet flushed
         self._next_sweep = 0
+
+    def begin_check(
+        self, policies: Sequence[Policy], *, consume: bool, usage_field: str = ""
+    ) -> PendingVerdict:
+        """Check at once: in this process there is no round trip to overlap."""
+        return _Known(self.check(policies, consume=consume, usage_field=usage_field))
 
     def check(self, policies: Sequence[Policy], *, consume: bool, usage_field: str = "") -> Verdict:
         """Check every policy; when all pass and `consume`, use one unit of each."""

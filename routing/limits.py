@@ -7,6 +7,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from quotas.policies import (
     quota_policies,
     rate_policy,
 )
-from quotas.store import StoreUnavailable, limit_store
+from quotas.store import PendingVerdict, StoreUnavailable, limit_store
 from routing.table import CompiledQuota, CompiledRateLimit, CompiledRoute, route_tables
 
 if TYPE_CHECKING:
@@ -185,11 +186,29 @@ def _store_failed(context: RequestContext, policies: list[Policy], error: Except
     context.limit_verdict = "store_unavailable_open"
 
 
+@dataclass(frozen=True, slots=True)
+class LimitCheck:
+    """A request's limit check under way: begun by begin_limits, ended by settle_limits."""
+
+    route: CompiledRoute
+    policies: list[Policy]
+    pending: PendingVerdict
+
+
 def check_limits(context: RequestContext) -> None:
     """Check and consume the route's rate limit and the consumer's quotas atomically.
 
     Returns when the request may pass; raises 429 (limits) or 503 (store down, failing closed).
     A dry run (explain) consumes nothing and records what it saw.
+    """
+    settle_limits(context, begin_limits(context))
+
+
+def begin_limits(context: RequestContext) -> LimitCheck | None:
+    """Send the request's limit check to the store (None when no limit applies).
+
+    The caller must pass what this returns to settle_limits before anything of the request
+    goes upstream; what it does in between overlaps the store's round trip.
     """
     route = context.route
     if route is None:
@@ -201,15 +220,25 @@ def check_limits(context: RequestContext) -> None:
     if not policies and not usage:
         context.limit_verdict = "unlimited"
         context.note("limits: none apply")
+        return None
+    pending = limit_store().begin_check(policies, consume=not dry_run, usage_field=usage)
+    return LimitCheck(route, policies, pending)
+
+
+def settle_limits(context: RequestContext, check: LimitCheck | None) -> None:
+    """Take the verdict of a begun check: return when the request may pass, else raise 429
+    (limits) or 503 (store down, failing closed)."""
+    if check is None:
         return
+    policies = check.policies
     try:
-        verdict = limit_store().check(policies, consume=not dry_run, usage_field=usage)
+        verdict = check.pending.verdict()
     except StoreUnavailable as error:
         _store_failed(context, policies, error)
         return
-    headers = rate_limit_headers(verdict) if _send_headers(route) else {}
+    headers = rate_limit_headers(verdict) if _send_headers(check.route) else {}
     context.response_headers.update(headers)
-    if dry_run:
+    if context.dry_run:
         context.note(_explain(verdict))
     if verdict.allowed:
         context.limit_verdict = "allowed" if policies else "unlimited"

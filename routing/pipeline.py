@@ -76,6 +76,7 @@ class RequestContext:
     route: CompiledRoute | None = None  # match
     principal: Principal | None = None  # authenticate; None when anonymous
     limit_verdict: str | None = None  # limit: for the access log and rejection metrics
+    limit_check: limits.LimitCheck | None = None  # limit: a check forward is to settle
     # Route policies (routing/policies/apply.py).
     preflight: bool = False  # cors: the gateway answered a preflight itself
     cache_key: str | None = None  # cache: a miss's key, for the store on the way back
@@ -166,13 +167,30 @@ class Authorize(Step):
 
 
 class Limit(Step):
-    """Every rate limit and quota in one store call (429; 503 when the store fails closed)."""
+    """Every rate limit and quota in one store call (429; 503 when the store fails closed).
+
+    `settled_by_forward` (when forward comes next): the check is sent here and its verdict
+    taken by forward once the upstream request's headers are built, so that work overlaps
+    the store's round trip. Its refusal still comes before any of forward's errors, and before
+    anything goes upstream or the client's body is read.
+    """
 
     name = "limit"
 
+    def __init__(self, *, settled_by_forward: bool = False) -> None:
+        self.settled_by_forward = settled_by_forward
+
     def run(self, ctx: RequestContext) -> None:
         """Check (and, unless dry, consume) the limits; their headers go on every answer."""
-        limits.check_limits(ctx)
+        if (
+            self.settled_by_forward
+            and ctx.http_request is not None
+            and not ctx.dry_run
+            and (ctx.trace is None or ctx.trace.server_span is None)  # spans time each step
+        ):
+            ctx.limit_check = limits.begin_limits(ctx)
+        else:
+            limits.check_limits(ctx)
 
 
 class Forward(Step):
@@ -185,7 +203,11 @@ class Forward(Step):
         """The upstream's answer."""
         if ctx.dry_run or ctx.http_request is None:
             return None
-        return forward(ctx.http_request, ctx)
+        check = ctx.limit_check
+        if check is None:
+            return forward(ctx.http_request, ctx)
+        ctx.limit_check = None
+        return forward(ctx.http_request, ctx, before_body=lambda: limits.settle_limits(ctx, check))
 
 
 class RateLimitHeaders(Step):
@@ -281,6 +303,7 @@ class WebSocket(Step):
 
 ENTRY_STEPS: tuple[Step, ...] = (CheckLoop(), Match())
 _AUTHENTICATE, _AUTHORIZE, _LIMIT, _FORWARD = Authenticate(), Authorize(), Limit(), Forward()
+_LIMIT_SETTLED_BY_FORWARD = Limit(settled_by_forward=True)
 _RATE_LIMIT_HEADERS = RateLimitHeaders()
 _IP_RULES, _CORS, _VALIDATE, _CACHE = IpRulesStep(), Cors(), Validate(), Cache()
 _REQUEST_HEADERS, _RESPONSE_HEADERS, _WEBSOCKET = RequestHeaders(), ResponseHeaders(), WebSocket()
@@ -296,7 +319,9 @@ def build_steps(route: CompiledRoute) -> Steps:
         request.append(_IP_RULES)  # 403 ip_forbidden, before authentication
     if route.cors is not None:
         request.append(_CORS)  # a preflight is answered here: 204, no credentials, not forwarded
-    request += [_AUTHENTICATE, _AUTHORIZE, _LIMIT]
+    request += [_AUTHENTICATE, _AUTHORIZE]
+    limit_at = len(request)
+    request.append(_LIMIT)
     if route.validate:
         request.append(_VALIDATE)  # 400 errors[] / 404 operation_not_found, no upstream call
     if route.cache is not None:
@@ -306,6 +331,8 @@ def build_steps(route: CompiledRoute) -> Steps:
     if route.websocket:
         request.append(_WEBSOCKET)  # an upgrade's handshake, in forward's place
     request.append(_FORWARD)
+    if len(request) == limit_at + 2:  # forward right after limit: it takes the verdict
+        request[limit_at] = _LIMIT_SETTLED_BY_FORWARD
     response: list[Step] = []
     if route.response_headers is not None:
         response.append(_RESPONSE_HEADERS)  # the upstream's answers only

@@ -7,7 +7,7 @@ import logging
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -113,16 +113,46 @@ def request_body(request: HttpRequest) -> tuple[IO[bytes] | bytes | None, int, b
     return _LimitedReader(stream, length), length, False  # type: ignore[return-value]
 
 
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
 def upstream_request(
-    request: HttpRequest, context: RequestContext, route: CompiledRoute
+    request: HttpRequest,
+    context: RequestContext,
+    route: CompiledRoute,
+    *,
+    before_body: Callable[[], None] | None = None,
 ) -> UpstreamRequest:
-    """Build the upstream request: path, query, end-to-end headers and the gateway's own."""
-    meta = request.META
+    """Build the upstream request: path, query, end-to-end headers and the gateway's own.
+
+    `before_body` runs once the headers are built (or failed to build), before the client's
+    body is read: the pipeline's pending limit verdict, whose refusal takes precedence.
+    """
+    try:
+        headers = _upstream_headers(request, context, route)
+        path = upstream_path(route, str(context.path))
+    finally:
+        if before_body is not None:
+            before_body()
     body, length, replayable = request_body(request)
+    if body is not None or request.method not in _BODYLESS_METHODS:
+        headers["content-length"] = str(length)
+    query = context.query
+    return UpstreamRequest(
+        method=str(request.method),
+        path=f"{path}?{query}" if query else path,
+        headers=headers,
+        body=body,
+        replayable=replayable,
+    )
+
+
+def _upstream_headers(
+    request: HttpRequest, context: RequestContext, route: CompiledRoute
+) -> dict[str, str]:
+    """The client's end-to-end headers and the gateway's own (all but Content-Length)."""
+    meta = request.META
     headers = dict(request_headers_from_meta(meta, hide_credentials=route.hide_credentials))
-    headers["content-length"] = str(length) if (body is not None or length) else "0"
-    if body is None and request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
-        del headers["content-length"]
     remote = str(meta.get("REMOTE_ADDR", ""))
     headers["x-forwarded-for"] = forwarded_for(remote, meta.get("HTTP_X_FORWARDED_FOR"))
     headers["x-forwarded-proto"] = request.scheme or "http"
@@ -141,15 +171,7 @@ def upstream_request(
         headers["x-consumer-permissions"] = ",".join(sorted(principal.permissions))
     if context.request_header_rules is not None:  # the request_headers step's (protected
         apply_header_rules(context.request_header_rules, headers)  # names refused at validation)
-    path = upstream_path(route, str(context.path))
-    query = context.query
-    return UpstreamRequest(
-        method=str(request.method),
-        path=f"{path}?{query}" if query else path,
-        headers=headers,
-        body=body,
-        replayable=replayable,
-    )
+    return headers
 
 
 class _RepeatedHeadersMixin:
@@ -287,12 +309,20 @@ def upstream_path(route: CompiledRoute, path: str) -> str:
     return route.pattern.upstream_path(path, strip_prefix=route.strip_prefix)
 
 
-def forward(request: HttpRequest, context: RequestContext) -> HttpResponseBase:
-    """Send the request upstream and turn the answer into the client's response."""
+def forward(
+    request: HttpRequest,
+    context: RequestContext,
+    *,
+    before_body: Callable[[], None] | None = None,
+) -> HttpResponseBase:
+    """Send the request upstream and turn the answer into the client's response.
+
+    `before_body`: see upstream_request.
+    """
     route = context.route
     if route is None:
         raise RuntimeError("forward before match")
-    outgoing = upstream_request(request, context, route)
+    outgoing = upstream_request(request, context, route, before_body=before_body)
     context.request_bytes = int(outgoing.headers.get("content-length", 0))
     started = time.perf_counter()
     try:
