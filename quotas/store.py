@@ -174,7 +174,9 @@ class RedisStore:
         try:
             return _ScriptCall(self, policies, keys, args)
         except Exception as error:  # this thread's connection could not be made
-            return _Known(StoreUnavailable(str(error)))
+            failure = StoreUnavailable(str(error))
+            failure.__cause__ = error.with_traceback(None)
+            return _Known(failure)
 
     def _connection(self) -> Any:
         """This thread's connection: made on first use and again in a forked child, checked
@@ -307,7 +309,16 @@ class _ScriptCall:
     script (a restart or a failover).
     """
 
-    __slots__ = ("_args", "_connection", "_keys", "_pack", "_policies", "_send_error", "_store")
+    __slots__ = (
+        "_args",
+        "_connection",
+        "_keys",
+        "_pack",
+        "_policies",
+        "_send_error",
+        "_store",
+        "_taken",
+    )
 
     def __init__(
         self, store: RedisStore, policies: Sequence[Policy], keys: list[str], args: list[Any]
@@ -316,27 +327,30 @@ class _ScriptCall:
         self._policies = policies
         self._keys = keys
         self._args = args
+        self._taken = False
         connection = self._connection = store._connection()
         local = store._local
         self._pack = getattr(local, "pack", None)  # None after a close() from another thread
         self._send_error: Exception | None = None
+        # Marked before the send and cleared once the reply is read: if anything (an
+        # interrupt included) stops this check in between, the thread's next check drops the
+        # connection instead of reading this reply as its own.
+        local.awaiting = self
         try:
             store._send_script(connection, self._pack, keys, args)
         except Exception as error:  # the first attempt's failure, raised where it is read
-            self._send_error = error
-        except BaseException:
-            connection.disconnect()
-            raise
-        local.awaiting = self
+            self._send_error = error.with_traceback(None)  # its frames would hold this call
 
     def verdict(self) -> Verdict:
         """Read the reply (EVAL when Redis lost the script); StoreUnavailable on a failure."""
+        if self._taken:
+            raise RuntimeError("a limit check's verdict is read once")
+        self._taken = True
         store, connection, keys, args = self._store, self._connection, self._keys, self._args
         local = store._local
         if getattr(local, "awaiting", None) is not self:
-            # Another check was begun on this thread since (and this one's reply dropped).
+            # Another check began on this thread since, or close() ran: the reply was dropped.
             raise StoreUnavailable("the check's reply was dropped")
-        local.awaiting = None
         first = True
 
         def attempt() -> Any:
@@ -355,9 +369,11 @@ class _ScriptCall:
             # A reply may be left unread (an interrupted read, a reply that did not parse):
             # the next check would read it as its own. A new socket starts clean.
             connection.disconnect()
+            local.awaiting = None
             if isinstance(error, Exception):  # redis-py's RedisError, or OSError on a dead socket
                 raise StoreUnavailable(str(error)) from error
             raise
+        local.awaiting = None
         return _verdict(self._policies, [int(value) for value in raw])
 
 

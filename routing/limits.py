@@ -190,7 +190,6 @@ def _store_failed(context: RequestContext, policies: list[Policy], error: Except
 class LimitCheck:
     """A request's limit check under way: begun by begin_limits, ended by settle_limits."""
 
-    route: CompiledRoute
     policies: list[Policy]
     pending: PendingVerdict
 
@@ -222,7 +221,7 @@ def begin_limits(context: RequestContext) -> LimitCheck | None:
         context.note("limits: none apply")
         return None
     pending = limit_store().begin_check(policies, consume=not dry_run, usage_field=usage)
-    return LimitCheck(route, policies, pending)
+    return LimitCheck(policies, pending)
 
 
 def settle_limits(context: RequestContext, check: LimitCheck | None) -> None:
@@ -236,7 +235,7 @@ def settle_limits(context: RequestContext, check: LimitCheck | None) -> None:
     except StoreUnavailable as error:
         _store_failed(context, policies, error)
         return
-    headers = rate_limit_headers(verdict) if _send_headers(check.route) else {}
+    headers = rate_limit_headers(verdict) if _send_headers(context.route) else {}
     context.response_headers.update(headers)
     if context.dry_run:
         context.note(_explain(verdict))
@@ -248,5 +247,6 @@ def settle_limits(context: RequestContext, check: LimitCheck | None) -> None:
     raise _refusal(verdict, headers)
 
 
-def _send_headers(route: CompiledRoute) -> bool:
-    return route.rate_limit.send_headers if route.rate_limit is not None else True
+def _send_headers(route: CompiledRoute | None) -> bool:
+    spec = route.rate_limit if route is not None else None
+    return spec.send_headers if spec is not None else True

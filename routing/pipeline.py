@@ -186,7 +186,7 @@ class Limit(Step):
             self.settled_by_forward
             and ctx.http_request is not None
             and not ctx.dry_run
-            and (ctx.trace is None or ctx.trace.server_span is None)  # spans time each step
+            and not _exports_spans(ctx.trace)  # the limit span times the whole check
         ):
             ctx.limit_check = limits.begin_limits(ctx)
         else:
@@ -378,13 +378,15 @@ def _run_traced(
         tracing.end_span(span, error=failed)
 
 
+def _exports_spans(trace: tracing.TraceContext | None) -> bool:
+    """Whether this request's steps each get a span (else no span bookkeeping at all)."""
+    return trace is not None and trace.server_span is not None
+
+
 def _request_side(ctx: RequestContext, steps: tuple[Step, ...]) -> HttpResponseBase | None:
-    trace = ctx.trace
+    trace = ctx.trace if _exports_spans(ctx.trace) else None
     for step in steps:
-        if trace is None or trace.server_span is None:  # not exporting: no span bookkeeping
-            answer = step.run(ctx)
-        else:
-            answer = _run_traced(step, ctx, trace)
+        answer = step.run(ctx) if trace is None else _run_traced(step, ctx, trace)
         if answer is not None:
             return answer
     return None

@@ -126,14 +126,18 @@ def upstream_request(
     """Build the upstream request: path, query, end-to-end headers and the gateway's own.
 
     `before_body` runs once the headers are built (or failed to build), before the client's
-    body is read: the pipeline's pending limit verdict, whose refusal takes precedence.
+    body is read: the pipeline's pending limit verdict, whose refusal takes precedence. An
+    interrupt (a BaseException) is not replaced by it.
     """
     try:
         headers = _upstream_headers(request, context, route)
         path = upstream_path(route, str(context.path))
-    finally:
+    except Exception:
         if before_body is not None:
             before_body()
+        raise
+    if before_body is not None:
+        before_body()
     body, length, replayable = request_body(request)
     if body is not None or request.method not in _BODYLESS_METHODS:
         headers["content-length"] = str(length)

@@ -7,7 +7,11 @@ check's reply is ever read as another's.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import sys
+import threading
 from typing import Any
 
 import pytest
@@ -16,7 +20,7 @@ from prometheus_client import REGISTRY
 import routing.proxy
 from gateway_project.errors import BadRequest
 from quotas.policies import Policy, rate_policy
-from quotas.store import MemoryStore, RedisStore, StoreUnavailable
+from quotas.store import MemoryStore, RedisStore, StoreUnavailable, _ScriptCall
 from routing import limits, pipeline
 from routing.pipeline import RequestContext
 from routing.table import route_tables
@@ -56,8 +60,7 @@ def test_a_begun_check_is_sent_before_its_verdict_is_asked_for(throwaway_redis):
 
 
 def _check_on_another_thread(store: RedisStore, policy: Policy) -> int:
-    import threading
-
+    """What is left of `policy`, seen from another thread's connection."""
     seen: list[int] = []
     thread = threading.Thread(target=lambda: seen.append(_remaining(store, policy)))
     thread.start()
@@ -83,8 +86,56 @@ def test_a_verdict_is_read_once(throwaway_redis):
     store = RedisStore(throwaway_redis.client(), prefix="gw:")
     pending = store.begin_check([_hourly()], consume=True)
     assert pending.verdict().allowed
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(RuntimeError, match="read once"):
         pending.verdict()  # a second read would wait for a reply that never comes
+
+
+def _lines(function: Any) -> range:
+    source, first = inspect.getsourcelines(function)
+    return range(first, first + len(source))
+
+
+@needs_redis
+def test_an_interrupt_anywhere_in_a_check_leaves_no_reply_for_the_next_one(throwaway_redis):
+    """KeyboardInterrupt before each line of the begun check's code, one line per run."""
+    client = throwaway_redis.client()
+    interrupted: dict[str, int] = {}
+    for function in (
+        _ScriptCall.__init__,
+        _ScriptCall.verdict,
+        RedisStore._send_script,
+        RedisStore._read_script,
+    ):
+        for line in _lines(function):
+            store = RedisStore(client, prefix="gw:")
+            policy = _hourly(requests=9, consumer=f"a:{function.__name__}:{line}")
+            assert store.check([policy], consume=True).allowed  # connected, script loaded
+            check = functools.partial(store.check, [policy], consume=True)
+            if _interrupt_at(function.__code__, line, check):
+                interrupted[function.__qualname__] = interrupted.get(function.__qualname__, 0) + 1
+            seen = _check_on_another_thread(store, policy)
+            assert store.check([policy], consume=True).states[0].remaining == seen - 1, line
+    assert len(interrupted) == 4 and min(interrupted.values()) >= 2, interrupted
+
+
+def _interrupt_at(code: Any, line: int, call: Any) -> bool:
+    """Run `call`, raising KeyboardInterrupt when `code` reaches `line`; whether it did."""
+    fired: list[int] = []
+
+    def on_line(frame: Any, event: str, _arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == line and not fired:
+            fired.append(line)
+            raise KeyboardInterrupt
+        return on_line
+
+    sys.settrace(lambda frame, _event, _arg: on_line if frame.f_code is code else None)
+    try:
+        call()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+    return bool(fired)
 
 
 @needs_redis
@@ -186,6 +237,27 @@ def test_a_429_outranks_an_error_building_the_upstream_request(
     assert client.get("/api/v1/lim/echo").status_code == 429
     assert _store_errors() == errors  # every reply was read as its own check's
     assert upstream.count("/api/v1/lim/") == 0
+
+
+def test_an_interrupt_building_the_upstream_request_is_not_replaced_by_the_429(
+    client, make_route, upstream, monkeypatch
+):
+    make_route("/api/v1/lim/**", upstream.url, rate_limit_requests=1, rate_limit_period="hour")
+    assert client.get("/api/v1/lim/echo").status_code == 200
+    built = routing.proxy._upstream_headers
+
+    def interrupted(*args: Any) -> dict[str, str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(routing.proxy, "_upstream_headers", interrupted)
+    errors = _store_errors()
+    with pytest.raises(KeyboardInterrupt):
+        client.get("/api/v1/lim/echo")  # the check was sent, its reply never read
+    monkeypatch.setattr(routing.proxy, "_upstream_headers", built)
+    refused = client.get("/api/v1/lim/echo")
+    assert refused.status_code == 429 and refused["RateLimit-Remaining"] == "0"
+    assert _store_errors() == errors  # the unread reply was dropped, not read as this one's
+    assert upstream.count("/api/v1/lim/") == 1
 
 
 def test_a_429_comes_before_the_body_is_read_or_judged(client, make_route, upstream):
