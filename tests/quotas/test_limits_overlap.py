@@ -261,8 +261,11 @@ def test_an_interrupt_building_the_upstream_request_is_not_replaced_by_the_429(
 
 
 def test_a_429_comes_before_the_body_is_read_or_judged(client, make_route, upstream):
-    make_route("/api/v1/lim/**", upstream.url, rate_limit_requests=1, rate_limit_period="hour")
-    assert client.post("/api/v1/lim/echo", data=b"{}", content_type="application/json").status_code
+    make_route("/api/v1/lim/**", upstream.url, rate_limit_requests=2, rate_limit_period="hour")
+    posted = client.post("/api/v1/lim/echo", data=b"{}", content_type="application/json")
+    assert posted.status_code == 200
+    judged = client.generic("POST", "/api/v1/lim/echo", b"x", CONTENT_LENGTH="not a number")
+    assert judged.status_code == 400  # allowed (the last unit), then the body is judged
     refused = client.generic("POST", "/api/v1/lim/echo", b"x", CONTENT_LENGTH="not a number")
     assert refused.status_code == 429
     assert upstream.count("/api/v1/lim/") == 1
