@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import hiredis
+
 from gateway_project import forks
 from gateway_project.redis import redis_client, redis_key
+from gateway_project.socket_bounds import bound_each_call
 from quotas.policies import (
     DAY,
     MONTH,
@@ -46,12 +49,12 @@ Clock = Callable[[], float]
 IDLE_CHECK_SECONDS = 1.0
 
 
-def _drop_if_stale(connection: Any) -> None:
+def _drop_if_stale(connection: Any, wire: _Wire | None) -> None:
     """Disconnect a connection the server has closed, or that holds bytes nobody asked for."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     try:
-        stale = connection.can_read(timeout=0)
+        stale = connection.can_read(timeout=0) or (wire is not None and wire.has_data())
     except (RedisConnectionError, OSError):
         stale = True
     if stale:
@@ -107,20 +110,40 @@ class LimitStore(Protocol):
 # --- Redis ------------------------------------------------------------------------------------
 
 
-def _hiredis_packer(connection_kwargs: dict[str, Any]) -> Callable[[tuple[Any, ...]], bytes] | None:
-    """hiredis's packer, to call directly, when redis-py would use it for these connections.
+class _Wire:
+    """A thread's connected Redis socket, used directly for limit checks: blocking, each send
+    and read bounded in the kernel (no poll() before each, socket_bounds), and replies
+    parsed by hiredis without redis-py's read layers."""
 
-    redis-py's own path (the connection's pack_command) wraps the same C call in an argument
-    check that copies the arguments through a generator (3.4 us per check timed alone, about
-    1% of a limited request). Our arguments are only str and int, which it passes unchanged.
-    """
-    from redis.utils import HIREDIS_AVAILABLE
+    __slots__ = ("_buffer", "_reader", "sock")
 
-    if not HIREDIS_AVAILABLE or connection_kwargs.get("command_packer") is not None:
-        return None
-    from hiredis import pack_command
+    def __init__(self, sock: Any, timeout: float | None) -> None:
+        if timeout is not None:
+            bound_each_call(sock, timeout)
+        sock.settimeout(None)
+        self.sock = sock
+        self._reader = hiredis.Reader()
+        self._buffer = bytearray(4096)
 
-    return pack_command
+    def send(self, packed: bytes) -> None:
+        """Send one packed command (OSError when it fails or its bound passes)."""
+        self.sock.sendall(packed)
+
+    def read(self) -> Any:
+        """The next reply; an error reply is returned as a hiredis.ReplyError, not raised."""
+        reader = self._reader
+        reply = reader.gets()
+        while reply is False:
+            size = self.sock.recv_into(self._buffer)
+            if not size:
+                raise ConnectionError("Redis closed the connection")
+            reader.feed(self._buffer, 0, size)  # type: ignore[arg-type]  # any buffer, as redis-py feeds
+            reply = reader.gets()
+        return reply
+
+    def has_data(self) -> bool:
+        """Whether bytes of a reply nobody asked for are buffered."""
+        return bool(self._reader.has_data())
 
 
 class RedisStore:
@@ -128,11 +151,6 @@ class RedisStore:
 
     def __init__(self, client: Any, *, clock: Clock | None = None, prefix: str | None = None):
         self._client = client
-        # Imported here: the redis package pulls in OpenTelemetry when it is installed, which
-        # a gateway without Redis (or without a tracing endpoint) must not load.
-        from redis.exceptions import NoScriptError
-
-        self._no_script: type[Exception] = NoScriptError
         self._clock = clock  # None: Redis TIME, the one clock every gateway node shares
         self._prefix = prefix if prefix is not None else redis_key("")
         self._local = threading.local()
@@ -187,7 +205,7 @@ class RedisStore:
             # when its thread or the store goes), so it never takes a connection others wait for.
             pool = self._client.connection_pool
             local.connection = pool.connection_class(**pool.connection_kwargs)
-            local.pack = _hiredis_packer(pool.connection_kwargs)
+            local.wire = None
             local.generation = forks.generation
             local.used = 0.0
             local.awaiting = None
@@ -201,7 +219,7 @@ class RedisStore:
         now = time.monotonic()
         if connection.is_connected:
             if now - local.used > IDLE_CHECK_SECONDS:
-                _drop_if_stale(connection)
+                _drop_if_stale(connection, local.wire)
             sentinel = self._sentinel_pool
             if sentinel is not None:
                 primary = sentinel.master_address
@@ -220,31 +238,33 @@ class RedisStore:
                 connection.disconnect()
         self._local = threading.local()
 
-    def _send_script(
-        self,
-        connection: Any,
-        pack: Callable[[tuple[Any, ...]], bytes] | None,
-        keys: list[str],
-        args: list[Any],
-    ) -> None:
+    def _wire(self, connection: Any) -> _Wire:
+        """This thread's connection as a wire, connected first when it is not."""
+        local = self._local
         if not connection.is_connected:
-            # connect() first, as the pool would: a Sentinel-managed connection asks the
-            # sentinels for the primary there (a send would connect to the service name).
+            # connect() as the pool would: a Sentinel-managed connection asks the sentinels for
+            # the primary there, and the handshake (AUTH, SELECT) runs on redis-py's own path.
             connection.connect()
-        command = ("EVALSHA", LUA_SHA, len(keys), *keys, *args)
-        connection.send_packed_command(
-            [pack(command)] if pack is not None else connection.pack_command(*command)
-        )
+        wire = getattr(local, "wire", None)  # None after a close() from another thread
+        if wire is None or wire.sock is not connection._sock:
+            wire = local.wire = _Wire(connection._sock, connection.socket_timeout)
+        return wire
 
-    def _read_script(self, connection: Any, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return connection.read_response()
-        except self._no_script:
+    def _send(self, wire: _Wire, command: tuple[Any, ...]) -> None:
+        wire.send(hiredis.pack_command(command))
+
+    def _send_script(self, wire: _Wire, keys: list[str], args: list[Any]) -> None:
+        self._send(wire, ("EVALSHA", LUA_SHA, len(keys), *keys, *args))
+
+    def _read_script(self, wire: _Wire, keys: list[str], args: list[Any]) -> Any:
+        reply = wire.read()
+        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             # EVAL runs the script and puts it back in Redis's script cache for the next EVALSHA.
-            connection.send_packed_command(
-                connection.pack_command("EVAL", LUA_SOURCE, len(keys), *keys, *args)
-            )
-            return connection.read_response()
+            self._send(wire, ("EVAL", LUA_SOURCE, len(keys), *keys, *args))
+            reply = wire.read()
+        if isinstance(reply, hiredis.ReplyError):
+            raise reply
+        return reply
 
     def _now_us(self) -> int:
         if self._clock is not None:
@@ -300,24 +320,24 @@ class _ScriptCall:
     """One EVALSHA of check.lua on this thread's own connection, sent when made; `verdict()`
     reads its reply.
 
-    The limit check runs on every request, so it goes to a connection directly instead of
-    through redis-py's command layer (Script.__call__, execute_command's per-command
-    closures, observability hooks and argument inspection) or its pool (a lock, gauges and a
-    poll() per checkout to see that no stale reply waits), keeping what matters: the
-    connection's retry policy (the gateway's client has none: a dead Redis costs one
-    timeout), a dropped connection on a failed send or read, and EVAL when Redis lost the
-    script (a restart or a failover).
+    The limit check runs on every request, so it goes to the connection's socket directly
+    (a `_Wire`) instead of through redis-py's command layer (Script.__call__, execute_command's
+    per-command closures, observability hooks and argument inspection), its pool (a lock,
+    gauges and a poll() per checkout to see that no stale reply waits) or its read layers,
+    keeping what matters: a dropped connection on a failed send or read, and EVAL when Redis
+    lost the script (a restart or a failover). A check is tried once: the gateway's client
+    has no retries (a dead Redis costs one timeout, not several).
     """
 
     __slots__ = (
         "_args",
         "_connection",
         "_keys",
-        "_pack",
         "_policies",
         "_send_error",
         "_store",
         "_taken",
+        "_wire",
     )
 
     def __init__(
@@ -328,17 +348,17 @@ class _ScriptCall:
         self._keys = keys
         self._args = args
         self._taken = False
-        connection = self._connection = store._connection()
-        local = store._local
-        self._pack = getattr(local, "pack", None)  # None after a close() from another thread
+        self._wire: _Wire | None = None
         self._send_error: Exception | None = None
+        connection = self._connection = store._connection()
         # Marked before the send and cleared once the reply is read: if anything (an
         # interrupt included) stops this check in between, the thread's next check drops the
         # connection instead of reading this reply as its own.
-        local.awaiting = self
+        store._local.awaiting = self
         try:
-            store._send_script(connection, self._pack, keys, args)
-        except Exception as error:  # the first attempt's failure, raised where it is read
+            self._wire = store._wire(connection)
+            store._send_script(self._wire, keys, args)
+        except Exception as error:  # raised where the verdict is read
             self._send_error = error.with_traceback(None)  # its frames would hold this call
 
     def verdict(self) -> Verdict:
@@ -346,31 +366,22 @@ class _ScriptCall:
         if self._taken:
             raise RuntimeError("a limit check's verdict is read once")
         self._taken = True
-        store, connection, keys, args = self._store, self._connection, self._keys, self._args
+        store = self._store
         local = store._local
         if getattr(local, "awaiting", None) is not self:
             # Another check began on this thread since, or close() ran: the reply was dropped.
             raise StoreUnavailable("the check's reply was dropped")
-        first = True
-
-        def attempt() -> Any:
-            nonlocal first
-            if first:  # sent when the check began
-                first = False
-                if self._send_error is not None:
-                    raise self._send_error
-            else:  # a retry (when the connection's policy allows one) sends again
-                store._send_script(connection, self._pack, keys, args)
-            return store._read_script(connection, keys, args)
-
         try:
-            raw = connection.retry.call_with_retry(attempt, lambda _error: connection.disconnect())
+            if self._send_error is not None:
+                raise self._send_error
+            assert self._wire is not None  # set whenever the send raised nothing
+            raw = store._read_script(self._wire, self._keys, self._args)
         except BaseException as error:
             # A reply may be left unread (an interrupted read, a reply that did not parse):
             # the next check would read it as its own. A new socket starts clean.
-            connection.disconnect()
+            self._connection.disconnect()
             local.awaiting = None
-            if isinstance(error, Exception):  # redis-py's RedisError, or OSError on a dead socket
+            if isinstance(error, Exception):  # OSError, a Redis error reply, a bad reply
                 raise StoreUnavailable(str(error)) from error
             raise
         local.awaiting = None

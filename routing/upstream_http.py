@@ -32,7 +32,6 @@ from __future__ import annotations
 import http.client
 import re
 import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from gateway_project.errors import BadRequest
 from gateway_project.outbound_guard import guarded_socket
+from gateway_project.socket_bounds import TIMED_OUT, bound_each_call
 from gateway_project.upstream_head import (
     InvalidUpstreamHead,
     framing_error_of,
@@ -60,8 +60,6 @@ _RECV_SIZE = 65536
 _BODY_BLOCK = 65536
 _NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # as urllib3 sets it
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
-# What a blocking call bounded by SO_SNDTIMEO/SO_RCVTIMEO raises when the bound passes (EAGAIN).
-_TIMED_OUT = (TimeoutError, BlockingIOError)
 # A socket's bound within this of the one wanted is kept: the kernel counts it in ticks of up to
 # 4 ms, and what is left of a route's timeout differs by a little on every request.
 _BOUND_SLACK = 0.005
@@ -158,15 +156,6 @@ class IdleConnections:
             sock.close()
 
 
-def bound_each_call(sock: socket.socket, seconds: float) -> None:
-    """Bound each send and read on the blocking socket `sock` by `seconds`, in the kernel."""
-    # At least 1 us: a zero timeval would mean no bound at all.
-    whole, micros = divmod(max(round(seconds * 1_000_000), 1), 1_000_000)
-    timeval = struct.pack("@ll", whole, micros)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-
-
 def _still_open(sock: socket.socket) -> bool:
     """Whether an idle socket is usable: open and holding no unexpected bytes (as urllib3)."""
     try:
@@ -252,7 +241,7 @@ class PlainResponse:
             raise ProtocolError("Connection closed.", http.client.IncompleteRead(b""))
         try:
             data = sock.recv(size)
-        except _TIMED_OUT:
+        except TIMED_OUT:
             self.close()
             raise ReadTimeoutError(None, "", "Read timed out.") from None  # type: ignore[arg-type]
         except OSError as error:
@@ -399,7 +388,7 @@ def _send(sock: socket.socket, head: bytes, body: IO[bytes] | bytes | None, boun
             _send_within(sock, head, bound)
             while block := body.read(_BODY_BLOCK):
                 _send_within(sock, block, bound)
-    except _TIMED_OUT:
+    except TIMED_OUT:
         raise ReadTimeoutError(None, "", "Write timed out.") from None  # type: ignore[arg-type]
     except OSError as error:
         raise ProtocolError("Connection aborted.", error) from None
@@ -438,7 +427,7 @@ def _read_answer(
             searched = len(buffer)
             try:
                 data = sock.recv(_RECV_SIZE)
-            except _TIMED_OUT:
+            except TIMED_OUT:
                 raise ReadTimeoutError(None, "", "Read timed out.") from None  # type: ignore[arg-type]
             except OSError as error:
                 raise ProtocolError("Connection aborted.", error) from None

@@ -214,14 +214,13 @@ def test_an_interrupted_check_leaves_no_reply_for_the_next_one(throwaway_redis, 
     store = RedisStore(throwaway_redis.client(), prefix="gw:")
     policy = _hourly()
     assert store.check([policy], consume=True).states[0].remaining == 2
-    connection = store._connection()
-    real_read = connection.read_response
+    real_read = quotas.store._Wire.read
 
-    def interrupted(*args: object, **kwargs: object) -> Any:
-        connection.read_response = real_read  # once
+    def interrupted(wire: Any) -> Any:
+        monkeypatch.setattr(quotas.store._Wire, "read", real_read)  # once
         raise KeyboardInterrupt  # sent, never read: the reply stays on the socket
 
-    connection.read_response = interrupted
+    monkeypatch.setattr(quotas.store._Wire, "read", interrupted)
     with pytest.raises(KeyboardInterrupt):
         store.check([policy], consume=True)
     # Redis ran the interrupted check (remaining 1); reading its stale reply would say so again.
@@ -272,3 +271,74 @@ def test_flush_usage_command_reports_a_stopped_redis_plainly(throwaway_redis, mo
     throwaway_redis.stop()
     with pytest.raises(CommandError, match="limit store is unavailable"):
         call_command("flush_usage", "--wait", "0.1")
+
+
+def _kernel_bound_seconds(sock: Any, option: int) -> float:
+    import socket
+    import struct
+
+    seconds, micros = struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, option, 16))
+    return seconds + micros / 1e6
+
+
+def test_the_checks_socket_blocks_with_kernel_bounds_also_after_an_idle_check(
+    throwaway_redis, monkeypatch
+):
+    """No Python socket timeout (a poll() before each send and read): the kernel bounds each
+    call by the client's socket_timeout, and can_read() on the idle path does not undo it."""
+    import socket
+
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    sock = store._local.wire.sock
+    assert sock.gettimeout() is None
+    # The kernel keeps the bound in ticks of up to 4 ms.
+    assert _kernel_bound_seconds(sock, socket.SO_RCVTIMEO) == pytest.approx(0.25, abs=0.005)
+    assert _kernel_bound_seconds(sock, socket.SO_SNDTIMEO) == pytest.approx(0.25, abs=0.005)
+    monkeypatch.setattr(quotas.store, "IDLE_CHECK_SECONDS", 0.0)  # every check counts as idle
+    assert store.check([_hourly()], consume=True).allowed
+    assert store._local.wire.sock is sock  # the idle check kept the healthy socket
+    assert sock.gettimeout() is None
+
+
+def test_a_silent_redis_ends_a_check_at_the_kernel_bound(throwaway_redis):
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    process = throwaway_redis.process
+    process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.check([_hourly()], consume=True)
+    finally:
+        process.send_signal(signal.SIGCONT)
+    assert not store._local.connection.is_connected  # the late reply is never read as the next's
+    # Redis may or may not have run the unanswered check once resumed (remaining 0 or 1).
+    verdict = store.check([_hourly()], consume=True)
+    assert verdict.allowed and verdict.states[0].remaining in (0, 1)
+
+
+def test_an_error_reply_is_store_unavailable_and_the_next_check_starts_clean(throwaway_redis):
+    client = throwaway_redis.client()
+    store = RedisStore(client, prefix="gw:")
+    policy = _hourly()
+    assert store.check([policy], consume=True).allowed
+    client.delete(f"gw:{policy.key}")
+    client.lpush(f"gw:{policy.key}", "not a bucket")  # the script's commands get WRONGTYPE
+    with pytest.raises(StoreUnavailable, match="WRONGTYPE"):
+        store.check([policy], consume=True)
+    client.delete(f"gw:{policy.key}")
+    verdict = store.check([policy], consume=True)
+    assert verdict.allowed and verdict.states[0].remaining == 2
+
+
+def test_an_idle_check_drops_a_connection_holding_a_reply_nobody_asked_for(
+    throwaway_redis, monkeypatch
+):
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    wire = store._local.wire
+    wire._reader.feed(b"*5\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n")  # a stray reply, already buffered
+    monkeypatch.setattr(quotas.store, "IDLE_CHECK_SECONDS", 0.0)
+    verdict = store.check([_hourly()], consume=True)
+    assert store._local.wire is not wire  # a new socket, not the stray reply read as the verdict
+    assert verdict.allowed and verdict.states[0].remaining == 1

@@ -5,12 +5,14 @@ Every behaviour runs against the in-process store and against real Redis (the Lu
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 from datetime import UTC, datetime
 from functools import partial
 
 import pytest
+from django.core.management import call_command
 
 from gateway_project.redis import redis_client
 from quotas import store as store_module
@@ -294,19 +296,21 @@ def test_the_check_command_goes_out_as_redis_py_packs_it(fresh_limit_store, monk
     ]
     store.check(policies, consume=True)  # this thread's connection exists now
     connection = store._local.connection
-    assert store._local.pack is not None  # hiredis is a pinned dependency
     sent: list[bytes] = []
-    real_send = connection.send_packed_command
+    real_send = store_module._Wire.send
 
-    def recording_send(packed, **kwargs):
-        sent.append(b"".join(packed))
-        return real_send(packed, **kwargs)
+    def recording_send(wire, packed):
+        sent.append(packed)
+        return real_send(wire, packed)
 
-    monkeypatch.setattr(connection, "send_packed_command", recording_send)
+    monkeypatch.setattr(store_module._Wire, "send", recording_send)
     monkeypatch.setattr(store, "_now_arg", lambda: "1700000000000000")
-    # The check's path packs by itself: the connection's own packer is not called.
+    # The check's path neither packs nor sends through redis-py's connection.
     real_pack = connection.pack_command
     monkeypatch.setattr(connection, "pack_command", lambda *a: pytest.fail("packed by redis-py"))
+    monkeypatch.setattr(
+        connection, "send_packed_command", lambda *a, **k: pytest.fail("sent by redis-py")
+    )
     verdict = store.check(policies, consume=True, usage_field='["user","1","ann",1,"GET /x"]')
     assert verdict.allowed
     keys = [store._prefix + policy.key for policy in policies] + [store._prefix + "rl:usage"]
@@ -322,8 +326,8 @@ def test_the_check_command_goes_out_as_redis_py_packs_it(fresh_limit_store, monk
     assert sent == [b"".join(expected)]
 
 
-def test_without_hiredis_or_with_a_custom_packer_the_connection_packs(monkeypatch):
-    assert store_module._hiredis_packer({}) is not None
-    assert store_module._hiredis_packer({"command_packer": object()}) is None
-    monkeypatch.setattr("redis.utils.HIREDIS_AVAILABLE", False)
-    assert store_module._hiredis_packer({}) is None
+@needs_redis
+def test_bench_limits_counts_one_round_trip_per_check():
+    out = io.StringIO()
+    call_command("bench_limits", "--calls", "5", stdout=out)
+    assert "5 calls, 1.00 round trips/call" in out.getvalue()

@@ -6,7 +6,6 @@ import time
 import uuid
 from typing import Any
 
-import redis
 from django.core.management.base import BaseCommand, CommandParser
 
 from gateway_project.redis import redis_client, redis_key
@@ -14,15 +13,14 @@ from quotas.policies import Policy, quota_policies, rate_policy
 from quotas.store import LimitStore, MemoryStore, RedisStore
 
 
-class _CountingConnection(redis.Connection):
-    """A connection that counts the requests it sends (one per round trip)."""
+class _CountingStore(RedisStore):
+    """A Redis store that counts the commands it sends (one per round trip)."""
 
     sent = 0
 
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        """Count, then send."""
-        _CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
+    def _send(self, wire: Any, command: tuple[Any, ...]) -> None:
+        self.sent += 1
+        super()._send(wire, command)
 
 
 def _policies() -> list[Policy]:
@@ -66,17 +64,13 @@ class Command(BaseCommand):
         if client is None:
             self.stdout.write("Redis store: skipped (REDIS_URL is not set)")
             return
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        kwargs.pop("parser_class", None)
-        pool = redis.ConnectionPool(connection_class=_CountingConnection, **kwargs)
-        counting = redis.Redis(connection_pool=pool)
         prefix = redis_key(f"bench{uuid.uuid4().hex[:8]}:")
-        store = RedisStore(counting, prefix=prefix)
+        store = _CountingStore(client, prefix=prefix)
         try:
             store.check(_policies(), consume=False)  # script loaded before counting
-            _CountingConnection.sent = 0
+            store.sent = 0
             redis_us = _time(store, calls)
-            trips = _CountingConnection.sent / (calls + 1)
+            trips = store.sent / (calls + 1)
         finally:
             store.close()
             keys = list(client.scan_iter(f"{prefix}*"))
