@@ -57,6 +57,8 @@ NOT_ADMIN_PLANE_PREFIXES: tuple[str, ...] = ("/api/gateway/registry/",)
 
 def is_reserved_path(path: str) -> bool:
     """Whether `path` (PATH_INFO) is one of the gateway's own pages rather than a route."""
+    if not path.startswith(RESERVED_PREFIXES):  # every proxied request: one call, not a loop
+        return False
     for prefix in RESERVED_PREFIXES:
         if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
             return True

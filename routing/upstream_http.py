@@ -474,8 +474,14 @@ def _parsed(
         parse.parser = None  # on_headers_complete never ran to break the cycle (see _Parse)
         raise _refuse("malformed head") from None
     status = parser.get_status_code()
-    lengths = [v for n, v in parse.fields if n.lower() == "content-length"]
-    codings = [v for n, v in parse.fields if n.lower() == "transfer-encoding"]
+    lengths: list[str] = []
+    codings: list[str] = []
+    for name, value in parse.fields:  # one pass, each name lowered once
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.append(value)
+        elif lowered == "transfer-encoding":
+            codings.append(value)
     reason = framing_error_of(lengths, codings)
     if reason is not None:
         raise _refuse(reason)
