@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 import uuid
@@ -18,7 +19,7 @@ import hiredis
 
 from gateway_project import forks
 from gateway_project.redis import redis_client, redis_key
-from gateway_project.socket_bounds import bound_each_call
+from gateway_project.socket_bounds import bound_each_call, send_within
 from quotas.policies import (
     DAY,
     MONTH,
@@ -111,33 +112,44 @@ class LimitStore(Protocol):
 
 
 class _Wire:
-    """A thread's connected Redis socket, used directly for limit checks: blocking, each send
-    and read bounded in the kernel (no poll() before each, socket_bounds), and replies
-    parsed by hiredis without redis-py's read layers."""
+    """A thread's connected Redis socket, used directly for limit checks: a plain socket
+    blocks with each send and read bounded in the kernel (no poll() before each,
+    socket_bounds; a TLS socket keeps Python's timeout), and replies are parsed by hiredis
+    without redis-py's read layers."""
 
-    __slots__ = ("_buffer", "_reader", "sock")
+    __slots__ = ("_bound", "_buffer", "_reader", "sock")
 
     def __init__(self, sock: Any, timeout: float | None) -> None:
-        if timeout is not None:
+        self._bound: float | None = None
+        if timeout is not None and type(sock) is socket.socket:
             bound_each_call(sock, timeout)
-        sock.settimeout(None)
+            sock.settimeout(None)
+            self._bound = timeout
         self.sock = sock
         self._reader = hiredis.Reader()
         self._buffer = bytearray(4096)
 
     def send(self, packed: bytes) -> None:
         """Send one packed command (OSError when it fails or its bound passes)."""
-        self.sock.sendall(packed)
+        if self._bound is None:
+            self.sock.sendall(packed)
+        else:
+            send_within(self.sock, packed, self._bound)
 
     def read(self) -> Any:
-        """The next reply; an error reply is returned as a hiredis.ReplyError, not raised."""
+        """The next reply; an error reply is returned as a hiredis.ReplyError, not raised.
+
+        RESP3 push messages (maintenance notifications, which redis-py turns on in its
+        handshake) are skipped: they answer no command.
+        """
         reader = self._reader
         reply = reader.gets()
-        while reply is False:
-            size = self.sock.recv_into(self._buffer)
-            if not size:
-                raise ConnectionError("Redis closed the connection")
-            reader.feed(self._buffer, 0, size)  # type: ignore[arg-type]  # any buffer, as redis-py feeds
+        while reply is False or type(reply) is hiredis.PushNotification:
+            if reply is False:
+                size = self.sock.recv_into(self._buffer)
+                if not size:
+                    raise ConnectionError("Redis closed the connection")
+                reader.feed(self._buffer, 0, size)  # type: ignore[arg-type]  # any buffer, as redis-py feeds
             reply = reader.gets()
         return reply
 
@@ -376,16 +388,17 @@ class _ScriptCall:
                 raise self._send_error
             assert self._wire is not None  # set whenever the send raised nothing
             raw = store._read_script(self._wire, self._keys, self._args)
+            verdict = _verdict(self._policies, [int(value) for value in raw])
         except BaseException as error:
             # A reply may be left unread (an interrupted read, a reply that did not parse):
             # the next check would read it as its own. A new socket starts clean.
             self._connection.disconnect()
             local.awaiting = None
-            if isinstance(error, Exception):  # OSError, a Redis error reply, a bad reply
+            if isinstance(error, Exception):  # OSError, an error reply, a reply of another shape
                 raise StoreUnavailable(str(error)) from error
             raise
         local.awaiting = None
-        return _verdict(self._policies, [int(value) for value in raw])
+        return verdict
 
 
 def _text(value: bytes | str) -> str:

@@ -33,7 +33,6 @@ import http.client
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import IO
 
@@ -42,7 +41,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from gateway_project.errors import BadRequest
 from gateway_project.outbound_guard import guarded_socket
-from gateway_project.socket_bounds import TIMED_OUT, bound_each_call
+from gateway_project.socket_bounds import TIMED_OUT, bound_each_call, send_within
 from gateway_project.upstream_head import (
     InvalidUpstreamHead,
     framing_error_of,
@@ -381,30 +380,17 @@ def _send(sock: socket.socket, head: bytes, body: IO[bytes] | bytes | None, boun
     """Write the head and body; a timeout or a broken connection as urllib3 reports them."""
     try:
         if body is None:
-            _send_within(sock, head, bound)
+            send_within(sock, head, bound)
         elif isinstance(body, bytes):
-            _send_within(sock, head + body, bound)
+            send_within(sock, head + body, bound)
         else:
-            _send_within(sock, head, bound)
+            send_within(sock, head, bound)
             while block := body.read(_BODY_BLOCK):
-                _send_within(sock, block, bound)
+                send_within(sock, block, bound)
     except TIMED_OUT:
         raise ReadTimeoutError(None, "", "Write timed out.") from None  # type: ignore[arg-type]
     except OSError as error:
         raise ProtocolError("Connection aborted.", error) from None
-
-
-def _send_within(sock: socket.socket, data: bytes, bound: float) -> None:
-    """Send all of `data` within `bound` seconds in total, as a Python socket timeout bounds
-    `sendall`: SO_SNDTIMEO bounds each send(), so an upstream reading a byte now and then
-    would otherwise stretch a large body's write without end. One send() in the usual case.
-    """
-    deadline = time.monotonic() + bound
-    view = memoryview(data)
-    while view:
-        view = view[sock.send(view) :]
-        if view and time.monotonic() >= deadline:
-            raise TimeoutError("write timed out")
 
 
 def _refuse(reason: str) -> ProtocolError:

@@ -9,7 +9,6 @@ import selectors
 import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import pytest
 from gateway_project import ws_relay
 from gateway_project.metrics import WEBSOCKETS_OPEN
 from gateway_project.ws_relay import BUFFER_BYTES, FrameBoundary, Relays, close_frame
+from tests.support.tls import self_signed_certificate
 
 GOING_AWAY_FRAME = b"\x88\x02\x03\xe9"  # unmasked close frame, code 1001
 
@@ -285,13 +285,7 @@ def test_a_fault_in_one_relay_closes_that_relay_not_the_loop(monkeypatch) -> Non
 
 def _tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server, client) contexts around a throwaway self-signed certificate for 127.0.0.1."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(directory)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
     client = ssl.create_default_context(cafile=str(cert))

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from quotas.store import MemoryStore, RedisStore
 from routing.pipeline import Authenticate, RequestContext
 from tests.support.clock import FrozenClock
 from tests.support.gateway_server import free_port
+from tests.support.tls import self_signed_certificate
 
 needs_redis = pytest.mark.skipif(
     not settings.REDIS_URL, reason="needs a real Redis: set REDIS_URL (CI does)"
@@ -98,17 +100,24 @@ def consumer_header(kind: str, identifier: str, username: str, roles: str = "") 
 class ThrowawayRedis:
     """A redis-server on a free loopback port, with no persistence, that a test may kill."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
+        self.tls = tls  # (certificate, key): serve TLS only (rediss://)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ThrowawayRedis:
         """Start it and wait until it answers PING."""
+        if self.tls is None:
+            listen = ["--port", str(self.port)]
+        else:
+            cert, key = self.tls
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert)]
+            listen += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(cert)]
+            listen += ["--tls-auth-clients", "no"]
         self.process = subprocess.Popen(
             [
                 "redis-server",
-                "--port",
-                str(self.port),
+                *listen,
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -131,9 +140,12 @@ class ThrowawayRedis:
 
     def client(self) -> redis.Redis:
         """A client built like the gateway's own: short timeouts, a pool without retries."""
-        pool = redis.ConnectionPool(
-            host="127.0.0.1", port=self.port, socket_timeout=0.25, socket_connect_timeout=0.25
-        )
+        timeouts: dict[str, Any] = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25}
+        if self.tls is not None:
+            url = f"rediss://127.0.0.1:{self.port}/0"
+            pool = redis.ConnectionPool.from_url(url, ssl_ca_certs=str(self.tls[0]), **timeouts)
+        else:
+            pool = redis.ConnectionPool(host="127.0.0.1", port=self.port, **timeouts)
         return redis.Redis(connection_pool=pool)
 
     def stop(self) -> None:
@@ -149,6 +161,18 @@ def throwaway_redis() -> Iterator[ThrowawayRedis]:
     if shutil.which("redis-server") is None:
         pytest.skip("needs the redis-server binary to start a throwaway Redis")
     server = ThrowawayRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def throwaway_tls_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """A private redis-server speaking only TLS, with a self-signed certificate."""
+    if shutil.which("redis-server") is None or shutil.which("openssl") is None:
+        pytest.skip("needs the redis-server and openssl commands")
+    server = ThrowawayRedis(tls=self_signed_certificate(tmp_path)).start()
     try:
         yield server
     finally:

@@ -6,8 +6,10 @@ import gc
 import json
 import logging
 import os
+import select
 import signal
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -342,3 +344,110 @@ def test_an_idle_check_drops_a_connection_holding_a_reply_nobody_asked_for(
     verdict = store.check([_hourly()], consume=True)
     assert store._local.wire is not wire  # a new socket, not the stray reply read as the verdict
     assert verdict.allowed and verdict.states[0].remaining == 1
+
+
+def test_a_silent_redis_over_tls_ends_a_check_at_the_socket_timeout(throwaway_tls_redis):
+    """OpenSSL retries a read that a kernel bound ended: a TLS socket keeps Python's timeout."""
+    store = RedisStore(throwaway_tls_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    assert store._local.wire.sock.gettimeout() == pytest.approx(0.25)
+    outcome: list[str] = []
+
+    def check() -> None:
+        try:
+            store.check([_hourly()], consume=True)
+            outcome.append("verdict")
+        except StoreUnavailable:
+            outcome.append("unavailable")
+
+    process = throwaway_tls_redis.process
+    process.send_signal(signal.SIGSTOP)
+    try:
+        checking = threading.Thread(target=check, daemon=True)
+        checking.start()
+        checking.join(30)  # not timed: a check that never ends fails here
+        ended = not checking.is_alive()
+    finally:
+        process.send_signal(signal.SIGCONT)
+    checking.join(30)
+    assert ended, "the check hung on a silent Redis over TLS"
+    assert outcome == ["unavailable"]
+
+
+def _readable(sock: Any) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def test_push_messages_on_the_checks_connection_are_skipped(throwaway_redis):
+    """RESP3 pushes (client tracking here; maintenance notifications on Redis Cloud) answer
+    no command: read as a check's reply, every later check would get the one before's."""
+    client = throwaway_redis.client()
+    store = RedisStore(client, prefix="gw:")
+    allowed = _hourly(requests=5)
+    refused = rate_policy(
+        scope="r2", consumer_key="b:1", requests=1, period_seconds=3600, burst=1,
+        algorithm="token_bucket",
+    )  # fmt: skip
+    assert store.check([refused], consume=True).allowed  # its only unit
+    wire = store._local.wire
+    store._send(wire, ("CLIENT", "TRACKING", "ON", "BCAST"))  # every key change pushed here
+    assert wire.read() == b"OK"
+    client.set("gw:tracked", "1")  # an invalidation push is on its way to the store's socket
+    assert wait_until(lambda: _readable(wire.sock), message="no push came")
+    verdicts = [
+        store.check([allowed], consume=True).allowed,
+        store.check([refused], consume=True).allowed,
+        store.check([allowed], consume=True).allowed,
+    ]
+    assert verdicts == [True, False, True]
+
+
+def test_a_reply_of_another_shape_is_store_unavailable_and_drops_the_connection(
+    throwaway_redis, monkeypatch
+):
+    store = RedisStore(throwaway_redis.client(), prefix="gw:")
+    assert store.check([_hourly()], consume=True).allowed
+    real_read = quotas.store._Wire.read
+
+    def odd_reply(wire: Any) -> Any:
+        real_read(wire)  # the real reply, then something else handed back
+        monkeypatch.setattr(quotas.store._Wire, "read", real_read)
+        return [b"MIGRATING", 1]
+
+    monkeypatch.setattr(quotas.store._Wire, "read", odd_reply)
+    with pytest.raises(StoreUnavailable):
+        store.check([_hourly()], consume=True)
+    assert not store._local.connection.is_connected
+    verdict = store.check([_hourly()], consume=True)
+    assert verdict.allowed and verdict.states[0].remaining == 0
+
+
+def test_a_send_to_a_redis_reading_slowly_ends_at_the_bound_in_total():
+    """SO_SNDTIMEO bounds each send(); the command's whole write has one deadline."""
+    import socket
+
+    ours, peer = socket.socketpair()
+    wire = quotas.store._Wire(ours, 0.25)
+
+    def read_slowly() -> None:
+        # 16 KiB every 20 ms: some progress within each send's bound, so an unbounded write of
+        # 8 MiB would succeed after about 10 s. Bounded in count; ends when the wire closes.
+        for _ in range(1000):
+            try:
+                if not peer.recv(16384):
+                    return
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    reader = threading.Thread(target=read_slowly, daemon=True)
+    reader.start()
+    try:
+        with pytest.raises(TimeoutError):
+            wire.send(b"x" * (8 << 20))
+    finally:
+        ours.close()
+        reader.join(30)
+        peer.close()
