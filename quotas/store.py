@@ -252,14 +252,15 @@ class RedisStore:
 
     def _wire(self, connection: Any) -> _Wire:
         """This thread's connection as a wire, connected first when it is not."""
-        local = self._local
-        if not connection.is_connected:
+        sock = connection._sock  # None while not connected (redis-py's is_connected)
+        if sock is None:
             # connect() as the pool would: a Sentinel-managed connection asks the sentinels for
             # the primary there, and the handshake (AUTH, SELECT) runs on redis-py's own path.
             connection.connect()
-        wire = getattr(local, "wire", None)  # None after a close() from another thread
-        if wire is None or wire.sock is not connection._sock:
-            wire = local.wire = _Wire(connection._sock, connection.socket_timeout)
+            sock = connection._sock
+        wire = getattr(self._local, "wire", None)  # None after a close() from another thread
+        if wire is None or wire.sock is not sock:
+            wire = self._local.wire = _Wire(sock, connection.socket_timeout)
         return wire
 
     def _send(self, wire: _Wire, command: tuple[Any, ...]) -> None:
