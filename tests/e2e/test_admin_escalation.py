@@ -158,7 +158,10 @@ def test_a_superusers_jwt_manages_and_an_operators_jwt_is_held_to_its_console_ro
     assert refused.status == 403 and "gateway-viewer" in refused.json()["detail"]
 
 
-def test_a_console_role_change_reaches_the_tokens_level_at_once(gateway, people):
+def test_a_console_role_change_reaches_the_tokens_level_at_once(gateway, people, settings):
+    if not settings.REDIS_URL:
+        # The change is made in this process; the gateway's cached level is in its own memory.
+        pytest.skip("a change made in another process reaches the gateway's cache through Redis")
     operator = people["operator"]
     token = jwt_of(gateway, "opx", PASSWORD)
     service = {"name": "opx-svc2", "url": "http://127.0.0.1:9"}

@@ -72,7 +72,7 @@ def test_two_workers_count_into_one_scrape_with_bounded_labels(upstream, tmp_pat
     service = Service.objects.create(name="metered", url=upstream.url)
     Route.objects.create(path="/api/v1/metered/**", service=service, authentication="none")
     metrics_dir = str(tmp_path / "prom")
-    with GatewayServer(PROMETHEUS_MULTIPROC_DIR=metrics_dir) as gateway:
+    with GatewayServer(GATEWAY_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=metrics_dir) as gateway:
         warm_up: list[int] = []
 
         def route_served() -> bool:

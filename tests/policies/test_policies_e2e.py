@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -314,6 +315,10 @@ def test_cache_is_shared_by_workers_and_nodes(gateway, setup, servers, settings)
 
 
 def test_cache_is_purged_on_config_change(gateway, keys, servers):
+    if connection.vendor == "sqlite":
+        # The test's transaction holds SQLite's write lock (BEGIN IMMEDIATE) until it ends,
+        # so the gateway process could not save the change.
+        pytest.skip("a change saved by the gateway process while the test runs needs PostgreSQL")
     call(gateway, "GET", "/cached/purge")
     assert call(gateway, "GET", "/cached/purge")[1]["X-Cache"] == "HIT"
     admin = {"X-API-Key": keys["admin"], "Content-Type": "application/json"}

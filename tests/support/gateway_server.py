@@ -49,7 +49,9 @@ def gateway_env(**overrides: str) -> dict[str, str]:
         SECRET_KEY=settings.SECRET_KEY,
         DATABASE_URL=test_database_url(),
         GATEWAY_CONFIG_POLL="200ms",
-        GATEWAY_WORKERS="2",
+        # Two workers share Redis; without it each would keep its own counters and caches,
+        # so one worker, as `make run` starts then (gateway_project/sizing.py).
+        GATEWAY_WORKERS="2" if settings.REDIS_URL else "1",
         GATEWAY_THREADS="4",
         GATEWAY_SECURE_COOKIES="false",
         LOG_LEVEL="WARNING",
