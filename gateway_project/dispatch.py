@@ -29,6 +29,7 @@ from django.urls import get_resolver, set_script_prefix
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
+from gateway_project import request_end
 from gateway_project.net import is_reserved_path
 
 
@@ -76,6 +77,8 @@ class ProxyWSGIHandler(WSGIHandler):
         # `request.resolver_match` still names the view ("proxy") for the metrics' route label.
         self._match = get_resolver(settings.GATEWAY_PROXY_URLCONF).resolve("/")
         self._view = self.make_view_atomic(self._match.func)
+        # Its requests set no URLconf and use caches that close nothing per request.
+        request_end.skip_for(type(self))
 
     def load_middleware(self, is_async: bool = False) -> None:
         """Chain the lean middleware list (plain `__call__` middleware only)."""
@@ -94,7 +97,9 @@ class ProxyWSGIHandler(WSGIHandler):
         run on `request_finished`, which every response's close() still sends, so on a thread
         that only serves requests the start-of-request pass finds nothing the last one left
         (a connection past its age is closed at the end of the request that finds it so, and
-        the connection health check runs on its first use in every request).
+        the connection health check runs on its first use in every request). Of
+        `request_finished`'s receivers, the two with nothing to do for a proxied request are
+        skipped (gateway_project/request_end.py).
         """
         script_name = get_script_name(environ)
         set_script_prefix(script_name)

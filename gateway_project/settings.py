@@ -225,6 +225,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# django-redis's default, set: it reads this with getattr() after every request, and an unset
+# setting costs a raised and caught AttributeError each time (gateway_project/request_end.py).
+DJANGO_REDIS_CLOSE_CONNECTION = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

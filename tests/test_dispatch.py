@@ -140,6 +140,19 @@ def test_lean_handler_sends_request_finished_once_and_request_started_never(
     assert sent == ["finished", "finished"]
 
 
+def test_a_proxied_request_sets_no_urlconf_so_its_end_need_not_reset_one(
+    application, make_route, upstream, monkeypatch
+):
+    # gateway_project/request_end.py skips reset_urlconf for the lean handler on this ground.
+    make_route("/svc/**", upstream.url)
+    set_to: list[object] = []
+    monkeypatch.setattr("django.core.handlers.base.set_urlconf", set_to.append)
+    status, _, _ = _call(application, "/svc/echo")
+    assert status.startswith("200") and set_to == []
+    _call(application, "/health/live")  # the full handler does set one
+    assert set_to and set_to[0] is not None
+
+
 def test_lean_handler_names_the_proxy_view_without_resolving(application, monkeypatch):
     # The unmatched-route metric label reads request.resolver_match; the per-request resolver
     # is gone, so the match resolved at start-up must still be there.
