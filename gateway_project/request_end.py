@@ -19,13 +19,12 @@ receiver another app connects run for every request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import close_caches
 from django.core.handlers.base import reset_urlconf
-from django.core.signals import request_finished
+from django.core.signals import request_finished, setting_changed
 
 # Cache backends whose close() does nothing per request (django-redis: unless CLOSE_CONNECTION).
 _LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
@@ -46,19 +45,39 @@ def caches_close_nothing(caches: dict[str, dict[str, Any]]) -> bool:
     return True
 
 
+# The lean handler's class (the sender of its requests' request_finished), once installed, and
+# whether close_caches() closes nothing: read per request, recomputed when CACHES changes.
+_lean_sender: type | None = None
+_caches_close_nothing = False
+
+
+def _reset_urlconf_unless_proxied(sender: Any, **kwargs: Any) -> None:
+    if sender is not _lean_sender:
+        reset_urlconf(sender=sender, **kwargs)
+
+
+def _close_caches_unless_proxied(sender: Any, **kwargs: Any) -> None:
+    if sender is not _lean_sender or not _caches_close_nothing:
+        close_caches(sender=sender, **kwargs)
+
+
+def _cache_settings_changed(setting: str, **kwargs: Any) -> None:
+    global _caches_close_nothing
+    if setting in ("CACHES", "DJANGO_REDIS_CLOSE_CONNECTION"):
+        _caches_close_nothing = caches_close_nothing(settings.CACHES)
+
+
 def skip_for(lean_sender: type) -> None:
-    """Connect reset_urlconf (and close_caches, when it closes nothing) so that requests ended
-    by `lean_sender` skip them. Idempotent."""
-    skipped: list[Callable[..., None]] = [reset_urlconf]
-    if caches_close_nothing(settings.CACHES):
-        skipped.append(close_caches)
-    for receiver in skipped:
-        if not request_finished.disconnect(receiver):
-            continue  # already wrapped (or disconnected on purpose, e.g. by a test)
-
-        def unless_lean(sender: Any, _receiver: Any = receiver, **kwargs: Any) -> None:
-            if sender is not lean_sender:
-                _receiver(sender=sender, **kwargs)
-
-        unless_lean.__name__ = f"{receiver.__name__}_unless_proxied"
-        request_finished.connect(unless_lean, weak=False, dispatch_uid=unless_lean.__name__)
+    """Make requests ended by `lean_sender` skip reset_urlconf, and close_caches while the
+    caches close nothing; every other sender runs both. Idempotent."""
+    global _lean_sender, _caches_close_nothing
+    _lean_sender = lean_sender
+    _caches_close_nothing = caches_close_nothing(settings.CACHES)
+    for receiver, wrapper in (
+        (reset_urlconf, _reset_urlconf_unless_proxied),
+        (close_caches, _close_caches_unless_proxied),
+    ):
+        # Not connected (wrapped already, or disconnected on purpose, e.g. by a test): left so.
+        if request_finished.disconnect(receiver):
+            request_finished.connect(wrapper, dispatch_uid=wrapper.__name__)
+    setting_changed.connect(_cache_settings_changed, dispatch_uid=_cache_settings_changed.__name__)

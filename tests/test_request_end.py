@@ -60,6 +60,17 @@ def test_caches_are_closed_for_every_sender_but_the_lean_handler(monkeypatch):
     assert closed == ["closed"]
 
 
+@pytest.mark.usefixtures("keep_test_connection")
+def test_a_cache_configured_to_close_per_request_is_closed_after_a_proxied_request(
+    monkeypatch, settings
+):
+    settings.CACHES = {"default": {**REDIS, "OPTIONS": {"CLOSE_CONNECTION": True}}}
+    closed: list[str] = []
+    monkeypatch.setattr(caches["default"], "close", lambda **kwargs: closed.append("closed"))
+    request_finished.send(sender=ProxyWSGIHandler)
+    assert closed == ["closed"]
+
+
 def test_stale_database_connections_are_still_closed_after_a_proxied_request():
     assert close_old_connections in _sync_receivers(ProxyWSGIHandler)
     assert close_old_connections in _sync_receivers(WSGIHandler)
