@@ -37,22 +37,25 @@ sys.path.insert(0, str(ROOT))
 _UNDER_VALGRIND = "GATEWAY_BENCH_UNDER_CALLGRIND"
 _WARM_UP = 200
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+WHOLE = "the whole request"  # bench/parts.py's variant with nothing left out
 
 
-def serve_counted(requests: int, route: str) -> None:
-    """Under valgrind: warm up, then instrument exactly `requests` requests."""
-    from bench import calls, run
+def serve_counted(requests: int, route: str, part: str) -> None:
+    """Under valgrind: warm up, then instrument exactly `requests` requests (with one of
+    bench/parts.py's variants set up, `part` naming it)."""
+    from bench import calls, parts, run
 
     tmp = run.work_dir("gwinstr-")
     nginx, token = calls.bench_services(tmp)
     try:
-        _, serve_one = calls.kept_alive_client(f"/{route}/data.json", token)
-        for _ in range(_WARM_UP):  # route table, connections, caches
-            serve_one()
-        callgrind_control("on")
-        for _ in range(requests):
-            serve_one()
-        callgrind_control("off")
+        worker, serve_one = calls.kept_alive_client(f"/{route}/data.json", token)
+        with parts.variants(worker)[part]():
+            for _ in range(_WARM_UP):  # route table, connections, caches
+                serve_one()
+            callgrind_control("on")
+            for _ in range(requests):
+                serve_one()
+            callgrind_control("off")
     finally:
         calls.stop_nginx(nginx)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -79,7 +82,7 @@ def _thread_total(profile: Path) -> int:
     return max(totals)  # a part dumped before instrumentation began sums to 0
 
 
-def count(requests: int, route: str, top: int) -> tuple[float, float]:
+def count(requests: int, route: str, top: int, part: str = WHOLE) -> tuple[float, float]:
     """Run this script's counted side under valgrind; instructions per request on the
     request thread and on all threads."""
     if shutil.which("valgrind") is None:
@@ -101,6 +104,8 @@ def count(requests: int, route: str, top: int) -> tuple[float, float]:
             str(requests),
             "--route",
             route,
+            "--part",
+            part,
         ]
         finished = subprocess.run(command, env=env, check=False)
         found = _COLLECTED.search(log.read_text()) if log.exists() else None
@@ -126,15 +131,35 @@ def main() -> None:
     parser.add_argument(
         "--top", type=int, default=0, help="also list the request thread's N costliest C functions"
     )
+    parser.add_argument("--part", default=WHOLE, help="one of bench/parts.py's variants")
+    parser.add_argument(
+        "--parts", action="store_true", help="each of bench/parts.py's variants, as a table"
+    )
     args = parser.parse_args()
     if os.environ.get(_UNDER_VALGRIND):
-        serve_counted(args.requests, args.route)
+        serve_counted(args.requests, args.route, args.part)
         return
-    request_thread, all_threads = count(args.requests, args.route, args.top)
+    if args.parts:
+        report_parts(args.requests, args.route)
+        return
+    request_thread, all_threads = count(args.requests, args.route, args.top, args.part)
     print(
         f"{request_thread:,.0f} instructions per request on the request thread, "
         f"{all_threads:,.0f} on all threads ({args.requests} {args.route} requests)"
     )
+
+
+def report_parts(requests: int, route: str) -> None:
+    """Request-thread instructions per request with each part left out, and the difference."""
+    from bench import parts
+
+    names = list(parts.variants(None))
+    whole = count(requests, route, 0)[0]
+    print(f"{'what runs':55} {'instructions/request':>21} {'whole minus this':>17}")
+    print(f"{WHOLE:55} {whole:21,.0f} {0:17,.0f}")
+    for name in names[1:]:
+        this = count(requests, route, 0, name)[0]
+        print(f"{name:55} {this:21,.0f} {whole - this:17,.0f}")
 
 
 if __name__ == "__main__":

@@ -60,17 +60,15 @@ def _answer_after_limits(
 
 
 def variants(worker: Any) -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
-    """Each variant's name and a context manager that sets it up on this worker."""
-    from django.conf import settings
-
-    from gateway_project.dispatch import ProxyWSGIHandler
-    from routing import pipeline
-    from routing.views import ProxyView
-
-    application = worker.wsgi
+    """Each variant's name and a context manager that sets it up on this worker (targets are
+    imported when a variant is set up, so the names can be listed before Django is)."""
 
     @contextlib.contextmanager
     def without_observability() -> Iterator[None]:
+        from django.conf import settings
+
+        from gateway_project.dispatch import ProxyWSGIHandler
+
         lean = [
             m
             for m in settings.GATEWAY_PROXY_MIDDLEWARE
@@ -78,31 +76,31 @@ def variants(worker: Any) -> dict[str, Callable[[], contextlib.AbstractContextMa
         ]
         with mock.patch.object(settings, "GATEWAY_PROXY_MIDDLEWARE", lean):
             handler = ProxyWSGIHandler()
-        with mock.patch.object(application, "proxy", handler):
+        with mock.patch.object(worker.wsgi, "proxy", handler):
             yield
 
     @contextlib.contextmanager
     def without_auth() -> Iterator[None]:
         with (
-            mock.patch.object(pipeline.Authenticate, "run", lambda _step, _ctx: None),
-            mock.patch.object(pipeline.Authorize, "run", lambda _step, _ctx: None),
+            mock.patch("routing.pipeline.Authenticate.run", lambda _step, _ctx: None),
+            mock.patch("routing.pipeline.Authorize.run", lambda _step, _ctx: None),
         ):
             yield
 
     return {
         "the whole request": contextlib.nullcontext,
         "server only (a plain WSGI 200)": lambda: mock.patch.object(worker, "wsgi", _plain_200),
-        "Django and middleware, the view answering at once": lambda: mock.patch.object(
-            ProxyView, "dispatch", _answer
+        "Django and middleware, the view answering at once": lambda: mock.patch(
+            "routing.views.ProxyView.dispatch", _answer
         ),
-        "forward answered by the gateway (no upstream)": lambda: mock.patch.object(
-            pipeline, "forward", _answer_after_limits
+        "forward answered by the gateway (no upstream)": lambda: mock.patch(
+            "routing.pipeline.forward", _answer_after_limits
         ),
-        "limit verdict awaited in its own step (no overlap)": lambda: mock.patch.object(
-            pipeline._LIMIT_SETTLED_BY_FORWARD, "settled_by_forward", False
+        "limit verdict awaited in its own step (no overlap)": lambda: mock.patch(
+            "routing.pipeline._LIMIT_SETTLED_BY_FORWARD.settled_by_forward", False
         ),
-        "limit step left out (no Redis)": lambda: mock.patch.object(
-            pipeline.Limit, "run", lambda _step, _ctx: None
+        "limit step left out (no Redis)": lambda: mock.patch(
+            "routing.pipeline.Limit.run", lambda _step, _ctx: None
         ),
         "observability middleware left out": without_observability,
         "authentication and authorization left out": without_auth,

@@ -281,6 +281,9 @@ def _has_small_body(upstream: UpstreamAnswer, method: str) -> bool:
     return length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT
 
 
+_REPLACED_HEADERS = {"Content-Type": "application/octet-stream"}
+
+
 def client_response(
     upstream: UpstreamAnswer, *, method: str, client_socket: Any = None
 ) -> HttpResponseBase:
@@ -290,12 +293,18 @@ def client_response(
     """
     headers, cookies = response_headers(upstream.headers.items())
     response: BufferedProxiedResponse | StreamedProxiedResponse
+    # The headers are replaced below; one given here spares Django looking up a Content-Type
+    # and a charset that are not there (two raised and caught KeyErrors per answer).
     if _has_small_body(upstream, method):
-        response = BufferedProxiedResponse(_read_whole(upstream), status=upstream.status)
+        response = BufferedProxiedResponse(
+            _read_whole(upstream), status=upstream.status, headers=_REPLACED_HEADERS
+        )
     else:
         progress = BodyProgress()
         response = StreamedProxiedResponse(
-            _stream(upstream, client_socket, progress), status=upstream.status
+            _stream(upstream, client_socket, progress),
+            status=upstream.status,
+            headers=_REPLACED_HEADERS,
         )
         response.body_progress = progress
     # The upstream's headers replace Django's defaults (its Content-Type) as they are: the

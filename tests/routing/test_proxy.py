@@ -67,6 +67,7 @@ def test_no_content_answer_has_no_body(gateway, make_route, upstream):
     response = gateway.delete("/svc/status/204")
     assert response.status_code == 204
     assert response.content == b""
+    assert "Content-Type" not in response  # the upstream sent none; the gateway adds none
 
 
 def test_upstream_redirect_is_passed_back_not_followed(gateway, make_route, upstream):
