@@ -3,7 +3,7 @@
 Every answer's close() sends Django's `request_finished`, whose receivers close stale database
 connections (close_old_connections), close cache connections (close_caches) and undo a
 thread's URLconf (reset_urlconf). For a request of the lean proxy handler
-(gateway_project/dispatch.py) the last two never have anything to do, yet cost about 5% of
+(gateway_project/dispatch.py) the last two never have anything to do, yet cost about 6% of
 the request thread's instructions (bench/instructions.py):
 
 - reset_urlconf undoes set_urlconf(), which only Django's full handler calls; asking asgiref's
