@@ -7,11 +7,14 @@ process executes (valgrind's callgrind, instrumenting only while the requests ar
 it serves kept-alive requests in this process as a worker does (bench/calls.py's harness:
 DrainingThreadWorker.handle() over a socketpair, against nginx, PostgreSQL and Redis as
 `make bench` sets them up) and divides. It reports the request thread's instructions (the
-serving thread; repeated runs of the same code agree within about 0.3%) and all threads' (the
+serving thread; runs of the same code agreed within 0.1% back to back and within about 1%
+over a session, so a change under 1% needs several runs) and all threads' (the
 access log's writer and the deferred metrics too, but also timers whose work per request
 depends on how long the run takes: less repeatable).
 
     .venv/bin/python bench/instructions.py --requests 400 --route full [--top 30]
+    .venv/bin/python bench/instructions.py --part "limit step left out (no Redis)"
+    .venv/bin/python bench/instructions.py --parts    # every bench/parts.py variant, a table
 
 Needs valgrind (Debian's package) and what bench/calls.py needs. Under valgrind the request
 head is parsed by gunicorn's Python parser: valgrind 3.19 cannot decode the SSE4.2
@@ -33,17 +36,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import parts  # noqa: E402 - after the path is set
+from bench.parts import WHOLE  # noqa: E402
+
 # Set in the environment of the run under valgrind, so the script knows which side it is.
 _UNDER_VALGRIND = "GATEWAY_BENCH_UNDER_CALLGRIND"
 _WARM_UP = 200
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
-WHOLE = "the whole request"  # bench/parts.py's variant with nothing left out
 
 
 def serve_counted(requests: int, route: str, part: str) -> None:
     """Under valgrind: warm up, then instrument exactly `requests` requests (with one of
     bench/parts.py's variants set up, `part` naming it)."""
-    from bench import calls, parts, run
+    from bench import calls, run
 
     tmp = run.work_dir("gwinstr-")
     nginx, token = calls.bench_services(tmp)
@@ -110,6 +115,8 @@ def count(requests: int, route: str, top: int, part: str = WHOLE) -> tuple[float
         finished = subprocess.run(command, env=env, check=False)
         found = _COLLECTED.search(log.read_text()) if log.exists() else None
         if finished.returncode != 0 or found is None:
+            if log.exists():  # valgrind's own complaints (an unknown instruction, say)
+                print("\n".join(log.read_text(errors="replace").splitlines()[-30:]))
             raise SystemExit(f"the counted run failed (exit {finished.returncode}); see above")
         request_thread = Path(f"{out}-01")
         if top:
@@ -119,6 +126,7 @@ def count(requests: int, route: str, top: int, part: str = WHOLE) -> tuple[float
                 text=True,
                 check=True,
             )
+            # callgrind_annotate's header (profile, events, totals) is 24 lines long.
             print("\n".join(annotated.stdout.splitlines()[: top + 24]))
         return _thread_total(request_thread) / requests, int(found.group(1)) / requests
 
@@ -131,7 +139,12 @@ def main() -> None:
     parser.add_argument(
         "--top", type=int, default=0, help="also list the request thread's N costliest C functions"
     )
-    parser.add_argument("--part", default=WHOLE, help="one of bench/parts.py's variants")
+    parser.add_argument(
+        "--part",
+        default=WHOLE,
+        choices=list(parts.variants(None)),
+        help="one of bench/parts.py's variants",
+    )
     parser.add_argument(
         "--parts", action="store_true", help="each of bench/parts.py's variants, as a table"
     )
@@ -151,8 +164,6 @@ def main() -> None:
 
 def report_parts(requests: int, route: str) -> None:
     """Request-thread instructions per request with each part left out, and the difference."""
-    from bench import parts
-
     names = list(parts.variants(None))
     whole = count(requests, route, 0)[0]
     print(f"{'what runs':55} {'instructions/request':>21} {'whole minus this':>17}")

@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 from bench import run  # noqa: E402 - after the path is set
 from bench.calls import bench_services, kept_alive_client, stop_nginx  # noqa: E402
 
+# The variant with nothing left out (bench/instructions.py counts it by this name too).
+WHOLE = "the whole request"
 _BODY = b'{"ok": true, "items": [1, 2, 3], "note": "an answer of the upstream\'s size"}'
 
 
@@ -88,7 +90,7 @@ def variants(worker: Any) -> dict[str, Callable[[], contextlib.AbstractContextMa
             yield
 
     return {
-        "the whole request": contextlib.nullcontext,
+        WHOLE: contextlib.nullcontext,
         "server only (a plain WSGI 200)": lambda: mock.patch.object(worker, "wsgi", _plain_200),
         "Django and middleware, the view answering at once": lambda: mock.patch(
             "routing.views.ProxyView.dispatch", _answer

@@ -77,7 +77,8 @@ class ProxyWSGIHandler(WSGIHandler):
         # `request.resolver_match` still names the view ("proxy") for the metrics' route label.
         self._match = get_resolver(settings.GATEWAY_PROXY_URLCONF).resolve("/")
         self._view = self.make_view_atomic(self._match.func)
-        # Its requests set no URLconf and use caches that close nothing per request.
+        # Its requests set no URLconf, and the gateway's caches usually close nothing per
+        # request: their ends skip reset_urlconf (and close_caches while that holds).
         request_end.skip_for(type(self))
 
     def load_middleware(self, is_async: bool = False) -> None:

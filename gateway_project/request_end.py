@@ -45,8 +45,9 @@ def caches_close_nothing(caches: dict[str, dict[str, Any]]) -> bool:
     return True
 
 
-# The lean handler's class (the sender of its requests' request_finished), once installed, and
-# whether close_caches() closes nothing: read per request, recomputed when CACHES changes.
+# The lean handler's class (the sender of its requests' request_finished; there is one), once
+# installed, and whether close_caches() closes nothing: read per request, recomputed when
+# CACHES or DJANGO_REDIS_CLOSE_CONNECTION change.
 _lean_sender: type | None = None
 _caches_close_nothing = False
 

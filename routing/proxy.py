@@ -8,6 +8,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -281,7 +282,7 @@ def _has_small_body(upstream: UpstreamAnswer, method: str) -> bool:
     return length is not None and length.isdigit() and int(length) <= _BUFFERED_RESPONSE_LIMIT
 
 
-_REPLACED_HEADERS = {"Content-Type": "application/octet-stream"}
+_PLACEHOLDER_HEADERS = MappingProxyType({"Content-Type": "application/octet-stream"})
 
 
 def client_response(
@@ -297,14 +298,14 @@ def client_response(
     # and a charset that are not there (two raised and caught KeyErrors per answer).
     if _has_small_body(upstream, method):
         response = BufferedProxiedResponse(
-            _read_whole(upstream), status=upstream.status, headers=_REPLACED_HEADERS
+            _read_whole(upstream), status=upstream.status, headers=_PLACEHOLDER_HEADERS
         )
     else:
         progress = BodyProgress()
         response = StreamedProxiedResponse(
             _stream(upstream, client_socket, progress),
             status=upstream.status,
-            headers=_REPLACED_HEADERS,
+            headers=_PLACEHOLDER_HEADERS,
         )
         response.body_progress = progress
     # The upstream's headers replace Django's defaults (its Content-Type) as they are: the

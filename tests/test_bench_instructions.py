@@ -27,4 +27,4 @@ def test_a_profile_without_a_total_is_an_error_not_zero(tmp_path: Path):
 def test_the_whole_request_is_parts_first_variant_and_names_need_no_worker():
     names = list(parts.variants(None))
     assert names[0] == instructions.WHOLE
-    assert len(names) == len(set(names)) > 1
+    assert len(names) > 1

@@ -11,7 +11,7 @@ import types
 import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from django.urls import re_path
+from django.urls import get_urlconf, re_path
 from django.views.decorators.cache import never_cache
 
 from gateway_project.dispatch import GatewayApplication, ProxyWSGIHandler
@@ -149,6 +149,7 @@ def test_a_proxied_request_sets_no_urlconf_so_its_end_need_not_reset_one(
     monkeypatch.setattr("django.core.handlers.base.set_urlconf", set_to.append)
     status, _, _ = _call(application, "/svc/echo")
     assert status.startswith("200") and set_to == []
+    assert get_urlconf() is None  # nor was one set any other way
     _call(application, "/health/live")  # the full handler does set one
     assert set_to and set_to[0] is not None
 

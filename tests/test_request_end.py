@@ -71,6 +71,18 @@ def test_a_cache_configured_to_close_per_request_is_closed_after_a_proxied_reque
     assert closed == ["closed"]
 
 
+@pytest.mark.usefixtures("keep_test_connection")
+def test_turning_django_redis_closing_on_alone_is_seen_at_once(monkeypatch, settings):
+    settings.CACHES = {"default": REDIS}
+    closed: list[str] = []
+    monkeypatch.setattr(caches["default"], "close", lambda **kwargs: closed.append("closed"))
+    request_finished.send(sender=ProxyWSGIHandler)
+    assert closed == []
+    settings.DJANGO_REDIS_CLOSE_CONNECTION = True
+    request_finished.send(sender=ProxyWSGIHandler)
+    assert closed == ["closed"]
+
+
 def test_stale_database_connections_are_still_closed_after_a_proxied_request():
     assert close_old_connections in _sync_receivers(ProxyWSGIHandler)
     assert close_old_connections in _sync_receivers(WSGIHandler)
