@@ -475,6 +475,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "management.api.schema.add_security_schemes",
+        "management.api.schema.shown_once_not_required",
     ],
     "ENUM_NAME_OVERRIDES": {
         "HttpMethodEnum": "routing.configfile.validate.HTTP_METHODS",

@@ -202,6 +202,22 @@ def exclude_proxy(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tuple
     ]
 
 
+# Fields that only the create's answer holds (a secret shown once): every later answer, and a
+# public OAuth application's create, leaves them out, so the answers' schema must not require
+# them. drf-spectacular marks every read-only field required.
+SHOWN_ONCE = {"OAuthApplication": ("client_secret",), "ApiKey": ("key",)}
+
+
+def shown_once_not_required(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: a field shown only once is optional in answers."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for component, fields in SHOWN_ONCE.items():
+        schema = schemas.get(component, {})
+        if "required" in schema:
+            schema["required"] = [name for name in schema["required"] if name not in fields]
+    return result
+
+
 def add_security_schemes(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: declare every credential the gateway accepts."""
     schemes = result.setdefault("components", {}).setdefault("securitySchemes", {})

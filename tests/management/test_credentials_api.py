@@ -106,6 +106,10 @@ def test_public_oauth_application_never_gets_a_secret(staff):
 
     assert answer.status_code == 201, answer.content
     assert "client_secret" not in answer.json()
+    # ... and the answer still holds every field its schema requires.
+    schema = staff.get("/api/openapi.json").json()
+    required = schema["components"]["schemas"]["OAuthApplication"]["required"]
+    assert set(required) <= set(answer.json())
     stored = get_application_model().objects.get(client_id=answer.json()["client_id"])
     assert stored.client_secret == ""  # not even a hash of something
 
