@@ -566,7 +566,8 @@ def check_quota(c: Checker, loc: str, raw: Any) -> tuple[QuotaKey, QuotaSpec | N
     key = check_quota_subject(c, loc, entry)
     per_day = c.count(entry.get("requests_per_day"), f"{loc}.requests_per_day", minimum=1)
     per_month = c.count(entry.get("requests_per_month"), f"{loc}.requests_per_month", minimum=1)
-    if "requests_per_day" not in entry and "requests_per_month" not in entry:
+    # A key given as null is absent too: a quota needs a limit (the database refuses one without).
+    if entry.get("requests_per_day") is None and entry.get("requests_per_month") is None:
         c.error(loc, "give requests_per_day and/or requests_per_month.")
     if key is None:
         return None

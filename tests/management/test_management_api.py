@@ -253,6 +253,18 @@ def test_quota_for_an_unknown_user_is_a_400_on_the_user_field(staff):
     }
 
 
+def test_a_quota_whose_limits_are_null_is_a_400_not_a_500(staff):
+    Role.objects.create(name="developer")
+    response = staff.post(
+        "/api/gateway/quotas/",
+        {"role": "developer", "requests_per_day": None, "requests_per_month": None},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "requests_per_day and/or requests_per_month" in response.json()["errors"][0]["message"]
+    assert not Quota.objects.exists()
+
+
 def test_config_export_then_import_through_the_api_is_a_no_op(staff, upstream):
     _service(staff, upstream.url)
     staff.post("/api/gateway/routes/", {"path": "/x/**", "service": "rd-service"}, format="json")

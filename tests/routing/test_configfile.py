@@ -162,6 +162,23 @@ def test_quota_for_a_missing_user_fails_the_whole_import():
 
 
 @pytest.mark.parametrize(
+    "limits", ["requests_per_day: null", "requests_per_day: ~, requests_per_month:"]
+)
+def test_a_quota_whose_limits_are_all_null_is_refused_over_a_live_one(limits):
+    # Found by the config fuzz: a live quota's only limit set to null reached the database's
+    # check constraint (an IntegrityError) instead of a clear error.
+    config_import(text=EXAMPLE.read_text())
+    before = _snapshot()
+    text = EXAMPLE.read_text().replace("requests_per_day: 10000", limits.replace(", ", "\n    "))
+    with pytest.raises(ConfigInvalid) as caught:
+        config_import(text=text)
+    assert [(e.location, e.message) for e in caught.value.errors] == [
+        ("quotas[0]", "give requests_per_day and/or requests_per_month.")
+    ]
+    assert _snapshot() == before
+
+
+@pytest.mark.parametrize(
     "text, fragment",
     [
         ("services: [\n", "not valid YAML"),
