@@ -13,10 +13,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 
 from gateway_project.errors import BadRequest
-from gateway_project.upstream_head import InvalidUpstreamHead
+from gateway_project.upstream_head import InvalidUpstreamHead, well_formed_head
 from routing import upstream_http
 from routing.upstream_http import PlainUpstreams, request_head
 
@@ -477,3 +479,44 @@ def test_a_parsed_or_refused_answer_leaves_no_reference_cycle(answer):
         logging.disable(logging.NOTSET)
         gc.enable()
     assert unreachable == 0
+
+
+def _httptools_fields(head: bytes) -> list[tuple[str, str]]:
+    """The fields httptools' on_header callback reports for `head` (the reference)."""
+    import httptools
+
+    class Fields:
+        def __init__(self) -> None:
+            self.fields: list[tuple[str, str]] = []
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.fields.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    collected = Fields()
+    httptools.HttpResponseParser(collected).feed_data(head)
+    return collected.fields
+
+
+_TOKEN = st.text(alphabet="!#$%&'*+-.^_`|~0123456789AZaz", min_size=1, max_size=12)
+# A field value as the strict head check lets it through: HTAB, SP, VCHAR, obs-text.
+_VALUE = st.text(alphabet=st.sampled_from(["\t", " ", ":", *map(chr, range(0x21, 0x100))]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.lists(st.tuples(_TOKEN, _VALUE), max_size=8),
+    reason=st.text(alphabet=st.sampled_from(["\t", " ", ":", "a", "\xe9"]), max_size=6),
+)
+def test_header_fields_are_httptools_fields_for_every_well_formed_head(fields, reason):
+    lines = "".join(f"{name}:{value}\r\n" for name, value in fields)
+    head = f"HTTP/1.1 200 {reason}\r\n{lines}Content-Length: 0\r\n\r\n".encode("latin-1")
+    assume(well_formed_head(head))
+
+    assert upstream_http.header_fields(head.decode("latin-1")) == _httptools_fields(head)
+
+
+def test_header_fields_keep_order_repeats_empty_values_and_trailing_whitespace():
+    head = b"HTTP/1.1 200 OK: yes\r\nA:  1 \t\r\nB:\r\nA:2\r\nC: \xe9\r\n\r\n"
+    expected = [("A", "1 \t"), ("B", ""), ("A", "2"), ("C", "\xe9")]
+    assert upstream_http.header_fields(head.decode("latin-1")) == expected
+    assert _httptools_fields(head) == expected
