@@ -195,6 +195,24 @@ def test_chunked_and_close_delimited_bodies_are_read_whole(client):
         upstream.close()
 
 
+def test_a_chunked_answers_trailer_fields_never_become_its_headers(client):
+    # The whole answer arrives with its head: the trailer is parsed before the headers are
+    # relayed, and must not join them (a trailer could otherwise set a cookie or a length).
+    upstream = KeepAliveUpstream(
+        [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nSet-Cookie: injected=1\r\nX-Trailer: t\r\n\r\n"
+        ]
+    )
+    try:
+        response = get(client, upstream.port)
+        assert response.read() == b"abc"
+        assert response.headers.items() == [("Transfer-Encoding", "chunked"), ("X-A", "1")]
+        response.release_conn()
+    finally:
+        upstream.close()
+
+
 def test_head_answer_has_no_body_and_100_continue_is_skipped(client):
     upstream = KeepAliveUpstream(
         [
