@@ -55,6 +55,7 @@ from gateway_project.upstream_head import (
 MAX_HEAD_BYTES = 256 * 1024
 MAX_HEAD_LINE = 65536
 MAX_HEADERS = 100
+_SHORTEST_HEAD_TO_MEASURE = min(3 * (MAX_HEADERS + 2), MAX_HEAD_LINE)
 _RECV_SIZE = 65536
 _BODY_BLOCK = 65536
 _NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # as urllib3 sets it
@@ -83,10 +84,11 @@ class ResponseHeaders:
         return ", ".join(values) if values else default
 
 
-# A header line of a head well_formed_head() accepted: its name and its value without the
-# leading whitespace (llhttp's field, trailing whitespace kept). Every line after the status
-# line starts after a CRLF; the status line does not, and the blank line holds no colon.
-_FIELD = re.compile(r"\r\n([^:\r\n]+):[ \t]*([^\r\n]*)")
+# A header line of a head well_formed_head() accepted: its name (a token) and its value
+# without the leading whitespace, up to the line's CR (llhttp's field: trailing whitespace
+# kept). Every line after the status line starts after an LF; the status line does not, and
+# the blank line holds no name. `.` stops at the LF (no other CR or LF is in such a head).
+_FIELD = re.compile(r"\n([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*)\r")
 
 
 def header_fields(head: str) -> list[tuple[str, str]]:
@@ -444,9 +446,15 @@ def _read_answer(
         head = bytes(buffer[:end])
         reason = None if well_formed_head(head) else head_error(head_lines(head))
         # The head's lines each end in LF: as many lines as LFs, each as long as up to its LF.
-        if reason is None and (
-            head.count(b"\n") > MAX_HEADERS + 2
-            or max(map(len, head.split(b"\n"))) + 1 > MAX_HEAD_LINE
+        # A shorter head cannot hold too many lines (each is at least 3 bytes) or a line too
+        # long, and is not split to find out.
+        if (
+            reason is None
+            and len(head) > _SHORTEST_HEAD_TO_MEASURE
+            and (
+                head.count(b"\n") > MAX_HEADERS + 2
+                or max(map(len, head.split(b"\n"))) + 1 > MAX_HEAD_LINE
+            )
         ):
             reason = "too many or too long header lines"
         if reason is not None:
