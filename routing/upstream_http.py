@@ -446,8 +446,8 @@ def _read_answer(
         head = bytes(buffer[:end])
         reason = None if well_formed_head(head) else head_error(head_lines(head))
         # The head's lines each end in LF: as many lines as LFs, each as long as up to its LF.
-        # A shorter head cannot hold too many lines (each is at least 3 bytes) or a line too
-        # long, and is not split to find out.
+        # A head of at most _SHORTEST_HEAD_TO_MEASURE bytes can hold neither (a checked head's
+        # status line takes 14 bytes or more, each header line 4 or more), so is not split.
         if (
             reason is None
             and len(head) > _SHORTEST_HEAD_TO_MEASURE
