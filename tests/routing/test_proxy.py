@@ -454,6 +454,7 @@ def test_a_relayed_answer_is_the_response_djangos_constructor_makes(status):
     assert relayed.cookies is not BufferedProxiedResponse.relayed(b"", status, {}).cookies
     assert relayed.content == b"body" and relayed.reason_phrase == made.reason_phrase
     assert relayed.items() == made.items() and not relayed.streaming
+    assert relayed.serialize() == made.serialize() and list(relayed) == list(made)
 
 
 def test_a_relayed_answer_without_cookies_shares_no_list_to_change():

@@ -522,12 +522,13 @@ _VALUE = st.text(alphabet=st.sampled_from(["\t", " ", ":", *map(chr, range(0x21,
 
 @settings(max_examples=300, deadline=None)
 @given(
-    fields=st.lists(st.tuples(_TOKEN, _VALUE), max_size=8),
+    fields=st.lists(st.tuples(_TOKEN, _VALUE | st.sampled_from(["", " ", "\t \t"])), max_size=8),
     reason=st.text(alphabet=st.sampled_from(["\t", " ", ":", "a", "\xe9"]), max_size=6),
+    framing=st.sampled_from(["", "Content-Length: 0\r\n", "Transfer-Encoding: chunked\r\n"]),
 )
-def test_header_fields_are_httptools_fields_for_every_well_formed_head(fields, reason):
+def test_header_fields_are_httptools_fields_for_every_well_formed_head(fields, reason, framing):
     lines = "".join(f"{name}:{value}\r\n" for name, value in fields)
-    head = f"HTTP/1.1 200 {reason}\r\n{lines}Content-Length: 0\r\n\r\n".encode("latin-1")
+    head = f"HTTP/1.1 200 {reason}\r\n{lines}{framing}\r\n".encode("latin-1")
     assume(well_formed_head(head))
 
     assert upstream_http.header_fields(head.decode("latin-1")) == _httptools_fields(head)
