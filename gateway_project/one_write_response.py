@@ -54,7 +54,14 @@ class HeadWithBodyResponse(wsgi.Response):
         valid_value = wsgi.HEADER_VALUE_RE.fullmatch
         for name, value in headers:
             is_length = known.get(name) if type(name) is str else None
-            if is_length is not None and type(value) is str and valid_value(value):
+            # Printable ASCII (SP to ~) is within what gunicorn's value pattern allows, and
+            # isascii() and isprintable() find it without the regular expression's per-character
+            # set lookups; any other value (a tab, obs-text, a control byte) takes the pattern.
+            if (
+                is_length is not None
+                and type(value) is str
+                and ((value.isascii() and value.isprintable()) or valid_value(value))
+            ):
                 value = value.strip(" \t")
                 if is_length:
                     self.response_length = int(value)

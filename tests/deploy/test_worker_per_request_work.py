@@ -56,6 +56,7 @@ _HEADER_SETS = [
     [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Content-Length", "5")],
     [("Server", "upstream"), ("Date", "yesterday"), ("Transfer-Encoding", "chunked")],
     [("content-length", "5"), ("X-Empty", ""), ("X-Latin", "caf\xe9")],
+    [("X-Tab", "a\tb"), ("X-Space", " padded "), ("X-Symbols", "!~\"*"), ("X-High", "\xa0\xff")],
     [("X-Repeat", "1"), ("X-Repeat", "2"), ("Content-Length", "5")],
 ]
 
@@ -82,6 +83,9 @@ def test_an_answers_head_is_what_gunicorn_writes_the_first_time_and_every_time(h
     [
         ("X-A", "bad\r\nvalue", InvalidHeader),
         ("X-A", "nul\x00", InvalidHeader),
+        ("X-A", "del\x7f", InvalidHeader),
+        ("X-A", "bell\x07", InvalidHeader),
+        ("X-A", "beyond latin-1 \u0100", InvalidHeader),
         ("X A", "v", InvalidHeaderName),
         ("X-A", 5, TypeError),
         (b"X-A", "v", TypeError),
