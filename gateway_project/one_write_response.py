@@ -21,12 +21,15 @@ from typing import Any
 from gunicorn import util
 from gunicorn.http import wsgi
 
-# Header names known to be valid tokens, so that only their values need checking: True for
-# Content-Length (its value is the answer's length), False for a plain end-to-end header;
-# hop-by-hop names are never here (gunicorn's own handling drops or notes them). Bounded: an
-# upstream inventing names cannot grow it past this (further names get gunicorn's full check).
+# Header names known to be valid tokens, so that only their values need checking, each with
+# what gunicorn does with it: _PLAIN (written), _LENGTH (Content-Length: written, and its value
+# is the answer's length) or _DROPPED (a hop-by-hop name gunicorn drops after checking its
+# value, such as an upstream's Server and Date: gunicorn writes its own). Connection and
+# Upgrade are never here (gunicorn notes their values). Bounded: an upstream inventing names
+# cannot grow it past this (further names get gunicorn's full check).
 _KNOWN_NAMES_LIMIT = 1024
-_known_names: dict[str, bool] = {}
+_PLAIN, _LENGTH, _DROPPED = range(3)
+_known_names: dict[str, int] = {}
 
 
 class HeadWithBodyResponse(wsgi.Response):
@@ -49,28 +52,34 @@ class HeadWithBodyResponse(wsgi.Response):
         self.sent += len(arg)
 
     def process_headers(self, headers: Any) -> None:
-        """gunicorn's checks and filtering, with a known plain name checked only once."""
+        """gunicorn's checks and filtering, with a known name checked only once."""
         known = _known_names
         valid_value = wsgi.HEADER_VALUE_RE.fullmatch
         for name, value in headers:
-            is_length = known.get(name) if type(name) is str else None
+            kind = known.get(name) if type(name) is str else None
             # Printable ASCII (SP to ~) is within what gunicorn's value pattern allows, and
             # isascii() and isprintable() find it without the regular expression's per-character
             # set lookups; any other value (a tab, obs-text, a control byte) takes the pattern.
             if (
-                is_length is not None
+                kind is not None
                 and type(value) is str
                 and ((value.isascii() and value.isprintable()) or valid_value(value))
             ):
+                if kind == _DROPPED:
+                    continue
                 value = value.strip(" \t")
-                if is_length:
+                if kind == _LENGTH:
                     self.response_length = int(value)
                 self.headers.append((name, value))
                 continue
             super().process_headers([(name, value)])  # raises as gunicorn does for a bad one
             # It passed, so the name is a valid token (and a str).
-            if not util.is_hoppish(name) and len(known) < _KNOWN_NAMES_LIMIT:
-                known[name] = name.lower() == "content-length"
+            if len(known) < _KNOWN_NAMES_LIMIT:
+                lowered = name.lower()
+                if not util.is_hoppish(name):
+                    known[name] = _LENGTH if lowered == "content-length" else _PLAIN
+                elif lowered not in ("connection", "upgrade"):
+                    known[name] = _DROPPED
 
     def _head_bytes(self) -> bytes:
         """The head exactly as gunicorn's send_headers() writes it."""

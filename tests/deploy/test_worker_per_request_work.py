@@ -56,7 +56,7 @@ _HEADER_SETS = [
     [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Content-Length", "5")],
     [("Server", "upstream"), ("Date", "yesterday"), ("Transfer-Encoding", "chunked")],
     [("content-length", "5"), ("X-Empty", ""), ("X-Latin", "caf\xe9")],
-    [("X-Tab", "a\tb"), ("X-Space", " padded "), ("X-Symbols", "!~\"*"), ("X-High", "\xa0\xff")],
+    [("X-Tab", "a\tb"), ("X-Space", " padded "), ("X-Symbols", '!~"*'), ("X-High", "\xa0\xff")],
     [("X-Repeat", "1"), ("X-Repeat", "2"), ("Content-Length", "5")],
 ]
 
@@ -118,10 +118,24 @@ def test_names_an_upstream_invents_do_not_grow_the_memory_past_its_bound(monkeyp
     assert len(one_write_response._known_names) == 8
 
 
-def test_hop_by_hop_names_are_never_remembered():
+def test_connection_and_upgrade_are_never_remembered_and_other_hop_by_hop_names_as_dropped():
     one_write_response._known_names.clear()
-    _wire(HeadWithBodyResponse, [("Connection", "close"), ("Upgrade", "h2c"), ("Server", "x")])
-    assert one_write_response._known_names == {}
+    headers = [("Connection", "close"), ("Upgrade", "h2c"), ("Server", "x"), ("Date", "y")]
+    _wire(HeadWithBodyResponse, headers)
+    assert one_write_response._known_names == {
+        "Server": one_write_response._DROPPED,
+        "Date": one_write_response._DROPPED,
+    }
+
+
+@pytest.mark.parametrize("name", ["Server", "Date", "Keep-Alive"])
+def test_a_dropped_names_value_is_still_checked_as_gunicorn_checks_it(name):
+    _wire(HeadWithBodyResponse, [(name, "good"), ("Content-Length", "5")])  # now known
+    assert one_write_response._known_names[name] == one_write_response._DROPPED
+    for response_class in (wsgi.Response, HeadWithBodyResponse):
+        response = response_class(_request(), _Recorder(), Config())
+        with pytest.raises(InvalidHeader):
+            response.start_response("200 OK", [(name, "bad\r\nvalue")])
 
 
 _ALLOWED = ["127.0.0.1", "10.0.0.0/8", "::1"]
