@@ -70,6 +70,26 @@ _DROPPED_REQUEST_HEADERS = {
 }
 
 
+# The header name of each WSGI environ key seen ("" for a key that holds no header), so that a
+# request looks its keys up instead of testing and rewriting each (25 or so per request).
+# Bounded: clients choose header names; past the bound, a new key is worked out every time.
+_ENVIRON_NAMES_LIMIT = 1024
+_environ_names: dict[str, str] = {}
+
+
+def _header_name(key: str) -> str:
+    """The lower-case header name an environ key carries, or ""; remembered within the bound."""
+    if key.startswith("HTTP_"):
+        name = key[5:].replace("_", "-").lower()
+    elif key == "CONTENT_TYPE":
+        name = "content-type"
+    else:
+        name = ""
+    if len(_environ_names) < _ENVIRON_NAMES_LIMIT:
+        _environ_names[key] = name
+    return name
+
+
 def request_headers_from_meta(
     meta: Mapping[str, object], *, hide_credentials: bool = False
 ) -> list[tuple[str, str]]:
@@ -85,14 +105,12 @@ def request_headers_from_meta(
     if listed:
         dropped = dropped | connection_listed(str(listed))
     headers: list[tuple[str, str]] = []
+    names = _environ_names
     for key, value in meta.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").lower()
-        elif key == "CONTENT_TYPE":
-            name = "content-type"
-        else:
-            continue
-        if name not in dropped and value != "":
+        name = names.get(key)
+        if name is None:
+            name = _header_name(key)
+        if name and name not in dropped and value != "":
             headers.append((name, str(value)))
     return headers
 
