@@ -23,12 +23,14 @@ def set_header(response: HttpResponseBase, name: str, value: str) -> None:
         response[name] = value
 
 
+def set_header_if_absent(response: HttpResponseBase, name: str, value: str) -> None:
+    """`if name not in response: response[name] = value`, without raising and catching a
+    KeyError when it is absent."""
+    if name.lower() not in response.headers._store:
+        set_header(response, name, value)
+
+
 def stored_headers(response: HttpResponseBase) -> list[tuple[str, str]]:
     """The response's headers as Django's `items()` yields them (name as set, value), without
     a lookup per header."""
     return list(response.headers._store.values())
-
-
-def has_header(response: HttpResponseBase, name: str) -> bool:
-    """`name in response`, without raising and catching a KeyError when it is absent."""
-    return name.lower() in response.headers._store
