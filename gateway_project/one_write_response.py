@@ -25,9 +25,11 @@ from gunicorn.http import wsgi
 # what gunicorn does with it: _PLAIN (written), _LENGTH (Content-Length: written, and its value
 # is the answer's length) or _DROPPED (a hop-by-hop name gunicorn drops after checking its
 # value, such as an upstream's Server and Date: gunicorn writes its own). Connection and
-# Upgrade are never here (gunicorn notes their values). Bounded: an upstream inventing names
-# cannot grow it past this (further names get gunicorn's full check).
+# Upgrade are never here (gunicorn notes their values). Bounded in count and in each name's
+# length: an upstream inventing names (up to 64 KiB each) cannot grow it past this; further
+# names get gunicorn's full check every time.
 _KNOWN_NAMES_LIMIT = 1024
+_KNOWN_NAME_MAX = 64
 _PLAIN, _LENGTH, _DROPPED = range(3)
 _known_names: dict[str, int] = {}
 
@@ -74,7 +76,7 @@ class HeadWithBodyResponse(wsgi.Response):
                 continue
             super().process_headers([(name, value)])  # raises as gunicorn does for a bad one
             # It passed, so the name is a valid token (and a str).
-            if len(known) < _KNOWN_NAMES_LIMIT:
+            if len(name) <= _KNOWN_NAME_MAX and len(known) < _KNOWN_NAMES_LIMIT:
                 lowered = name.lower()
                 if not util.is_hoppish(name):
                     known[name] = _LENGTH if lowered == "content-length" else _PLAIN

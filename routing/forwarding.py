@@ -72,8 +72,10 @@ _DROPPED_REQUEST_HEADERS = {
 
 # The header name of each WSGI environ key seen ("" for a key that holds no header), so that a
 # request looks its keys up instead of testing and rewriting each (25 or so per request).
-# Bounded: clients choose header names; past the bound, a new key is worked out every time.
+# Bounded in count and in each key's length: clients choose header names (up to a request
+# line's length each); a key past either bound is worked out every time.
 _ENVIRON_NAMES_LIMIT = 1024
+_ENVIRON_KEY_MAX = 64
 _environ_names: dict[str, str] = {}
 
 
@@ -85,7 +87,7 @@ def _header_name(key: str) -> str:
         name = "content-type"
     else:
         name = ""
-    if len(_environ_names) < _ENVIRON_NAMES_LIMIT:
+    if len(key) <= _ENVIRON_KEY_MAX and len(_environ_names) < _ENVIRON_NAMES_LIMIT:
         _environ_names[key] = name
     return name
 

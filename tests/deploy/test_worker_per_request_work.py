@@ -118,6 +118,16 @@ def test_names_an_upstream_invents_do_not_grow_the_memory_past_its_bound(monkeyp
     assert len(one_write_response._known_names) == 8
 
 
+def test_a_long_invented_name_is_written_as_gunicorn_writes_it_but_not_remembered():
+    one_write_response._known_names.clear()
+    long_name = "X-" + "Long-" * 40
+    headers = [(long_name, "v"), ("Content-Length", "5")]
+    for _ in range(2):
+        assert _wire(HeadWithBodyResponse, headers)[0] == _wire(wsgi.Response, headers)[0]
+    assert long_name not in one_write_response._known_names
+    assert "Content-Length" in one_write_response._known_names
+
+
 def test_connection_and_upgrade_are_never_remembered_and_other_hop_by_hop_names_as_dropped():
     one_write_response._known_names.clear()
     headers = [("Connection", "close"), ("Upgrade", "h2c"), ("Server", "x"), ("Date", "y")]

@@ -42,3 +42,13 @@ def test_names_clients_invent_do_not_grow_the_memory_past_its_bound(monkeypatch)
     assert len(forwarding._environ_names) == 12
     # Past the bound, a new name is still worked out (and forwarded) every time.
     assert request_headers_from_meta({"HTTP_X_LATE": "1"}) == [("x-late", "1")]
+
+
+def test_a_long_invented_name_is_forwarded_but_not_remembered() -> None:
+    # Count alone would let 1,024 names of a request line's length each stay in every worker.
+    key = "HTTP_X_" + "LONG_" * 40
+    assert request_headers_from_meta({key: "v"}) == [(key[5:].replace("_", "-").lower(), "v")]
+    assert key not in forwarding._environ_names
+    assert "HTTP_X_SHORT" not in forwarding._environ_names
+    request_headers_from_meta({"HTTP_X_SHORT": "v"})
+    assert forwarding._environ_names["HTTP_X_SHORT"] == "x-short"
