@@ -15,6 +15,8 @@ depends on how long the run takes: less repeatable).
     .venv/bin/python bench/instructions.py --requests 400 --route full [--top 30]
     .venv/bin/python bench/instructions.py --part "limit step left out (no Redis)"
     .venv/bin/python bench/instructions.py --parts    # every bench/parts.py variant, a table
+    .venv/bin/python bench/instructions.py --keep /tmp/request.out  # then, who calls what:
+    callgrind_annotate --tree=caller /tmp/request.out
 
 Needs valgrind (Debian's package) and what bench/calls.py needs. Under valgrind the request
 head is parsed by gunicorn's Python parser: valgrind 3.19 cannot decode the SSE4.2
@@ -87,9 +89,11 @@ def _thread_total(profile: Path) -> int:
     return max(totals)  # a part dumped before instrumentation began sums to 0
 
 
-def count(requests: int, route: str, top: int, part: str = WHOLE) -> tuple[float, float]:
+def count(
+    requests: int, route: str, top: int, part: str = WHOLE, keep: Path | None = None
+) -> tuple[float, float]:
     """Run this script's counted side under valgrind; instructions per request on the
-    request thread and on all threads."""
+    request thread and on all threads (`keep`: where to copy the request thread's profile)."""
     if shutil.which("valgrind") is None:
         raise SystemExit("bench/instructions.py needs valgrind: apt-get install -y valgrind")
     with tempfile.TemporaryDirectory(prefix="gwinstr-") as tmp:
@@ -119,6 +123,8 @@ def count(requests: int, route: str, top: int, part: str = WHOLE) -> tuple[float
                 print("\n".join(log.read_text(errors="replace").splitlines()[-30:]))
             raise SystemExit(f"the counted run failed (exit {finished.returncode}); see above")
         request_thread = Path(f"{out}-01")
+        if keep is not None:
+            shutil.copyfile(request_thread, keep)
         if top:
             annotated = subprocess.run(
                 ["callgrind_annotate", str(request_thread)],
@@ -148,6 +154,11 @@ def main() -> None:
     parser.add_argument(
         "--parts", action="store_true", help="each of bench/parts.py's variants, as a table"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="copy the request thread's profile here (callgrind_annotate --tree=caller FILE)",
+    )
     args = parser.parse_args()
     if os.environ.get(_UNDER_VALGRIND):
         serve_counted(args.requests, args.route, args.part)
@@ -155,7 +166,7 @@ def main() -> None:
     if args.parts:
         report_parts(args.requests, args.route)
         return
-    request_thread, all_threads = count(args.requests, args.route, args.top, args.part)
+    request_thread, all_threads = count(args.requests, args.route, args.top, args.part, args.keep)
     print(
         f"{request_thread:,.0f} instructions per request on the request thread, "
         f"{all_threads:,.0f} on all threads ({args.requests} {args.route} requests)"
