@@ -106,10 +106,9 @@ class _Parse:
     header_fields), and a chunked body's trailer fields are not collected (they are not relayed).
     """
 
-    __slots__ = ("body", "complete", "fields", "keep_alive", "parser", "trailing")
+    __slots__ = ("body", "complete", "keep_alive", "parser", "trailing")
 
     def __init__(self) -> None:
-        self.fields: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.complete = False
         self.keep_alive = False
@@ -227,13 +226,14 @@ class PlainResponse:
         parse: _Parse,
         parser: httptools.HttpResponseParser,
         status: int,
+        fields: list[tuple[str, str]],
         *,
         bodiless: bool,
         until_close: bool,
         bound: float,
     ) -> None:
         self.status = status
-        self.headers = ResponseHeaders(parse.fields)
+        self.headers = ResponseHeaders(fields)
         self._sock: socket.socket | None = sock
         self._pool = pool
         self._bound = bound  # the socket's send/read bound, kept with it in the pool
@@ -478,10 +478,10 @@ def _parsed(
         parse.parser = None  # on_headers_complete never ran to break the cycle (see _Parse)
         raise _refuse("malformed head") from None
     status = parser.get_status_code()
-    parse.fields = header_fields(head.decode("latin-1"))
+    fields = header_fields(head.decode("latin-1"))
     lengths: list[str] = []
     codings: list[str] = []
-    for name, value in parse.fields:  # one pass, each name lowered once
+    for name, value in fields:  # one pass, each name lowered once
         lowered = name.lower()
         if lowered == "content-length":
             lengths.append(value)
@@ -493,7 +493,15 @@ def _parsed(
     bodiless = method == "HEAD" or status in (204, 304)
     until_close = not bodiless and not lengths and not codings
     response = PlainResponse(
-        sock, pool, parse, parser, status, bodiless=bodiless, until_close=until_close, bound=bound
+        sock,
+        pool,
+        parse,
+        parser,
+        status,
+        fields,
+        bodiless=bodiless,
+        until_close=until_close,
+        bound=bound,
     )
     if bodiless:
         parse.trailing = bool(rest)
