@@ -1,30 +1,39 @@
-"""The end of a proxied request without the two Django receivers that have nothing to do there.
+"""The end of a proxied request without the Django receivers that have nothing to do there.
 
 Every answer's close() sends Django's `request_finished`, whose receivers close stale database
 connections (close_old_connections), close cache connections (close_caches) and undo a
 thread's URLconf (reset_urlconf). For a request of the lean proxy handler
-(gateway_project/dispatch.py) the last two never have anything to do, yet cost about 6% of
-the request thread's instructions (bench/instructions.py):
+(gateway_project/dispatch.py) the last two never have anything to do, and the first nothing on
+a thread that never connected to the database, yet together they cost about 9% of the request
+thread's instructions (bench/instructions.py):
 
 - reset_urlconf undoes set_urlconf(), which only Django's full handler calls; asking asgiref's
   Local whether there is one raises and catches an AttributeError when there is none;
 - close_caches closes connections that the gateway's cache backends never close per request
-  (the in-process LocMemCache, and django-redis unless CLOSE_CONNECTION is set).
+  (the in-process LocMemCache, and django-redis unless CLOSE_CONNECTION is set);
+- close_old_connections closes a thread's database connections that are broken or past
+  CONN_MAX_AGE. Finding out that a thread has none asks asgiref's Local, which raises and
+  catches two exceptions per database alias. Proxied requests rarely touch the database (routes
+  and identities are cached), so a thread is known to have none until Django's
+  `connection_created` says it connected.
 
-Both stay connected, through wrappers that skip them for the lean handler only; every other
-sender (the full handler, the test client) gets Django's receivers as before, and so does the
-lean handler when a configured cache does close per request. close_old_connections and any
-receiver another app connects run for every request.
+All three stay connected, through wrappers that skip them for the lean handler only; every
+other sender (the full handler, the test client) gets Django's receivers as before, and so does
+the lean handler when a configured cache does close per request, or on a thread that has
+connected to the database. Any receiver another app connects runs for every request.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import close_caches
 from django.core.handlers.base import reset_urlconf
 from django.core.signals import request_finished, setting_changed
+from django.db import close_old_connections, connections
+from django.db.backends.signals import connection_created
 
 # Cache backends whose close() does nothing per request (django-redis: unless CLOSE_CONNECTION).
 _LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
@@ -62,6 +71,34 @@ def _close_caches_unless_proxied(sender: Any, **kwargs: Any) -> None:
         close_caches(sender=sender, **kwargs)
 
 
+# Per thread: whether it may hold an open database connection; unknown (unset) until its first
+# proxied request ends, and set again when a connection is made on it.
+_databases = threading.local()
+
+# The key close_old_connections itself is connected under (Django's: the function's id), so
+# that code disconnecting and reconnecting it around a response, as Django's test client does,
+# takes out this wrapper and puts Django's receiver back instead of running both.
+_CLOSE_OLD_CONNECTIONS_KEY = id(close_old_connections)
+
+
+def _close_old_connections_if_any(sender: Any, **kwargs: Any) -> None:
+    if sender is not _lean_sender:
+        close_old_connections(sender=sender, **kwargs)
+        return
+    if getattr(_databases, "connected", None) is False:
+        return
+    close_old_connections(sender=sender, **kwargs)
+    # Known, and kept until a connection is made on this thread (a closed one, e.g. at
+    # CONN_MAX_AGE, no longer counts).
+    _databases.connected = any(
+        each.connection is not None for each in connections.all(initialized_only=True)
+    )
+
+
+def _note_connected(sender: Any, **kwargs: Any) -> None:
+    _databases.connected = True
+
+
 def _cache_settings_changed(setting: str, **kwargs: Any) -> None:
     global _caches_close_nothing
     if setting in ("CACHES", "DJANGO_REDIS_CLOSE_CONNECTION"):
@@ -69,16 +106,20 @@ def _cache_settings_changed(setting: str, **kwargs: Any) -> None:
 
 
 def skip_for(lean_sender: type) -> None:
-    """Make requests ended by `lean_sender` skip reset_urlconf, and close_caches while the
-    caches close nothing; every other sender runs both. Idempotent."""
+    """Make requests ended by `lean_sender` skip reset_urlconf, close_caches while the caches
+    close nothing, and close_old_connections on a thread that never connected to the database;
+    every other sender runs all three. Idempotent."""
     global _lean_sender, _caches_close_nothing
     _lean_sender = lean_sender
     _caches_close_nothing = caches_close_nothing(settings.CACHES)
-    for receiver, wrapper in (
-        (reset_urlconf, _reset_urlconf_unless_proxied),
-        (close_caches, _close_caches_unless_proxied),
+    # Before any thread can connect unnoticed by the wrapper below.
+    connection_created.connect(_note_connected, dispatch_uid=_note_connected.__name__)
+    for receiver, wrapper, uid in (
+        (reset_urlconf, _reset_urlconf_unless_proxied, _reset_urlconf_unless_proxied.__name__),
+        (close_caches, _close_caches_unless_proxied, _close_caches_unless_proxied.__name__),
+        (close_old_connections, _close_old_connections_if_any, _CLOSE_OLD_CONNECTIONS_KEY),
     ):
         # Not connected (wrapped already, or disconnected on purpose, e.g. by a test): left so.
         if request_finished.disconnect(receiver):
-            request_finished.connect(wrapper, dispatch_uid=wrapper.__name__)
+            request_finished.connect(wrapper, dispatch_uid=uid)
     setting_changed.connect(_cache_settings_changed, dispatch_uid=_cache_settings_changed.__name__)

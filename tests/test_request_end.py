@@ -1,14 +1,18 @@
-"""The end of a proxied request: reset_urlconf and a no-op close_caches skipped, nothing else."""
+"""The end of a proxied request: reset_urlconf, a no-op close_caches and close_old_connections on
+a thread without a database connection skipped, nothing else."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core.cache import caches
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.urls import get_urlconf, set_urlconf
 
 from gateway_project import request_end
@@ -83,9 +87,89 @@ def test_turning_django_redis_closing_on_alone_is_seen_at_once(monkeypatch, sett
     assert closed == ["closed"]
 
 
-def test_stale_database_connections_are_still_closed_after_a_proxied_request():
-    assert close_old_connections in _sync_receivers(ProxyWSGIHandler)
-    assert close_old_connections in _sync_receivers(WSGIHandler)
+def _on_a_new_thread(work: Callable[[], Any]) -> Any:
+    """What `work` returns, run on a thread of its own (whose connections it closes)."""
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(work())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert results, "the thread's work failed"
+    return results[0]
+
+
+def _connect_past_max_age() -> Any:
+    connection = connections["default"]
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() - 1  # as if CONN_MAX_AGE had passed
+    return connection
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_database_connection_is_closed_after_a_proxied_request():
+    def work() -> bool:
+        connection = _connect_past_max_age()
+        request_finished.send(sender=ProxyWSGIHandler)
+        return connection.connection is None
+
+    assert _on_a_new_thread(work) is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_made_after_proxied_requests_without_one_is_still_closed():
+    def work() -> tuple[bool, bool]:
+        request_finished.send(sender=ProxyWSGIHandler)  # no connection yet: none to close
+        request_finished.send(sender=ProxyWSGIHandler)
+        connection = _connect_past_max_age()
+        request_finished.send(sender=ProxyWSGIHandler)
+        closed = connection.connection is None
+        # Connected again (a later request): that is noticed as well.
+        connection = _connect_past_max_age()
+        request_finished.send(sender=ProxyWSGIHandler)
+        return closed, connection.connection is None
+
+    assert _on_a_new_thread(work) == (True, True)
+
+
+def test_a_thread_without_a_database_connection_skips_the_check_after_its_first_request(
+    monkeypatch,
+):
+    checks: list[object] = []
+    monkeypatch.setattr(
+        request_end, "close_old_connections", lambda **kwargs: checks.append(kwargs["sender"])
+    )
+
+    def work() -> None:
+        for _ in range(3):
+            request_finished.send(sender=ProxyWSGIHandler)
+        request_finished.send(sender=WSGIHandler)
+        request_finished.send(sender=WSGIHandler)
+
+    _on_a_new_thread(work)
+    # The first proxied request learns that the thread has none; the full handler always checks.
+    assert checks == [ProxyWSGIHandler, WSGIHandler, WSGIHandler]
+
+
+def test_disconnecting_close_old_connections_takes_out_the_wrapper_and_reconnecting_restores_it():
+    # Django's test client does this around every response, so its database stays open.
+    receivers = _sync_receivers(WSGIHandler)
+    assert request_finished.disconnect(close_old_connections) is True
+    try:
+        left = _sync_receivers(WSGIHandler)
+        assert len(left) == len(receivers) - 1
+        assert close_old_connections not in left
+        assert all(r.__name__ != "_close_old_connections_if_any" for r in left)
+    finally:
+        request_finished.connect(close_old_connections)
+    restored = _sync_receivers(WSGIHandler)
+    assert len(restored) == len(receivers)
+    assert close_old_connections in restored
 
 
 def test_installing_twice_wraps_once():
