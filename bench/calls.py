@@ -93,6 +93,12 @@ def serving_worker() -> tuple[Any, Any]:
     with mock.patch.object(ThreadWorker, "init_process", lambda self: None):
         worker.init_process()
     worker.wsgi = app.wsgi()
+    # Loading the application compiled the route table on this thread, over a database
+    # connection. In a worker that is gunicorn's main thread; the pool threads that serve never
+    # made one. This thread serves here, so it lets that connection go.
+    from django.db import connections
+
+    connections.close_all()
     worker.alive, worker.nr, worker.max_requests = True, 0, sys.maxsize
     worker.keepalived_conns, worker.tpool = [], None  # no pool: each request returns to "loop"
     cfg.post_worker_init(worker)
