@@ -11,6 +11,8 @@ path and gets its conversion or its error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.http.response import HttpResponseBase
 
 
@@ -23,11 +25,13 @@ def set_header(response: HttpResponseBase, name: str, value: str) -> None:
         response[name] = value
 
 
-def set_header_if_absent(response: HttpResponseBase, name: str, value: str) -> None:
-    """`if name not in response: response[name] = value`, without raising and catching a
-    KeyError when it is absent."""
-    if name.lower() not in response.headers._store:
-        set_header(response, name, value)
+def set_headers_if_absent(response: HttpResponseBase, headers: Mapping[str, str]) -> None:
+    """`if name not in response: response[name] = value` for each header, without raising and
+    catching a KeyError for each absent one."""
+    store = response.headers._store
+    for name, value in headers.items():
+        if name.lower() not in store:
+            set_header(response, name, value)
 
 
 def stored_headers(response: HttpResponseBase) -> list[tuple[str, str]]:

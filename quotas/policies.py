@@ -89,9 +89,10 @@ class Verdict:
 
     def tightest(self) -> PolicyState | None:
         """The state with the least remaining (the legacy RateLimit-* headers describe it)."""
-        if not self.states:
-            return None
-        return min(self.states, key=lambda s: (s.remaining, -s.reset_seconds))
+        states = self.states
+        if len(states) < 2:  # most requests: one policy (or none)
+            return states[0] if states else None
+        return min(states, key=lambda s: (s.remaining, -s.reset_seconds))
 
 
 def rate_policy(

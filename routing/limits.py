@@ -134,18 +134,18 @@ def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
     tightest = verdict.tightest()
     if tightest is None:
         return {}
+    # One loop for both lists: these are formatted for every limited request.
+    policies, current = [], []
+    for state in verdict.states:
+        policy = state.policy
+        policies.append(f'"{policy.name}";q={policy.limit};w={_window(policy, verdict.now)}')
+        current.append(f'"{policy.name}";r={state.remaining};t={math.ceil(state.reset_seconds)}')
     return {
         "RateLimit-Limit": str(tightest.policy.limit),
         "RateLimit-Remaining": str(tightest.remaining),
         "RateLimit-Reset": str(math.ceil(tightest.reset_seconds)),
-        "RateLimit-Policy": ", ".join(
-            f'"{s.policy.name}";q={s.policy.limit};w={_window(s.policy, verdict.now)}'
-            for s in verdict.states
-        ),
-        "RateLimit": ", ".join(
-            f'"{s.policy.name}";r={s.remaining};t={math.ceil(s.reset_seconds)}'
-            for s in verdict.states
-        ),
+        "RateLimit-Policy": ", ".join(policies),
+        "RateLimit": ", ".join(current),
     }
 
 

@@ -47,7 +47,7 @@ from django.http.response import HttpResponseBase
 from accounts.identity import Principal
 from gateway_project import tracing
 from gateway_project.errors import GatewayError, LoopDetected, MethodNotAllowed
-from gateway_project.response_headers import set_header_if_absent
+from gateway_project.response_headers import set_headers_if_absent
 from routing import authorization, limits
 from routing.compiled_policies import HeaderRules
 from routing.loops import came_back
@@ -217,8 +217,7 @@ class RateLimitHeaders(Step):
 
     def respond(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
         """Headers the answer does not carry yet (an error's own Retry-After wins)."""
-        for header, value in ctx.response_headers.items():
-            set_header_if_absent(response, header, value)
+        set_headers_if_absent(response, ctx.response_headers)
         return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.http import BadHeaderError, HttpResponse
 
-from gateway_project.response_headers import set_header, set_header_if_absent
+from gateway_project.response_headers import set_header, set_headers_if_absent
 
 
 @pytest.mark.parametrize(
@@ -40,11 +40,16 @@ def test_a_header_already_there_in_whatever_case_is_kept():
     response = HttpResponse()
     response["Retry-After"] = "30"
     for name in ("Retry-After", "retry-after", "RETRY-AFTER"):
-        set_header_if_absent(response, name, "1")
-    set_header_if_absent(response, "RateLimit-Limit", "10")
+        set_headers_if_absent(response, {name: "1"})
+    # A value that is not ASCII takes Django's path, here its MIME encoding.
+    set_headers_if_absent(response, {"RateLimit-Limit": "10", "X-Note": "snow \u2603"})
+    djangos = HttpResponse()
+    djangos["X-Note"] = "snow \u2603"
     assert response["Retry-After"] == "30"
     assert list(response.items()) == [
         ("Content-Type", "text/html; charset=utf-8"),
         ("Retry-After", "30"),
         ("RateLimit-Limit", "10"),
+        ("X-Note", djangos["X-Note"]),
     ]
+    assert djangos["X-Note"] != "snow \u2603"
