@@ -86,12 +86,12 @@ class _LimitedReader:
 
 def request_body(request: HttpRequest) -> tuple[IO[bytes] | bytes | None, int, bool]:
     """The body to forward as (body, length, replayable); 413 before any upstream contact."""
-    limit = settings.GATEWAY_MAX_BODY_SIZE
     stream = request.META["wsgi.input"]
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         # Unknown length: spool (to disk past 1 MiB) up to the limit, then forward it.
         spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
         size = 0
+        limit = settings.GATEWAY_MAX_BODY_SIZE
         while chunk := stream.read(_CHUNK):
             size += len(chunk)
             if size > limit:
@@ -106,10 +106,10 @@ def request_body(request: HttpRequest) -> tuple[IO[bytes] | bytes | None, int, b
         raise BadRequest("Content-Length is not a number.") from None
     if length < 0:
         raise BadRequest("Content-Length is negative.")
-    if length > limit:
-        raise PayloadTooLarge()
-    if length == 0:
+    if length == 0:  # most requests: no setting to read
         return None, 0, True
+    if length > settings.GATEWAY_MAX_BODY_SIZE:
+        raise PayloadTooLarge()
     if length <= _CHUNK:
         return stream.read(length), length, True
     return _LimitedReader(stream, length), length, False  # type: ignore[return-value]

@@ -335,15 +335,16 @@ class RouteTableHolder:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._table: RouteTable | None = None
         self._checked_at = 0.0
+        # GATEWAY_CONFIG_POLL as of the last check: read there, not on every request.
+        self._poll_seconds = 0.0
         self._monotonic = monotonic  # injectable so the poll bound is testable without waiting
         self._lock = threading.Lock()
 
     def get(self) -> RouteTable:
         """The current table, checking the version at most every GATEWAY_CONFIG_POLL."""
         table = self._table
-        poll_seconds = settings.GATEWAY_CONFIG_POLL_MS / 1000
         checked_at = self._checked_at
-        if table is not None and self._monotonic() - checked_at < poll_seconds:
+        if table is not None and self._monotonic() - checked_at < self._poll_seconds:
             return table
         # Stale: wait (briefly) for whichever thread refreshes, rather than serve a config older
         # than the poll bound; if the refresh hangs (database unreachable) serve what we have.
@@ -373,6 +374,7 @@ class RouteTableHolder:
             # The database is unreachable: keep serving the last table we compiled.
             logger.warning("config refresh failed; serving table version %s", table.version)
         self._table = table
+        self._poll_seconds = settings.GATEWAY_CONFIG_POLL_MS / 1000
         self._checked_at = self._monotonic()
         record_check_in(table.version)
         return table
