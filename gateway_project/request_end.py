@@ -13,18 +13,19 @@ thread's instructions (bench/instructions.py):
   (the in-process LocMemCache, and django-redis unless CLOSE_CONNECTION is set);
 - close_old_connections closes a thread's database connections that are broken or past
   CONN_MAX_AGE. Finding out that a thread has none asks asgiref's Local, which raises and
-  catches two exceptions per database alias. Proxied requests rarely touch the database (routes
-  and identities are cached), so a thread is known to have none until Django's
-  `connection_created` says it connected.
+  catches two exceptions per database alias, and proxied requests rarely touch the database
+  (routes and identities are cached). The wrapper reads the thread's connections directly and
+  runs it when any is open.
 
 All three stay connected, through wrappers that skip them for the lean handler only; every
 other sender (the full handler, the test client) gets Django's receivers as before, and so does
-the lean handler when a configured cache does close per request, or on a thread that has
-connected to the database. Any receiver another app connects runs for every request.
+the lean handler when a configured cache does close per request, or on a thread that holds an
+open database connection. Any receiver another app connects runs for every request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -33,7 +34,6 @@ from django.core.cache import close_caches
 from django.core.handlers.base import reset_urlconf
 from django.core.signals import request_finished, setting_changed
 from django.db import close_old_connections, connections
-from django.db.backends.signals import connection_created
 
 # Cache backends whose close() does nothing per request (django-redis: unless CLOSE_CONNECTION).
 _LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
@@ -71,10 +71,6 @@ def _close_caches_unless_proxied(sender: Any, **kwargs: Any) -> None:
         close_caches(sender=sender, **kwargs)
 
 
-# Per thread: whether it may hold an open database connection; unknown (unset) until its first
-# proxied request ends, and set again when a connection is made on it.
-_databases = threading.local()
-
 # The key close_old_connections itself is connected under (Django's: the function's id), so
 # that code disconnecting and reconnecting it around a response, as Django's test client does,
 # takes out this wrapper and puts Django's receiver back instead of running both.
@@ -82,21 +78,22 @@ _CLOSE_OLD_CONNECTIONS_KEY = id(close_old_connections)
 
 
 def _close_old_connections_if_any(sender: Any, **kwargs: Any) -> None:
-    if sender is not _lean_sender:
+    if sender is not _lean_sender or may_hold_database_connection():
         close_old_connections(sender=sender, **kwargs)
-        return
-    if getattr(_databases, "connected", None) is False:
-        return
-    close_old_connections(sender=sender, **kwargs)
-    # Known, and kept until a connection is made on this thread (a closed one, e.g. at
-    # CONN_MAX_AGE, no longer counts).
-    _databases.connected = any(
-        each.connection is not None for each in connections.all(initialized_only=True)
-    )
 
 
-def _note_connected(sender: Any, **kwargs: Any) -> None:
-    _databases.connected = True
+def may_hold_database_connection() -> bool:
+    """Whether this thread may hold an open database connection, which close_old_connections
+    would check: False only when none of its connection objects holds one.
+
+    Read from asgiref's per-thread storage of Django's connections, a threading.local outside
+    an event loop, without asking its Local (whose lookups raise and catch). Anything else
+    than that answers True, so Django's receiver runs.
+    """
+    storage = getattr(getattr(connections, "_connections", None), "_storage", None)
+    if type(storage) is not threading.local or asyncio._get_running_loop() is not None:
+        return True
+    return any(getattr(each, "connection", True) is not None for each in vars(storage).values())
 
 
 def _cache_settings_changed(setting: str, **kwargs: Any) -> None:
@@ -107,13 +104,11 @@ def _cache_settings_changed(setting: str, **kwargs: Any) -> None:
 
 def skip_for(lean_sender: type) -> None:
     """Make requests ended by `lean_sender` skip reset_urlconf, close_caches while the caches
-    close nothing, and close_old_connections on a thread that never connected to the database;
+    close nothing, and close_old_connections on a thread without an open database connection;
     every other sender runs all three. Idempotent."""
     global _lean_sender, _caches_close_nothing
     _lean_sender = lean_sender
     _caches_close_nothing = caches_close_nothing(settings.CACHES)
-    # Before any thread can connect unnoticed by the wrapper below.
-    connection_created.connect(_note_connected, dispatch_uid=_note_connected.__name__)
     for receiver, wrapper, uid in (
         (reset_urlconf, _reset_urlconf_unless_proxied, _reset_urlconf_unless_proxied.__name__),
         (close_caches, _close_caches_unless_proxied, _close_caches_unless_proxied.__name__),

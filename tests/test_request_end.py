@@ -12,7 +12,8 @@ import pytest
 from django.core.cache import caches
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished
-from django.db import close_old_connections, connections
+from django.db import OperationalError, close_old_connections, connections
+from django.db.backends.postgresql.base import DatabaseWrapper
 from django.urls import get_urlconf, set_urlconf
 
 from gateway_project import request_end
@@ -137,9 +138,41 @@ def test_a_connection_made_after_proxied_requests_without_one_is_still_closed():
     assert _on_a_new_thread(work) == (True, True)
 
 
-def test_a_thread_without_a_database_connection_skips_the_check_after_its_first_request(
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_broken_while_it_was_being_set_up_is_closed_after_a_proxied_request(
     monkeypatch,
 ):
+    # Django stores a new connection before it configures it (SET TIME ZONE, SET ROLE) and
+    # before connection_created; the server dropping the session in between leaves a dead
+    # connection that only close_old_connections takes away.
+    configure = DatabaseWrapper._configure_connection  # type: ignore[attr-defined]
+    dropped: list[bool] = []
+
+    def dropped_once(wrapper: Any, connection: Any) -> Any:
+        if not dropped:
+            dropped.append(True)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return configure(wrapper, connection)
+
+    monkeypatch.setattr(DatabaseWrapper, "_configure_connection", dropped_once)
+
+    def work() -> tuple[bool, list[int]]:
+        request_finished.send(sender=ProxyWSGIHandler)  # a thread without a connection
+        connection = connections["default"]
+        with pytest.raises(OperationalError):
+            connection.ensure_connection()
+        kept = connection.connection is not None
+        request_finished.send(sender=ProxyWSGIHandler)
+        with connection.cursor() as cursor:  # a new connection, not the dead one
+            cursor.execute("SELECT 1")
+            return kept, list(cursor.fetchone())
+
+    assert _on_a_new_thread(work) == (True, [1])
+    assert dropped == [True]
+
+
+def test_a_thread_without_a_database_connection_skips_the_check(monkeypatch):
     checks: list[object] = []
     monkeypatch.setattr(
         request_end, "close_old_connections", lambda **kwargs: checks.append(kwargs["sender"])
@@ -152,8 +185,34 @@ def test_a_thread_without_a_database_connection_skips_the_check_after_its_first_
         request_finished.send(sender=WSGIHandler)
 
     _on_a_new_thread(work)
-    # The first proxied request learns that the thread has none; the full handler always checks.
-    assert checks == [ProxyWSGIHandler, WSGIHandler, WSGIHandler]
+    assert checks == [WSGIHandler, WSGIHandler]  # the full handler always checks
+
+
+def test_connections_stored_where_it_does_not_look_get_djangos_check(monkeypatch):
+    # The check reads asgiref's storage of Django's connections directly; if asgiref stores them
+    # elsewhere (a new version), Django's receiver runs for every request.
+    checks: list[object] = []
+    monkeypatch.setattr(
+        request_end, "close_old_connections", lambda **kwargs: checks.append(kwargs["sender"])
+    )
+    monkeypatch.setattr(connections, "_connections", object())
+    request_finished.send(sender=ProxyWSGIHandler)
+    assert checks == [ProxyWSGIHandler]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_check_reads_the_threads_own_connections():
+    def work() -> list[bool]:
+        seen = [request_end.may_hold_database_connection()]
+        connection = connections["default"]
+        seen.append(request_end.may_hold_database_connection())  # made, not connected
+        connection.ensure_connection()
+        seen.append(request_end.may_hold_database_connection())
+        connection.close()
+        seen.append(request_end.may_hold_database_connection())
+        return seen
+
+    assert _on_a_new_thread(work) == [False, False, True, False]
 
 
 def test_disconnecting_close_old_connections_takes_out_the_wrapper_and_reconnecting_restores_it():
