@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -59,7 +60,6 @@ _SHORTEST_HEAD_TO_MEASURE = min(3 * (MAX_HEADERS + 2), MAX_HEAD_LINE)
 _RECV_SIZE = 65536
 _BODY_BLOCK = 65536
 _NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # as urllib3 sets it
-_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 # A socket's bound within this of the one wanted is kept: the kernel counts it in ticks of up to
 # 4 ms, and what is left of a route's timeout differs by a little on every request.
 _BOUND_SLACK = 0.005
@@ -172,14 +172,17 @@ class IdleConnections:
 
 
 def _still_open(sock: socket.socket) -> bool:
-    """Whether an idle socket is usable: open and holding no unexpected bytes (as urllib3)."""
+    """Whether an idle socket is usable: open and holding no unexpected bytes (as urllib3).
+
+    Anything to report (an EOF, bytes nobody asked for, an error or a hang-up) makes it
+    unusable. poll() with no wait, not a peeking recv(): that one raises on every idle socket.
+    """
+    poller = select.poll()
     try:
-        sock.recv(1, _PEEK)  # MSG_DONTWAIT: never waits, although the socket is blocking
-    except BlockingIOError:
-        return True  # nothing to read: open and idle
-    except OSError:
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):  # closed (no descriptor)
         return False
-    return False  # EOF, or bytes nobody asked for
 
 
 def check_forwardable(target: str, headers: dict[str, str]) -> None:

@@ -539,3 +539,20 @@ def test_header_fields_keep_order_repeats_empty_values_and_trailing_whitespace()
     expected = [("A", "1 \t"), ("B", ""), ("A", "2"), ("C", "\xe9")]
     assert upstream_http.header_fields(head.decode("latin-1")) == expected
     assert _httptools_fields(head) == expected
+
+
+def test_an_idle_pooled_socket_is_usable_only_while_it_has_nothing_to_report():
+    idle, idle_peer = socket.socketpair()
+    stray, stray_peer = socket.socketpair()
+    ended, ended_peer = socket.socketpair()
+    closed, closed_peer = socket.socketpair()
+    stray_peer.send(b"x")  # bytes nobody asked for
+    ended_peer.close()  # EOF
+    closed.close()  # no descriptor left
+    try:
+        usable = [upstream_http._still_open(s) for s in (idle, stray, ended, closed)]
+        assert usable == [True, False, False, False]
+        assert stray.recv(1) == b"x"  # looking did not consume it
+    finally:
+        for each in (idle, idle_peer, stray, stray_peer, ended, closed_peer):
+            each.close()
