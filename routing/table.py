@@ -335,7 +335,8 @@ class RouteTableHolder:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._table: RouteTable | None = None
         self._checked_at = 0.0
-        # GATEWAY_CONFIG_POLL as of the last check: read there, not on every request.
+        # GATEWAY_CONFIG_POLL as of the last check: read there, not on every request (a changed
+        # setting applies from the next check; settings do not change in a running worker).
         self._poll_seconds = 0.0
         self._monotonic = monotonic  # injectable so the poll bound is testable without waiting
         self._lock = threading.Lock()
