@@ -4,8 +4,8 @@ Every answer's close() sends Django's `request_finished`, whose receivers close 
 connections (close_old_connections), close cache connections (close_caches) and undo a
 thread's URLconf (reset_urlconf). For a request of the lean proxy handler
 (gateway_project/dispatch.py) the last two never have anything to do, and the first nothing on
-a thread that never connected to the database, yet together they cost about 9% of the request
-thread's instructions (bench/instructions.py):
+a thread that holds no open database connection, yet together they cost about 9% of the
+request thread's instructions (bench/instructions.py):
 
 - reset_urlconf undoes set_urlconf(), which only Django's full handler calls; asking asgiref's
   Local whether there is one raises and catches an AttributeError when there is none;
