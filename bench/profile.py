@@ -151,14 +151,14 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        before = run.cpu_ticks(gateway.pid)
+        before = sum(run.cpu_ticks(gateway.pid))
         outcome: list[run.WrkResult] = []
         driver = threading.Thread(
             target=lambda: outcome.append(run.run_wrk(url, args.connections, args.seconds, headers))
         )
         driver.start()
         driver.join()
-        used = (run.cpu_ticks(gateway.pid) - before) / run.TICKS
+        used = (sum(run.cpu_ticks(gateway.pid)) - before) / run.TICKS
         spy.wait(args.seconds + 60)
         raw = raw_path.read_text()
         if args.raw:

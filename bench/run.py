@@ -6,7 +6,9 @@ Scenarios (each at 1 and 32 connections, rounds interleaved A B C D, A B C D, ..
   gateway_open  wrk -> gateway, open route (no auth, no limit) -> upstream
   gateway_full  wrk -> gateway, JWT + permission + rate limit + access log + metrics -> upstream
   server_floor  wrk -> gunicorn with the gateway's worker settings, a plain WSGI 200 (bench/floor_app.py)
-Every figure is the median over the rounds. Writes bench/results/latest.json.
+Every figure is the median over the rounds. Writes bench/results/latest.json. For the scenarios
+served by our own gunicorn, each connection count also gets the server's kernel time and its
+threads' context switches per request (`cpu_sys_us_per_req`, `switches_per_req`).
 """
 
 from __future__ import annotations
@@ -246,15 +248,30 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process and its direct children (gunicorn master + workers)."""
-    total = 0
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(utime, stime) of a process and its direct children (gunicorn master + workers)."""
+    user = system = 0
     for each in [pid, *_children(pid)]:
         try:
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        user += int(fields[11])
+        system += int(fields[12])
+    return user, system
+
+
+def context_switches(pid: int) -> int:
+    """Context switches, voluntary and not, of every thread of a process and its direct
+    children: a thread waiting for the network or for the GIL switches out once each time."""
+    total = 0
+    for each in [pid, *_children(pid)]:
+        for status in Path(f"/proc/{each}/task").glob("*/status"):
+            try:
+                text = status.read_text()
+            except OSError:  # the thread has ended
+                continue
+            total += sum(int(n) for n in re.findall(r"ctxt_switches:\s+(\d+)", text))
     return total
 
 
@@ -291,6 +308,9 @@ class WrkResult:
     p99_ms: float
     requests: int
     non2xx: int
+    # The server's kernel time and context switches per request (scenarios on our server only).
+    system_us: float | None = None
+    switches: float | None = None
 
 
 def run_wrk(url: str, connections: int, seconds: int, headers: list[str]) -> WrkResult:
@@ -392,11 +412,16 @@ def main() -> None:
             for scenario in scenarios:
                 for connections in (1, 32):
                     pid = scenario.gateway_pid
-                    before = cpu_ticks(pid) if pid else 0
+                    before = cpu_ticks(pid) if pid else (0, 0)
+                    switches_before = context_switches(pid) if pid else 0
                     result = run_wrk(scenario.url, connections, args.seconds, scenario.headers)
                     if pid and result.requests:
-                        used = (cpu_ticks(pid) - before) / TICKS
-                        cpu[scenario.name].append(used / result.requests * 1e6)
+                        user, system = (a - b for a, b in zip(cpu_ticks(pid), before, strict=True))
+                        per_request = 1e6 / TICKS / result.requests
+                        cpu[scenario.name].append((user + system) * per_request)
+                        result.system_us = system * per_request
+                        switched = context_switches(pid) - switches_before
+                        result.switches = switched / result.requests
                     runs[scenario.name][f"c{connections}"].append(result)
                     print(
                         f"round {round_number + 1} {scenario.name:13} c{connections:<3}"
@@ -439,6 +464,9 @@ def build_report(
             }
             if key == "c32":
                 figures["non2xx"] = sum(r.non2xx for r in results)
+            if results[0].system_us is not None:
+                figures["cpu_sys_us_per_req"] = median([r.system_us or 0.0 for r in results])
+                figures["switches_per_req"] = median([r.switches or 0.0 for r in results])
             entry[key] = figures
         if name in cpu:
             entry["cpu_us_per_req"] = median(cpu[name])
@@ -498,6 +526,17 @@ def print_table(report: dict[str, object]) -> None:
             f"{c32['p50_ms']:9.2f}{c32['p99_ms']:9.2f}{c32['non2xx']:8d}"
             f"{(f'{cpu:.0f}' if cpu else ''):>11}{rss:>13}"
         )
+    print(
+        f"\n{'of which':14}{'c1 kernel us':>13}{'c1 switches':>12}{'c32 kernel us':>14}"
+        f"{'c32 switches':>13}"
+    )
+    for name, entry in scenarios.items():
+        c1, c32 = entry["c1"], entry["c32"]
+        if "cpu_sys_us_per_req" in c32:
+            print(
+                f"{name:14}{c1['cpu_sys_us_per_req']:13.0f}{c1['switches_per_req']:12.2f}"
+                f"{c32['cpu_sys_us_per_req']:14.0f}{c32['switches_per_req']:13.2f}"
+            )
     print()
     for name, value in report["ratios"].items():  # type: ignore[attr-defined]
         print(f"{name:32} {value}")
