@@ -5,27 +5,36 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 from bench import run
 
+# A child that burns 0.3 s of CPU and switches out 50 times, then says so and waits.
+_CHILD = """
+import time
+deadline = time.monotonic() + 0.3
+while time.monotonic() < deadline:
+    pass
+for _ in range(50):
+    time.sleep(0.001)
+print("done", flush=True)
+time.sleep(30)
+"""
 
-def test_cpu_and_context_switches_are_read_for_a_process_and_its_children():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+
+def test_cpu_and_context_switches_of_a_processs_children_are_counted():
+    user, system = run.cpu_ticks(os.getpid())
+    switches = run.context_switches(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, text=True)
     try:
-        user, system = run.cpu_ticks(os.getpid())
-        switches = run.context_switches(os.getpid())
-        deadline = time.monotonic() + 0.2
-        while time.monotonic() < deadline:  # CPU of our own
-            pass
-        for _ in range(20):
-            time.sleep(0.001)  # each a voluntary switch
+        assert child.stdout is not None
+        assert child.stdout.readline() == "done\n"  # this process waits, using no CPU
         later_user, later_system = run.cpu_ticks(os.getpid())
-        assert later_user + later_system > user + system
-        assert run.context_switches(os.getpid()) >= switches + 20
+        later_switches = run.context_switches(os.getpid())
     finally:
         child.kill()
         child.wait()
+    assert (later_user + later_system) - (user + system) >= 0.2 * run.TICKS
+    assert later_switches - switches >= 50
 
 
 def _result(system_us: float | None, switches: float | None) -> run.WrkResult:

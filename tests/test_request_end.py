@@ -12,7 +12,7 @@ import pytest
 from django.core.cache import caches
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished
-from django.db import OperationalError, close_old_connections, connection, connections
+from django.db import OperationalError, close_old_connections, connections
 from django.db.backends.postgresql.base import DatabaseWrapper
 from django.urls import get_urlconf, set_urlconf
 
@@ -139,7 +139,8 @@ def test_a_connection_made_after_proxied_requests_without_one_is_still_closed():
 
 
 @pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="terminates a PostgreSQL session (CI has one)"
+    connections["default"].vendor != "postgresql",
+    reason="terminates a PostgreSQL session (CI has one)",
 )
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_broken_while_it_was_being_set_up_is_closed_after_a_proxied_request(
