@@ -283,3 +283,127 @@ def test_a_decorator_on_the_proxy_urlconfs_view_is_not_skipped(settings, make_ro
     status, headers, _ = _call(handler, "/svc/echo")
     assert status.startswith("200")
     assert "no-store" in headers.get("Cache-Control", ""), headers
+
+
+def _on_a_new_thread(function, context=None):
+    """Run `function` on a thread of its own (in `context`, a copied context, if given)."""
+    import threading
+
+    outcome: dict[str, object] = {}
+
+    def run():
+        from django.db import connections
+
+        try:
+            outcome["value"] = context.run(function) if context is not None else function()
+        except BaseException as error:  # re-raised on the test's thread
+            outcome["error"] = error
+        finally:
+            connections.close_all()  # the test database is dropped at the end
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]
+
+
+@pytest.fixture
+def prefix_sets(monkeypatch):
+    """Every call of Django's set_script_prefix made through the lean handler's check."""
+    from gateway_project import dispatch
+
+    calls: list[str] = []
+
+    def counted(prefix):
+        calls.append(prefix)
+        dispatch_set(prefix)
+
+    dispatch_set = dispatch.set_script_prefix
+    monkeypatch.setattr(dispatch, "set_script_prefix", counted)
+    return calls
+
+
+def test_the_script_prefix_check_reads_the_installed_asgiref():
+    """Without its context variable every request would pay for Django's set again."""
+    from gateway_project import dispatch
+
+    assert dispatch._SCRIPT_PREFIX is not None
+
+
+@pytest.mark.parametrize(
+    ("script_names", "sets", "prefixes"),
+    [
+        (["", ""], [""], ["/", "/"]),
+        (["/gw", "/gw", "/gw/", "/gw"], ["/gw"], ["/gw/"] * 4),
+        (["/a", "", "/a"], ["/a", "", "/a"], ["/a/", "/", "/a/"]),
+    ],
+)
+def test_the_script_prefix_is_djangos_and_set_only_when_it_changes(
+    prefix_sets, script_names, sets, prefixes
+):
+    from django.urls import get_script_prefix
+
+    from gateway_project.dispatch import set_script_prefix_unless_set
+
+    def serve():
+        seen = []
+        for name in script_names:
+            set_script_prefix_unless_set(name)
+            seen.append(get_script_prefix())
+        return seen
+
+    assert _on_a_new_thread(serve) == prefixes
+    assert prefix_sets == sets
+
+
+def test_a_prefix_seen_through_another_threads_context_is_set_again(prefix_sets):
+    """A context copied from another thread carries that thread's values; asgiref does not
+    show them on this one, so the check must not take them for this thread's."""
+    import contextvars
+
+    from django.urls import get_script_prefix
+
+    from gateway_project.dispatch import set_script_prefix_unless_set
+
+    def set_and_copy():
+        set_script_prefix_unless_set("/elsewhere")
+        return contextvars.copy_context()
+
+    copied = _on_a_new_thread(set_and_copy)
+
+    def serve():
+        set_script_prefix_unless_set("/elsewhere")
+        return get_script_prefix()
+
+    assert _on_a_new_thread(serve, context=copied) == "/elsewhere/"
+    assert prefix_sets == ["/elsewhere", "/elsewhere"]
+
+
+def test_without_asgiref_s_variable_the_prefix_is_always_set(prefix_sets, monkeypatch):
+    from django.urls import get_script_prefix
+
+    from gateway_project import dispatch
+
+    monkeypatch.setattr(dispatch, "_SCRIPT_PREFIX", None)
+
+    def serve():
+        for _ in range(3):
+            dispatch.set_script_prefix_unless_set("/gw")
+        return get_script_prefix()
+
+    assert _on_a_new_thread(serve) == "/gw/"
+    assert prefix_sets == ["/gw"] * 3
+
+
+def test_a_proxied_request_leaves_the_prefix_djangos_handler_would(application, settings):
+    from django.urls import get_script_prefix
+
+    settings.FORCE_SCRIPT_NAME = "/mounted"
+
+    def serve():
+        _call(application, "/no/such/route")
+        return get_script_prefix()
+
+    assert _on_a_new_thread(serve) == "/mounted/"
