@@ -362,22 +362,35 @@ def test_a_prefix_seen_through_another_threads_context_is_set_again(prefix_sets)
     """A context copied from another thread carries that thread's values; asgiref does not
     show them on this one, so the check must not take them for this thread's."""
     import contextvars
+    import threading
 
     from django.urls import get_script_prefix
 
     from gateway_project.dispatch import set_script_prefix_unless_set
 
-    def set_and_copy():
+    copied: list[contextvars.Context] = []
+    served = threading.Event()
+
+    def set_copy_and_wait():
         set_script_prefix_unless_set("/elsewhere")
-        return contextvars.copy_context()
+        copied.append(contextvars.copy_context())
+        # Alive until the other thread is done: a thread ended may hand its id on to the next.
+        served.wait(10)
 
-    copied = _on_a_new_thread(set_and_copy)
+    other = threading.Thread(target=set_copy_and_wait)
+    other.start()
+    try:
+        while not copied and other.is_alive():
+            other.join(0.01)
 
-    def serve():
-        set_script_prefix_unless_set("/elsewhere")
-        return get_script_prefix()
+        def serve():
+            set_script_prefix_unless_set("/elsewhere")
+            return get_script_prefix()
 
-    assert _on_a_new_thread(serve, context=copied) == "/elsewhere/"
+        assert _on_a_new_thread(serve, context=copied[0]) == "/elsewhere/"
+    finally:
+        served.set()
+        other.join(10)
     assert prefix_sets == ["/elsewhere", "/elsewhere"]
 
 
