@@ -37,15 +37,16 @@ from gateway_project import request_end
 from gateway_project.net import is_reserved_path
 
 
-def _script_prefix_variable() -> contextvars.ContextVar[Any] | None:
-    """The context variable behind Django's per-thread script prefix (asgiref's Local keeps a
+def _script_prefix_variable(local: Any) -> contextvars.ContextVar[Any] | None:
+    """The context variable behind Django's per-thread script prefixes (asgiref's Local keeps a
     thread's values in one), or None when asgiref stores them some other way."""
-    local = getattr(urls_base, "_prefixes", None)  # Django's Local of script prefixes
     variable = getattr(getattr(local, "_storage", None), "_data", None)
     return variable if type(variable) is contextvars.ContextVar else None
 
 
-_SCRIPT_PREFIX = _script_prefix_variable()
+# Django's Local of script prefixes, and its context variable (found once, at import).
+_PREFIXES = getattr(urls_base, "_prefixes", None)
+_SCRIPT_PREFIX = _script_prefix_variable(_PREFIXES)
 
 
 def set_script_prefix_unless_set(script_name: str) -> None:
@@ -59,7 +60,10 @@ def set_script_prefix_unless_set(script_name: str) -> None:
     that set them); anything unexpected sets it.
     """
     wanted = script_name if script_name.endswith("/") else f"{script_name}/"
-    held = _SCRIPT_PREFIX.get(None) if _SCRIPT_PREFIX is not None else None
+    held = None
+    # The variable found at import, while that Local is still Django's (a test may swap it).
+    if _SCRIPT_PREFIX is not None and getattr(urls_base, "_prefixes", None) is _PREFIXES:
+        held = _SCRIPT_PREFIX.get(None)
     if (
         getattr(held, "thread_id", None) != threading.get_ident()
         or type(values := getattr(held, "data", None)) is not dict

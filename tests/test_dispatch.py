@@ -304,6 +304,8 @@ def _on_a_new_thread(function, context=None):
     thread = threading.Thread(target=run)
     thread.start()
     thread.join(10)
+    if thread.is_alive():
+        raise TimeoutError("the thread did not finish in 10 s")
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]
@@ -420,3 +422,45 @@ def test_a_proxied_request_leaves_the_prefix_djangos_handler_would(application, 
         return get_script_prefix()
 
     assert _on_a_new_thread(serve) == "/mounted/"
+
+
+def test_a_prefix_set_by_django_or_cleared_is_seen_by_the_check(prefix_sets):
+    """The full handler sets the prefix with Django's own call on the same threads, and
+    clear_script_prefix() removes it: the check must see both."""
+    from django.urls import clear_script_prefix, get_script_prefix, set_script_prefix
+
+    from gateway_project.dispatch import set_script_prefix_unless_set
+
+    def serve():
+        seen = []
+        set_script_prefix("/full")  # as Django's full handler does
+        set_script_prefix_unless_set("/full")
+        seen.append(get_script_prefix())
+        set_script_prefix_unless_set("")
+        seen.append(get_script_prefix())
+        clear_script_prefix()
+        set_script_prefix_unless_set("")
+        seen.append(get_script_prefix())
+        return seen
+
+    assert _on_a_new_thread(serve) == ["/full/", "/", "/"]
+    assert prefix_sets == ["", ""]
+
+
+def test_a_replaced_prefix_local_is_always_set(prefix_sets, monkeypatch):
+    """Were Django's Local of script prefixes replaced, the variable found at import would be
+    another's: the check must not read it."""
+    from asgiref.local import Local
+    from django.urls import base as urls_base
+    from django.urls import get_script_prefix
+
+    from gateway_project.dispatch import set_script_prefix_unless_set
+
+    def serve():
+        set_script_prefix_unless_set("/gw")
+        monkeypatch.setattr(urls_base, "_prefixes", Local())
+        set_script_prefix_unless_set("/gw")
+        return get_script_prefix()
+
+    assert _on_a_new_thread(serve) == "/gw/"
+    assert prefix_sets == ["/gw", "/gw"]
