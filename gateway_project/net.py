@@ -23,7 +23,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.conf import settings
+from gateway_project.hot_settings import hot_setting
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -81,7 +81,7 @@ def address_in(address: str, networks: Iterable[IPNetwork]) -> bool:
 
 def is_trusted_proxy(address: str) -> bool:
     """Whether `address` is one of GATEWAY_TRUSTED_PROXIES (whose X-Forwarded-For we believe)."""
-    networks = settings.GATEWAY_TRUSTED_PROXIES
+    networks = hot_setting("GATEWAY_TRUSTED_PROXIES")
     return bool(networks) and address_in(address, networks)
 
 

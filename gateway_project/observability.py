@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from gateway_project import access_log, error_tracking, extensions, metrics, tracing, traffic
+from gateway_project.hot_settings import hot_setting
 from gateway_project.outcome import Outcome, outcome_of
 
 logger = logging.getLogger("gateway.observability")
@@ -150,7 +150,7 @@ class ObservabilityMiddleware:
                     response,
                     outcome,
                     trace_id=trace.trace_id if trace is not None else None,
-                    with_headers=settings.TRACE_REQUESTS,
+                    with_headers=hot_setting("TRACE_REQUESTS"),
                 )
             )
         except Exception:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from accounts.identity import Principal
+from gateway_project.hot_settings import hot_setting
 from gateway_project.net import request_client_address
 from quotas.errors import LimitStoreUnavailable, QuotaExceeded, RateLimitExceeded
 from quotas.metrics import STORE_ERRORS
@@ -214,7 +215,7 @@ def begin_limits(context: RequestContext) -> LimitCheck | None:
         raise RuntimeError("the limit step ran before match")
     policies, kind = request_policies(context, route)
     dry_run = context.dry_run
-    tracking = settings.GATEWAY_USAGE_TRACKING and not dry_run
+    tracking = hot_setting("GATEWAY_USAGE_TRACKING") and not dry_run
     usage = _usage_field(context, route, kind) if tracking else ""
     if not policies and not usage:
         context.limit_verdict = "unlimited"
