@@ -55,9 +55,9 @@ def set_script_prefix_unless_set(script_name: str) -> None:
     Django sets it on every request, through asgiref's Local: a process-wide lock, a copy of the
     thread's values, a new storage object and a context variable set. A thread serves the same
     prefix request after request, so the value is almost always there already; skipping the set
-    then saves 0.7% of a proxied request's instructions (bench/instructions.py). It is read from the Local's
-    storage directly, as asgiref's own read does (the thread's values, tagged with the thread
-    that set them); anything unexpected sets it.
+    then saves 0.7% of a proxied request's instructions (bench/instructions.py). The value is
+    read from the Local's storage directly, as asgiref's own read does (the thread's values,
+    tagged with the thread that set them); anything unexpected sets it.
     """
     wanted = script_name if script_name.endswith("/") else f"{script_name}/"
     held = None
